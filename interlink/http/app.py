@@ -1,0 +1,39 @@
+"""The one place that assembles the Falcon application from its resources.
+
+Each subsystem's HTTP module exposes ``add_routes(app, services)``; the table below is the whole
+routing of a shard.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import falcon
+
+from interlink.http import health
+from interlink.services import Services
+
+log = logging.getLogger(__name__)
+
+RouteModule = Callable[[falcon.App, Services], None]
+
+ROUTE_MODULES: list[RouteModule] = [
+    health.add_routes,
+]
+
+
+def _unexpected_error(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:
+    """A bug of ours: log it with the route (never the body) and answer a plain JSON 500."""
+    log.exception("unhandled error", extra={"method": req.method, "route": req.path})
+    raise falcon.HTTPInternalServerError(title="Internal error", description="See the shard's log.")
+
+
+def create_app(services: Services, *, route_modules: list[RouteModule] | None = None) -> falcon.App:
+    app = falcon.App()
+    app.req_options.strip_url_path_trailing_slash = True
+    app.add_error_handler(Exception, _unexpected_error)
+    for add_routes in route_modules or ROUTE_MODULES:
+        add_routes(app, services)
+    return app

@@ -1,0 +1,81 @@
+"""Every Redis key interlink uses, in one place.
+
+Only :func:`token` is a public contract (other programs may read it); everything under ``il:v1:`` is
+private to interlink and versioned by that prefix, so a layout change can move to ``il:v2:``.
+"""
+
+from __future__ import annotations
+
+NS = "il:v1:"
+
+
+def token(tenant_id: str) -> str:
+    """The tenant's cached Genesys access token; it expires with the token (INTERFACE.md)."""
+    return f"genesys:oauth:token:{tenant_id}"
+
+
+def token_lock(tenant_id: str) -> str:
+    """Held by the one shard that is fetching the tenant's token (``SET NX PX``)."""
+    return f"{NS}token-lock:{tenant_id}"
+
+
+def tenant(tenant_id: str) -> str:
+    return f"{NS}tenant:{tenant_id}"
+
+
+def tenant_ids() -> str:
+    """Sorted set of every tenant id (score 0, so it is ordered by id: stable cursors)."""
+    return f"{NS}tenants"
+
+
+def index_phone() -> str:
+    """Hash: WhatsApp phone number id -> tenant id."""
+    return f"{NS}idx:phone"
+
+
+def index_integration() -> str:
+    """Hash: Genesys Open Messaging integration id -> tenant id."""
+    return f"{NS}idx:integration"
+
+
+def index_verify_token() -> str:
+    """Hash: sha256 of a Meta webhook verify token -> tenant id (never the token itself)."""
+    return f"{NS}idx:verify"
+
+
+def api_key(key_id: str) -> str:
+    return f"{NS}apikey:{key_id}"
+
+
+def tenant_api_keys(tenant_id: str) -> str:
+    """Set of the key ids issued for one tenant (revoked together when it is deleted)."""
+    return f"{NS}tenant-keys:{tenant_id}"
+
+
+def tenant_events() -> str:
+    """Pub/sub channel of tenant changes: ``{"tenantId", "version", "kind"}`` (hot reload)."""
+    return f"{NS}events:tenants"
+
+
+def inbox(shard_id: int) -> str:
+    """The shard's durable inbox stream (webhooks accepted, not yet fully handled)."""
+    return f"{NS}inbox:{{{shard_id}}}"
+
+
+def dedupe(tenant_id: str, kind: str, ident: str) -> str:
+    """Marks a provider message as seen (``kind``: wamid, status, genesys, sent ...)."""
+    return f"{NS}seen:{tenant_id}:{kind}:{ident}"
+
+
+def dead_letters(tenant_id: str) -> str:
+    return f"{NS}dead:{tenant_id}"
+
+
+def conversation(tenant_id: str, user_id: str) -> str:
+    """Hash of one conversation's state (last inbound time, Genesys conversation id ...)."""
+    return f"{NS}conv:{tenant_id}:{user_id}"
+
+
+def message_map(tenant_id: str, message_id: str) -> str:
+    """Maps a message id of one side to the other side's id and the conversation."""
+    return f"{NS}msg:{tenant_id}:{message_id}"

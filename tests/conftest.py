@@ -1,0 +1,77 @@
+"""Shared fixtures: a real Valkey (embedded) or the Redis named by INTERLINK_TEST_REDIS_URL.
+
+gevent patches the standard library here, before the code under test is imported, exactly as the
+shard's entry point does: the actors run as greenlets in the tests too.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import os  # noqa: E402
+import secrets  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import falcon.testing  # noqa: E402
+import pykka  # noqa: E402
+import pytest  # noqa: E402
+import redis  # noqa: E402
+
+from interlink import settings as settings_module  # noqa: E402
+from interlink.http.app import create_app  # noqa: E402
+from interlink.services import Services  # noqa: E402
+from interlink.store.connection import connect  # noqa: E402
+from interlink.store.embedded import EmbeddedValkey  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis-protocol server for the whole session. Tests flush its database: never point
+    INTERLINK_TEST_REDIS_URL at a database other work uses (pick a spare one, e.g. ``/13``)."""
+    url = os.environ.get("INTERLINK_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    server = EmbeddedValkey(tmp_path_factory.mktemp("valkey"), appendonly=False)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = connect(redis_url)
+    client.flushdb()
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_url: str) -> settings_module.Settings:
+    return settings_module.load({"INTERLINK_DATA_DIR": str(tmp_path), "INTERLINK_REDIS_URL": redis_url})
+
+
+@pytest.fixture
+def services(settings: settings_module.Settings, redis_client: redis.Redis) -> Services:
+    return Services(
+        settings=settings,
+        redis=redis_client,
+        admin_token=secrets.token_urlsafe(32),
+        secret_keys=(secrets.token_bytes(32),),
+    )
+
+
+@pytest.fixture
+def client(services: Services) -> falcon.testing.TestClient:
+    return falcon.testing.TestClient(create_app(services))
+
+
+@pytest.fixture(autouse=True)
+def _no_actor_survives_a_test() -> Iterator[None]:
+    yield
+    pykka.ActorRegistry.stop_all(block=True, timeout=10)
