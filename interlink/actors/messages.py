@@ -1,0 +1,89 @@
+"""The messages actors exchange. Immutable: pykka does not copy messages between actors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """One accepted webhook item for a tenant, on its way to the actor that handles it.
+
+    ``conversation`` names the conversation actor (the WhatsApp user) or is None for work of the
+    tenant itself; ``entry_id`` is the durable inbox entry to acknowledge once the effect is done.
+    """
+
+    tenant_id: str
+    kind: str
+    payload: Mapping[str, Any]
+    conversation: str | None = None
+    entry_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """An operator's admin message (``POST /control/...``); the reply is a JSON-able dict."""
+
+    type: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TenantChanged:
+    """The tenant's stored configuration changed (hot reload) or was deleted."""
+
+    tenant_id: str
+    version: int | None
+    kind: str = "updated"
+
+
+@dataclass(frozen=True, slots=True)
+class GetTenant:
+    """Ask the supervisor for a tenant's actor ref (activating it when ``activate``)."""
+
+    tenant_id: str
+    activate: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Ask for the tree as ``/control/actors`` shows it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChildStopped:
+    """Sent by the watcher when a child actor stopped, however it stopped."""
+
+    key: str
+    ref: pykka.ActorRef[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RestartChild:
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    """Time to retire idle conversation actors."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigChanged:
+    """Sent by a tenant actor to its children: use this configuration from now on."""
+
+    config: Any  # interlink.model.TenantConfig
+    credentials_changed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TenantControl:
+    """An operator message for one tenant, first seen by the supervisor (``stop``/``start`` are
+    its to do; for the others it answers None and the caller asks the tenant actor)."""
+
+    tenant_id: str
+    control: Control

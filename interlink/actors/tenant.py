@@ -1,0 +1,243 @@
+"""The root of one tenant's tree: its configuration, its workers and its conversations.
+
+Children, in start order: the TokenManager, the WhatsAppSender (permanent: restarted when they
+crash, within the restart budget; past it the tenant actor itself fails and its supervisor takes
+over), then one Conversation per active WhatsApp user (transient: a crashed or idle one is
+forgotten and started again by its next message, its state being in Redis).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import gevent
+import pykka
+import redis
+
+from interlink.actors.base import Actor, describe
+from interlink.actors.conversation import Conversation
+from interlink.actors.messages import (
+    ChildStopped,
+    ConfigChanged,
+    Control,
+    RestartChild,
+    Sweep,
+    TenantChanged,
+    Work,
+)
+from interlink.actors.supervision import Children, ChildStatus
+from interlink.actors.token_manager import TokenManager
+from interlink.actors.tree import TreeSpec
+from interlink.actors.whatsapp_sender import WhatsAppSender
+from interlink.model import TenantConfig
+
+log = logging.getLogger(__name__)
+
+TOKEN_MANAGER = "token-manager"
+SENDER = "whatsapp-sender"
+CONVERSATION_PREFIX = "conversation:"
+CONFIG_LOAD_ATTEMPTS = 5
+TENANT_MESSAGES = ("ping", "stats", "reload", "stop", "start", "invalidate-token", "replay-dead-letters")
+
+
+class TenantFailed(Exception):
+    """A child of the tenant keeps crashing: the tenant gives up and lets its supervisor decide."""
+
+
+class UnknownTenant(Exception):
+    pass
+
+
+class TenantActor(Actor):
+    def __init__(self, tenant_id: str, *, spec: TreeSpec, status: ChildStatus) -> None:
+        super().__init__(status=status)
+        self.tenant_id = tenant_id
+        self.spec = spec
+        self.config: TenantConfig | None = None
+        self.workers = Children(self.actor_ref, spec.policy)
+        self.conversations = Children(self.actor_ref, spec.policy)
+        self.last_active: dict[str, float] = {}
+        self._sweeper: gevent.Greenlet | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def started(self) -> None:
+        config = self._load_config()
+        if config is None:
+            # Deleted or never created: stop quietly, this is no crash to restart.
+            self.status.intended_stop = True
+            self.status.last_error = "unknown or deleted tenant"
+            self.actor_ref.stop(block=False)
+            return
+        self.config = config
+        spec = self.spec
+        token_cls = spec.token_manager or TokenManager
+        sender_cls = spec.sender or WhatsAppSender
+        self.workers.start(TOKEN_MANAGER, lambda s: token_cls.start(self.config, spec=spec, status=s))
+        self.workers.start(SENDER, lambda s: sender_cls.start(self.config, spec=spec, status=s))
+
+    def stopping(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.kill(block=False)
+        deadline = time.monotonic() + self.spec.stop_timeout
+        self.conversations.stop_all(deadline)
+        self.workers.stop_all(deadline, sequential=True)
+
+    def _load_config(self) -> TenantConfig | None:
+        """Redis may be briefly away (a restart): retry a little before counting it as a crash."""
+        for attempt in range(CONFIG_LOAD_ATTEMPTS):
+            try:
+                return self.spec.load_config(self.tenant_id)
+            except (redis.ConnectionError, redis.TimeoutError):
+                if attempt == CONFIG_LOAD_ATTEMPTS - 1:
+                    raise
+                gevent.sleep(0.1 * 2**attempt)
+        return None
+
+    # -- messages -------------------------------------------------------------------------------
+    def receive(self, message: Any) -> Any:
+        if isinstance(message, Work):
+            return self.route(message)
+        if isinstance(message, ChildStopped):
+            return self._child_stopped(message)
+        if isinstance(message, RestartChild):
+            self._group(message.key).restart(message.key)
+            return None
+        if isinstance(message, Sweep):
+            return self._sweep()
+        if isinstance(message, TenantChanged):
+            return self._reload(message)
+        if isinstance(message, Control):
+            return self.control(message)
+        return super().receive(message)
+
+    def route(self, work: Work) -> Any:
+        """Conversation work goes to that user's actor (started on demand); the rest stays here."""
+        if work.conversation is None:
+            return self.handle(work)
+        key = CONVERSATION_PREFIX + work.conversation
+        ref = self.conversations.ref(key)
+        if ref is None or not ref.is_alive():
+            # A crashed conversation whose ChildStopped is still on its way counts as gone already.
+            self.conversations.forget(key)
+            ref = self._start_conversation(key, work.conversation)
+        self.last_active[key] = time.monotonic()
+        ref.tell(work)
+        return None
+
+    def handle(self, work: Work) -> Any:
+        """Tenant-level work (none in the runtime core; the flows add theirs by ``kind``)."""
+        log.warning("no handler for tenant work", extra={"tenant": self.tenant_id, "kind": work.kind})
+        return None
+
+    def _start_conversation(self, key: str, user: str) -> pykka.ActorRef[Any]:
+        cls = self.spec.conversation or Conversation
+        spec, tenant = self.spec, self.actor_ref
+        ref = self.conversations.start(
+            key,
+            lambda s: cls.start(self.config, user, spec=spec, tenant=tenant, status=s),
+            permanent=False,
+        )
+        if self._sweeper is None:
+            interval = max(self.spec.idle_timeout / 2, 0.01)
+            self._sweeper = gevent.spawn(_tick, self.actor_ref, interval)
+        return ref
+
+    def _group(self, key: str) -> Children:
+        return self.conversations if key.startswith(CONVERSATION_PREFIX) else self.workers
+
+    def _child_stopped(self, message: ChildStopped) -> None:
+        group = self._group(message.key)
+        outcome = group.stopped(message.key, message.ref)
+        if outcome == "removed":
+            self.last_active.pop(message.key, None)
+        elif outcome == "exhausted":
+            status = group.status(message.key)
+            reason = status.last_error if status else None
+            raise TenantFailed(f"{message.key} exceeded its restart budget (last error: {reason})")
+
+    def _sweep(self) -> None:
+        """Retire conversations idle longer than the idle timeout whose mailbox is empty."""
+        horizon = time.monotonic() - self.spec.idle_timeout
+        for key in self.conversations.keys():
+            ref = self.conversations.ref(key)
+            if self.last_active.get(key, 0.0) > horizon or ref is None:
+                continue
+            if ref.is_alive() and not ref.actor_inbox.empty():
+                continue
+            self.conversations.stop(key)
+            self.conversations.forget(key)
+            self.last_active.pop(key, None)
+        if not self.conversations and self._sweeper is not None:
+            self._sweeper.kill(block=False)
+            self._sweeper = None
+
+    # -- reload ---------------------------------------------------------------------------------
+    def _reload(self, change: TenantChanged) -> dict[str, Any]:
+        """Apply a new configuration through this mailbox, so every message before it finishes
+        on the old one. A configuration that cannot be loaded leaves the old one running."""
+        if change.kind == "deleted":
+            self.status.intended_stop = True
+            self.actor_ref.stop(block=False)
+            return {"reloaded": False, "stopping": True}
+        current = self.config
+        if current is not None and change.version is not None and change.version <= current.version:
+            return {"reloaded": False, "version": current.version}
+        try:
+            config = self._load_config()
+        except Exception as exc:
+            self.status.last_error = f"reload failed, still on version {current and current.version}: {describe(exc)}"
+            log.warning("tenant reload failed", extra={"tenant": self.tenant_id, "error": describe(exc)})
+            return {"reloaded": False, "error": describe(exc)}
+        if config is None:
+            self.status.intended_stop = True
+            self.actor_ref.stop(block=False)
+            return {"reloaded": False, "stopping": True}
+        changed = current is None or config.credentials_fingerprint() != current.credentials_fingerprint()
+        self.config = config
+        notice = ConfigChanged(config, credentials_changed=changed)
+        for group in (self.workers, self.conversations):
+            for key in group.keys():
+                ref = group.ref(key)
+                if ref is not None and ref.is_alive():
+                    ref.tell(notice)
+        return {"reloaded": True, "version": config.version, "credentialsChanged": changed}
+
+    # -- operator messages ----------------------------------------------------------------------
+    def control(self, message: Control) -> dict[str, Any]:
+        if message.type == "ping":
+            return {"pong": True}
+        if message.type == "stats":
+            return self.snapshot()
+        if message.type == "reload":
+            return self._reload(TenantChanged(self.tenant_id, None))
+        if message.type == "invalidate-token":
+            ref = self.workers.ref(TOKEN_MANAGER)
+            if ref is not None and ref.is_alive():
+                ref.tell(message)
+            return {"invalidated": True}
+        return {"unsupported": message.type}
+
+    def snapshot(self) -> dict[str, Any]:
+        actors = [self.status.snapshot()]
+        for group in (self.workers, self.conversations):
+            for key in group.keys():
+                status = group.status(key)
+                if status is not None:
+                    actors.append(status.snapshot())
+        return {
+            "tenantId": self.tenant_id,
+            "version": self.config.version if self.config else None,
+            "conversations": len(self.conversations),
+            "actors": actors,
+        }
+
+
+def _tick(ref: pykka.ActorRef[Any], interval: float) -> None:
+    while True:
+        gevent.sleep(interval)
+        try:
+            ref.tell(Sweep())
+        except pykka.ActorDeadError:
+            return

@@ -1,0 +1,31 @@
+"""What a tenant tree is made of, in one value the supervisor hands to every tenant actor.
+
+Tests swap a class (say, a conversation that crashes on a given message) without touching the
+runtime; production uses the defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from interlink.actors.supervision import RestartPolicy
+from interlink.model import TenantConfig
+
+DEFAULT_IDLE_TIMEOUT = 300.0
+DEFAULT_STOP_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class TreeSpec:
+    load_config: Callable[[str], TenantConfig | None]
+    tenant: type[Any] | None = None  # default: TenantActor
+    token_manager: type[Any] | None = None  # default: TokenManager
+    sender: type[Any] | None = None  # default: WhatsAppSender
+    conversation: type[Any] | None = None  # default: Conversation
+    policy: RestartPolicy = RestartPolicy()
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT
+    # The rest of the shard (settings, Redis, inbox ...), for actors that do real work.
+    services: Any = None
