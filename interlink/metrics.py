@@ -47,7 +47,9 @@ class Registry:
             lines.append(f"# TYPE {metric.name} {metric.kind}")
             for labels, value in sorted(metric.values.items()):
                 text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-                lines.append(f"{metric.name}{{{text}}} {value:g}" if text else f"{metric.name} {value:g}")
+                lines.append(
+                    f"{metric.name}{{{text}}} {value:g}" if text else f"{metric.name} {value:g}"
+                )
         return "\n".join(lines) + "\n"
 
 

@@ -20,6 +20,9 @@ PREFIX = "INTERLINK_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("json", "text")
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+DEFAULT_META_GRAPH_URL = "https://graph.facebook.com/v25.0"
+DEFAULT_GENESYS_LOGIN_URL = "https://login.{region}"
+DEFAULT_GENESYS_API_URL = "https://api.{region}"
 
 
 class SettingsError(ValueError):
@@ -43,9 +46,9 @@ class Settings:
     shard_id: int = 0
     shard_count: int = 1
     public_url: str = ""
-    meta_graph_url: str = "https://graph.facebook.com/v25.0"
-    genesys_login_url: str = "https://login.{region}"
-    genesys_api_url: str = "https://api.{region}"
+    meta_graph_url: str = DEFAULT_META_GRAPH_URL
+    genesys_login_url: str = DEFAULT_GENESYS_LOGIN_URL
+    genesys_api_url: str = DEFAULT_GENESYS_API_URL
     log_level: str = "INFO"
     log_format: str = "json"
     shutdown_timeout: float = 10.0
@@ -131,9 +134,11 @@ def load(
         shard_id=shard_id,
         shard_count=shard_count,
         public_url=_url("PUBLIC_URL", get("PUBLIC_URL"), "").rstrip("/"),
-        meta_graph_url=_url("META_GRAPH_URL", get("META_GRAPH_URL"), Settings.meta_graph_url),
-        genesys_login_url=_url("GENESYS_LOGIN_URL", get("GENESYS_LOGIN_URL"), Settings.genesys_login_url),
-        genesys_api_url=_url("GENESYS_API_URL", get("GENESYS_API_URL"), Settings.genesys_api_url),
+        meta_graph_url=_url("META_GRAPH_URL", get("META_GRAPH_URL"), DEFAULT_META_GRAPH_URL),
+        genesys_login_url=_url(
+            "GENESYS_LOGIN_URL", get("GENESYS_LOGIN_URL"), DEFAULT_GENESYS_LOGIN_URL
+        ),
+        genesys_api_url=_url("GENESYS_API_URL", get("GENESYS_API_URL"), DEFAULT_GENESYS_API_URL),
         log_level=log_level,
         log_format=log_format,
         shutdown_timeout=shutdown_timeout,

@@ -53,7 +53,9 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def settings(tmp_path: Path, redis_url: str) -> settings_module.Settings:
-    return settings_module.load({"INTERLINK_DATA_DIR": str(tmp_path), "INTERLINK_REDIS_URL": redis_url})
+    return settings_module.load(
+        {"INTERLINK_DATA_DIR": str(tmp_path), "INTERLINK_REDIS_URL": redis_url}
+    )
 
 
 @pytest.fixture

@@ -10,7 +10,16 @@ import gevent
 import pykka
 import pytest
 
-from interlink.actors import Control, GetTenant, RestartPolicy, Snapshot, Supervisor, TenantActor, TreeSpec, Work
+from interlink.actors import (
+    Control,
+    GetTenant,
+    RestartPolicy,
+    Snapshot,
+    Supervisor,
+    TenantActor,
+    TreeSpec,
+    Work,
+)
 from interlink.actors.conversation import Conversation
 from interlink.actors.messages import TenantChanged, TenantControl
 from interlink.actors.token_manager import TokenManager
@@ -110,7 +119,9 @@ def supervisor(spec: TreeSpec) -> Iterator[pykka.ActorRef[Supervisor]]:
         ref.stop(timeout=10)
 
 
-def tenant_ref(supervisor: pykka.ActorRef[Supervisor], tenant_id: str) -> pykka.ActorRef[Any] | None:
+def tenant_ref(
+    supervisor: pykka.ActorRef[Supervisor], tenant_id: str
+) -> pykka.ActorRef[Any] | None:
     return supervisor.ask(GetTenant(tenant_id, activate=False), timeout=5)
 
 
@@ -123,7 +134,9 @@ def handled(tenant_id: str) -> list[str]:
     return [e[3] for e in EVENTS if e[0] == "handled" and e[1] == tenant_id]
 
 
-def test_a_tenant_tree_is_activated_by_its_first_message(supervisor: pykka.ActorRef[Supervisor]) -> None:
+def test_a_tenant_tree_is_activated_by_its_first_message(
+    supervisor: pykka.ActorRef[Supervisor],
+) -> None:
     assert tenant_ref(supervisor, "acme") is None
     supervisor.tell(Work("acme", "text", {"n": 1}, conversation="u1"))
     wait_for(lambda: handled("acme") == ["1"])
@@ -134,12 +147,18 @@ def test_a_tenant_tree_is_activated_by_its_first_message(supervisor: pykka.Actor
     assert names == ["acme", "token-manager", "whatsapp-sender", "conversation:u1"]
 
 
-def test_a_crash_on_tell_is_restarted_and_later_work_flows(supervisor: pykka.ActorRef[Supervisor]) -> None:
+def test_a_crash_on_tell_is_restarted_and_later_work_flows(
+    supervisor: pykka.ActorRef[Supervisor],
+) -> None:
     supervisor.tell(Work("acme", "text", {"n": 1}, conversation="u1"))
     wait_for(lambda: handled("acme"))
     first = tenant_ref(supervisor, "acme")
     supervisor.tell(Work("acme", "crash", {}))
-    wait_for(lambda: (r := tenant_ref(supervisor, "acme")) is not None and r is not first and r.is_alive())
+    wait_for(
+        lambda: (
+            (r := tenant_ref(supervisor, "acme")) is not None and r is not first and r.is_alive()
+        )
+    )
     assert state(supervisor, "acme")["restarts"] == 1
     assert "tenant crashed on purpose" in state(supervisor, "acme")["lastError"]
     supervisor.tell(Work("acme", "text", {"n": 2}, conversation="u1"))
@@ -155,7 +174,9 @@ def test_a_failing_on_start_is_restarted(supervisor: pykka.ActorRef[Supervisor])
     assert state(supervisor, "acme")["state"] == "active"
 
 
-def test_exceeding_the_intensity_fails_that_tenant_only(supervisor: pykka.ActorRef[Supervisor]) -> None:
+def test_exceeding_the_intensity_fails_that_tenant_only(
+    supervisor: pykka.ActorRef[Supervisor],
+) -> None:
     RecordingTenant.start_failures["bad"] = 1000
     supervisor.tell(Work("good", "text", {"n": 1}, conversation="u1"))
     supervisor.tell(Work("bad", "text", {"n": 1}, conversation="u1"))
@@ -171,7 +192,9 @@ def test_exceeding_the_intensity_fails_that_tenant_only(supervisor: pykka.ActorR
     assert totals["tenantsFailed"] == 1 and totals["tenantsActive"] == 1
 
 
-def test_a_config_change_gives_a_failed_tenant_another_chance(supervisor: pykka.ActorRef[Supervisor]) -> None:
+def test_a_config_change_gives_a_failed_tenant_another_chance(
+    supervisor: pykka.ActorRef[Supervisor],
+) -> None:
     RecordingTenant.start_failures["bad"] = 4  # one more than the budget
     supervisor.tell(Work("bad", "text", {"n": 1}, conversation="u1"))
     wait_for(lambda: state(supervisor, "bad")["state"] == "failed")
@@ -180,7 +203,9 @@ def test_a_config_change_gives_a_failed_tenant_another_chance(supervisor: pykka.
     wait_for(lambda: handled("bad") == ["2"])
 
 
-def test_a_crashing_child_is_restarted_by_its_tenant_then_escalates(supervisor: pykka.ActorRef[Supervisor]) -> None:
+def test_a_crashing_child_is_restarted_by_its_tenant_then_escalates(
+    supervisor: pykka.ActorRef[Supervisor],
+) -> None:
     supervisor.tell(Work("acme", "text", {"n": 1}, conversation="u1"))
     wait_for(lambda: handled("acme"))
     tenant = tenant_ref(supervisor, "acme")
@@ -198,13 +223,15 @@ def test_a_crashing_child_is_restarted_by_its_tenant_then_escalates(supervisor: 
         wait_for(lambda: tenant.ask(("alive", "token-manager"), timeout=5))
         supervisor.tell(Work("acme", "crash-token-manager", {}))
         if restarts <= FAST.max_restarts:
-            wait_for(lambda: token_manager_restarts() == restarts)
+            wait_for(lambda n=restarts: token_manager_restarts() == n)
     wait_for(lambda: not tenant.is_alive())
     wait_for(lambda: state(supervisor, "acme")["restarts"] == 1)
     assert "token-manager exceeded its restart budget" in state(supervisor, "acme")["lastError"]
 
 
-def test_a_base_exception_kills_only_the_actor_that_raised_it(supervisor: pykka.ActorRef[Supervisor]) -> None:
+def test_a_base_exception_kills_only_the_actor_that_raised_it(
+    supervisor: pykka.ActorRef[Supervisor],
+) -> None:
     supervisor.tell(Work("one", "text", {"n": 1}, conversation="u1"))
     supervisor.tell(Work("two", "text", {"n": 1}, conversation="u1"))
     wait_for(lambda: handled("one") and handled("two"))
@@ -215,7 +242,9 @@ def test_a_base_exception_kills_only_the_actor_that_raised_it(supervisor: pykka.
     assert "Timeout" in state(supervisor, "one")["lastError"]
 
 
-def test_a_crashed_conversation_is_forgotten_and_comes_back(supervisor: pykka.ActorRef[Supervisor]) -> None:
+def test_a_crashed_conversation_is_forgotten_and_comes_back(
+    supervisor: pykka.ActorRef[Supervisor],
+) -> None:
     supervisor.tell(Work("acme", "crash", {}, conversation="u1"))
     supervisor.tell(Work("acme", "text", {"n": 1}, conversation="u2"))
     wait_for(lambda: handled("acme") == ["1"])
@@ -237,16 +266,22 @@ def test_idle_conversations_retire_and_come_back(supervisor: pykka.ActorRef[Supe
     assert tenant.ask(Control("stats"), timeout=5)["conversations"] == 1
 
 
-def test_an_unknown_tenant_stops_quietly_without_restarts(supervisor: pykka.ActorRef[Supervisor]) -> None:
+def test_an_unknown_tenant_stops_quietly_without_restarts(
+    supervisor: pykka.ActorRef[Supervisor],
+) -> None:
     supervisor.tell(Work("unknown-1", "text", {"n": 1}, conversation="u1"))
     wait_for(lambda: tenant_ref(supervisor, "unknown-1") is None)
     assert supervisor.ask(Control("stats"), timeout=5)["tenantsFailed"] == 0
 
 
-def test_operator_stop_holds_work_and_start_delivers_it(supervisor: pykka.ActorRef[Supervisor]) -> None:
+def test_operator_stop_holds_work_and_start_delivers_it(
+    supervisor: pykka.ActorRef[Supervisor],
+) -> None:
     supervisor.tell(Work("acme", "text", {"n": 1}, conversation="u1"))
     wait_for(lambda: handled("acme") == ["1"])
-    assert supervisor.ask(TenantControl("acme", Control("stop")), timeout=10) == {"state": "stopped"}
+    assert supervisor.ask(TenantControl("acme", Control("stop")), timeout=10) == {
+        "state": "stopped"
+    }
     supervisor.tell(Work("acme", "text", {"n": 2}, conversation="u1"))
     gevent.sleep(0.1)
     assert handled("acme") == ["1"]
@@ -255,7 +290,9 @@ def test_operator_stop_holds_work_and_start_delivers_it(supervisor: pykka.ActorR
     wait_for(lambda: handled("acme") == ["1", "2"])
 
 
-def test_shutdown_drains_mailboxes_and_stops_in_reverse_order(supervisor: pykka.ActorRef[Supervisor]) -> None:
+def test_shutdown_drains_mailboxes_and_stops_in_reverse_order(
+    supervisor: pykka.ActorRef[Supervisor],
+) -> None:
     for n in range(200):
         supervisor.tell(Work("acme", "slow", {"n": n}, conversation="u1"))
     supervisor.tell(Work("later", "text", {"n": 0}, conversation="u9"))

@@ -1,6 +1,13 @@
 """The actor tree of a shard: Supervisor → TenantActor → TokenManager, WhatsAppSender, Conversation*."""
 
-from interlink.actors.messages import Control, GetTenant, Snapshot, TenantChanged, TenantControl, Work
+from interlink.actors.messages import (
+    Control,
+    GetTenant,
+    Snapshot,
+    TenantChanged,
+    TenantControl,
+    Work,
+)
 from interlink.actors.supervision import RestartPolicy
 from interlink.actors.supervisor import Supervisor
 from interlink.actors.tenant import TenantActor

@@ -47,7 +47,9 @@ class Actor(pykka.ThreadingActor):
         """Runs in the actor before its first message. An exception stops the actor."""
 
     def receive(self, message: Any) -> Any:
-        log.warning("unexpected message", extra={"actor": self.status.name, "type": type(message).__name__})
+        log.warning(
+            "unexpected message", extra={"actor": self.status.name, "type": type(message).__name__}
+        )
         return None
 
     def stopping(self) -> None:
@@ -87,4 +89,6 @@ class Actor(pykka.ThreadingActor):
         try:
             self.stopping()
         except Exception as exc:
-            log.warning("error while stopping", extra={"actor": self.status.name, "error": describe(exc)})
+            log.warning(
+                "error while stopping", extra={"actor": self.status.name, "error": describe(exc)}
+            )

@@ -95,7 +95,12 @@ def watch(ref: pykka.ActorRef[Any], on_stopped: Callable[[], None]) -> None:
     if hasattr(event, "rawlink"):
         event.rawlink(lambda _event: _safely(on_stopped))
     else:  # plain threads (no monkey-patching): one waiter greenlet/thread per child
-        gevent.spawn(lambda: (event.wait(), _safely(on_stopped)))
+
+        def wait_then_call() -> None:
+            event.wait()
+            _safely(on_stopped)
+
+        gevent.spawn(wait_then_call)
 
 
 def _safely(callback: Callable[[], None]) -> None:

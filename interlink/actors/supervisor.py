@@ -219,7 +219,9 @@ class Supervisor(Actor):
                 }
             )
         for tenant_id, reason in self.failed.items():
-            tenants.append({"tenantId": tenant_id, "state": FAILED, "ref": None, "lastError": reason})
+            tenants.append(
+                {"tenantId": tenant_id, "state": FAILED, "ref": None, "lastError": reason}
+            )
         for tenant_id in self.held - set(self.tenants.keys()):
             tenants.append({"tenantId": tenant_id, "state": STOPPED, "ref": None})
         return {"shard": self.totals(), "tenants": tenants}

@@ -39,7 +39,15 @@ TOKEN_MANAGER = "token-manager"
 SENDER = "whatsapp-sender"
 CONVERSATION_PREFIX = "conversation:"
 CONFIG_LOAD_ATTEMPTS = 5
-TENANT_MESSAGES = ("ping", "stats", "reload", "stop", "start", "invalidate-token", "replay-dead-letters")
+TENANT_MESSAGES = (
+    "ping",
+    "stats",
+    "reload",
+    "stop",
+    "start",
+    "invalidate-token",
+    "replay-dead-letters",
+)
 
 
 class TenantFailed(Exception):
@@ -74,7 +82,9 @@ class TenantActor(Actor):
         spec = self.spec
         token_cls = spec.token_manager or TokenManager
         sender_cls = spec.sender or WhatsAppSender
-        self.workers.start(TOKEN_MANAGER, lambda s: token_cls.start(self.config, spec=spec, status=s))
+        self.workers.start(
+            TOKEN_MANAGER, lambda s: token_cls.start(self.config, spec=spec, status=s)
+        )
         self.workers.start(SENDER, lambda s: sender_cls.start(self.config, spec=spec, status=s))
 
     def stopping(self) -> None:
@@ -128,7 +138,9 @@ class TenantActor(Actor):
 
     def handle(self, work: Work) -> Any:
         """Tenant-level work (none in the runtime core; the flows add theirs by ``kind``)."""
-        log.warning("no handler for tenant work", extra={"tenant": self.tenant_id, "kind": work.kind})
+        log.warning(
+            "no handler for tenant work", extra={"tenant": self.tenant_id, "kind": work.kind}
+        )
         return None
 
     def _start_conversation(self, key: str, user: str) -> pykka.ActorRef[Any]:
@@ -187,14 +199,20 @@ class TenantActor(Actor):
         try:
             config = self._load_config()
         except Exception as exc:
-            self.status.last_error = f"reload failed, still on version {current and current.version}: {describe(exc)}"
-            log.warning("tenant reload failed", extra={"tenant": self.tenant_id, "error": describe(exc)})
+            self.status.last_error = (
+                f"reload failed, still on version {current and current.version}: {describe(exc)}"
+            )
+            log.warning(
+                "tenant reload failed", extra={"tenant": self.tenant_id, "error": describe(exc)}
+            )
             return {"reloaded": False, "error": describe(exc)}
         if config is None:
             self.status.intended_stop = True
             self.actor_ref.stop(block=False)
             return {"reloaded": False, "stopping": True}
-        changed = current is None or config.credentials_fingerprint() != current.credentials_fingerprint()
+        changed = (
+            current is None or config.credentials_fingerprint() != current.credentials_fingerprint()
+        )
         self.config = config
         notice = ConfigChanged(config, credentials_changed=changed)
         for group in (self.workers, self.conversations):

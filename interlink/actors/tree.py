@@ -24,7 +24,7 @@ class TreeSpec:
     token_manager: type[Any] | None = None  # default: TokenManager
     sender: type[Any] | None = None  # default: WhatsAppSender
     conversation: type[Any] | None = None  # default: Conversation
-    policy: RestartPolicy = RestartPolicy()
+    policy: RestartPolicy = RestartPolicy()  # noqa: RUF009 - frozen, shared safely
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     stop_timeout: float = DEFAULT_STOP_TIMEOUT
     # The rest of the shard (settings, Redis, inbox ...), for actors that do real work.

@@ -51,7 +51,9 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
 
 def require_json(req: falcon.Request) -> None:
     """415 unless the body is declared as JSON."""
-    if req.content_type is None or not req.content_type.split(";")[0].strip().lower().endswith("json"):
+    if req.content_type is None or not req.content_type.split(";")[0].strip().lower().endswith(
+        "json"
+    ):
         raise falcon.HTTPUnsupportedMediaType(
             title="Unsupported media type", description="Send the body as application/json."
         )

@@ -54,7 +54,9 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
 class EmbeddedValkey:
     """One ``valkey-server`` child process with its data in ``directory``."""
 
-    def __init__(self, directory: Path, *, port: int | None = None, appendonly: bool = True) -> None:
+    def __init__(
+        self, directory: Path, *, port: int | None = None, appendonly: bool = True
+    ) -> None:
         self.directory = Path(directory)
         self.port = port or free_port()
         self.appendonly = appendonly
@@ -89,7 +91,7 @@ class EmbeddedValkey:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads exist in a gevent process
+            preexec_fn=_die_with_parent,
             start_new_session=True,  # a Ctrl-C in the terminal reaches the shard, which stops us
         )
         deadline = time.monotonic() + timeout
@@ -109,7 +111,9 @@ class EmbeddedValkey:
                     pass
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise EmbeddedStoreError(f"embedded Valkey did not answer within {timeout:.0f}s")
+                    raise EmbeddedStoreError(
+                        f"embedded Valkey did not answer within {timeout:.0f}s"
+                    )
                 time.sleep(0.02)
         finally:
             client.close()

@@ -1,0 +1,236 @@
+"""The one place that wires a shard process: settings → store → supervisor → HTTP, and back down.
+
+Start order: the store (embedded Valkey unless ``INTERLINK_REDIS_URL`` is set), the supervisor,
+then the HTTP server. Stop order is the reverse: stop accepting and finish in-flight requests,
+drain the actors within the deadline, then stop the embedded store. SIGTERM and SIGINT both stop
+the shard cleanly with exit code 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gevent
+import gevent.event
+import pykka
+import redis
+from gevent.pywsgi import WSGIHandler, WSGIServer
+
+from interlink import logs
+from interlink import settings as settings_module
+from interlink.actors import Supervisor, TreeSpec
+from interlink.http.app import create_app
+from interlink.model import TenantConfig
+from interlink.services import Services
+from interlink.settings import Settings, SettingsError
+from interlink.store.connection import connect, redacted
+from interlink.store.embedded import EmbeddedStoreError, EmbeddedValkey
+
+log = logging.getLogger("interlink.runtime")
+
+ADMIN_TOKEN_FILE = "admin-token"
+SECRET_KEY_FILE = "secret-key"
+
+
+class StartupError(RuntimeError):
+    """The shard cannot start; ``str()`` is the one line shown to the operator."""
+
+
+def ensure_secret_file(path: Path, generate: Callable[[], str]) -> tuple[str, bool]:
+    """Read a generated secret, or create it with mode 0600 (never readable by others, even
+    briefly: the file is created with that mode). Returns the value and whether it is new."""
+    try:
+        return path.read_text(encoding="utf-8").strip(), False
+    except FileNotFoundError:
+        pass
+    value = generate()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(value + "\n")
+    return value, True
+
+
+def _new_secret_key() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+
+class NoDelayHandler(WSGIHandler):
+    """Sets TCP_NODELAY on every accepted connection: without it keep-alive clients stall on the
+    40 ms delayed ACK (measured: 725 req/s instead of 4,700 for the same hello world)."""
+
+    def __init__(self, sock: socket.socket, address: Any, server: Any, rfile: Any = None) -> None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass  # a unix socket has no Nagle to disable
+        super().__init__(sock, address, server, rfile)
+
+
+class Shard:
+    """One shard process's parts. ``start()`` then ``stop()``; ``run()`` does both around signals."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store: EmbeddedValkey | None = None
+        self.services: Services | None = None
+        self.supervisor: pykka.ActorRef[Supervisor] | None = None
+        self.server: WSGIServer | None = None
+        self._stop_requested = gevent.event.Event()
+
+    # -- start ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        settings = self.settings
+        data_dir = settings.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        admin_token = settings.admin_token
+        if admin_token is None:
+            path = data_dir / ADMIN_TOKEN_FILE
+            admin_token, created = ensure_secret_file(path, lambda: secrets.token_urlsafe(32))
+            log.info(
+                "admin token %s %s", "generated into" if created else "read from", path.resolve()
+            )
+        secret_keys = settings.secret_keys
+        if not secret_keys:
+            path = data_dir / SECRET_KEY_FILE
+            text, _ = ensure_secret_file(path, _new_secret_key)
+            try:
+                secret_keys = (settings_module.decode_secret_key(text),)
+            except ValueError:
+                raise StartupError(f"{path}: not a urlsafe-base64 key of 32 bytes") from None
+
+        redis_url = settings.redis_url
+        if redis_url is None:
+            self.store = EmbeddedValkey(data_dir / "valkey")
+            try:
+                self.store.start()
+            except EmbeddedStoreError as exc:
+                raise StartupError(str(exc)) from None
+            redis_url = self.store.url
+        client = connect(redis_url)
+        self.services = services = Services(
+            settings=settings, redis=client, admin_token=admin_token, secret_keys=secret_keys
+        )
+        self._wait_for_redis(client, redis_url)
+
+        self.supervisor = Supervisor.start(
+            self.tree_spec(services), shard_id=settings.shard_id, shard_count=settings.shard_count
+        )
+        services.supervisor = self.supervisor
+
+        self.server = WSGIServer(
+            (settings.host, settings.port),
+            create_app(services),
+            handler_class=NoDelayHandler,
+            log=None,
+            error_log=logging.getLogger("interlink.http"),
+        )
+        try:
+            self.server.start()
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
+            ) from None
+        host, port = self.server.address[:2]
+        log.info(
+            "shard %s/%s listening on http://%s:%s",
+            settings.shard_id,
+            settings.shard_count,
+            host,
+            port,
+            extra={"redis": redacted(redis_url)},
+        )
+
+    def tree_spec(self, services: Services) -> TreeSpec:
+        tenants: Any = getattr(services, "tenants", None)
+        load_config: Callable[[str], TenantConfig | None] = (
+            tenants.load_config if tenants is not None else (lambda tenant_id: None)
+        )
+        return TreeSpec(load_config=load_config, services=services)
+
+    def _wait_for_redis(self, client: redis.Redis, url: str, timeout: float = 10.0) -> None:
+        """A configured Redis may still be starting (a pod next to ours): wait a little."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.RedisError as exc:
+                if time.monotonic() > deadline:
+                    raise StartupError(f"Redis at {redacted(url)} does not answer: {exc}") from None
+                gevent.sleep(0.2)
+
+    # -- run and stop ---------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        self._stop_requested.set()
+
+    def run(self) -> None:
+        """Serve until SIGTERM or SIGINT, then stop cleanly."""
+        handlers = [
+            gevent.signal_handler(sig, self.request_stop) for sig in (signal.SIGTERM, signal.SIGINT)
+        ]
+        try:
+            self._stop_requested.wait()
+        finally:
+            for handler in handlers:
+                handler.cancel()
+            self.stop()
+
+    def stop(self) -> None:
+        deadline = time.monotonic() + self.settings.shutdown_timeout
+        log.info("shard stopping")
+        if self.server is not None:
+            # Stop accepting; in-flight requests get until the deadline to finish.
+            self.server.stop(timeout=max(0.0, deadline - time.monotonic()) / 2)
+        if self.supervisor is not None and self.supervisor.is_alive():
+            try:
+                self.supervisor.stop(timeout=max(0.1, deadline - time.monotonic()))
+            except pykka.Timeout:
+                log.warning("actors did not drain before the deadline")
+        if self.services is not None:
+            self.services.redis.close()
+            self.services.redis.connection_pool.disconnect()
+        if self.store is not None:
+            self.store.stop()
+        log.info("shard stopped")
+
+
+# -- command line -------------------------------------------------------------------------------
+def register(subparsers: Any) -> None:
+    serve = subparsers.add_parser("serve", help="run one shard in the foreground")
+    serve.add_argument("--host", help="listen address (INTERLINK_HOST)")
+    serve.add_argument("--port", help="listen port (INTERLINK_PORT)")
+    serve.add_argument("--env-file", help="a dotenv file of INTERLINK_* settings")
+    serve.set_defaults(func=serve_command)
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    try:
+        settings = settings_module.load(
+            env_file=args.env_file, overrides={"host": args.host, "port": args.port}
+        )
+    except SettingsError as exc:
+        print(f"interlink: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level, settings.log_format)
+    for name in settings.unknown:
+        log.warning("unknown setting %s is ignored (a typo?)", name)
+    shard = Shard(settings)
+    try:
+        shard.start()
+    except StartupError as exc:
+        shard.stop()
+        print(f"interlink: {exc}", file=sys.stderr)
+        return 1
+    shard.run()
+    return 0

@@ -1,0 +1,113 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from interlink.settings import Settings, SettingsError, load, read_env_file
+
+KEY = "q8nUsPK2sa0FQmpVnhdGUMhbN9QZ0J8uYHhu4cXBv5A="  # 32 random bytes made for this test
+
+
+def test_defaults_match_the_interface() -> None:
+    s = load({})
+    assert (s.host, s.port, s.redis_url, s.data_dir) == ("127.0.0.1", 8080, None, Path("./var"))
+    assert (s.shard_id, s.shard_count) == (0, 1)
+    assert s.base_url == "http://127.0.0.1:8080"
+    assert s.meta_graph_url == "https://graph.facebook.com/v25.0"
+    assert s.genesys_login_base("mypurecloud.ie") == "https://login.mypurecloud.ie"
+    assert s.genesys_api_base("mypurecloud.ie") == "https://api.mypurecloud.ie"
+    assert (s.log_level, s.log_format) == ("INFO", "json")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "fragment"),
+    [
+        (
+            "INTERLINK_PORT",
+            "http",
+            "INTERLINK_PORT: expected an integer from 0 to 65535, got 'http'",
+        ),
+        ("INTERLINK_PORT", "70000", "INTERLINK_PORT"),
+        ("INTERLINK_REDIS_URL", "mysql://x", "INTERLINK_REDIS_URL: expected a redis://"),
+        ("INTERLINK_SHARD_COUNT", "0", "INTERLINK_SHARD_COUNT"),
+        ("INTERLINK_SHARD_ID", "1", "INTERLINK_SHARD_ID: expected an integer from 0 to 0"),
+        ("INTERLINK_LOG_LEVEL", "LOUD", "INTERLINK_LOG_LEVEL: expected DEBUG | INFO"),
+        ("INTERLINK_LOG_FORMAT", "xml", "INTERLINK_LOG_FORMAT"),
+        (
+            "INTERLINK_PUBLIC_URL",
+            "ftp://x",
+            "INTERLINK_PUBLIC_URL: expected an http:// or https://",
+        ),
+        ("INTERLINK_META_GRAPH_URL", "graph.facebook.com", "INTERLINK_META_GRAPH_URL"),
+        ("INTERLINK_SHUTDOWN_TIMEOUT", "-1", "INTERLINK_SHUTDOWN_TIMEOUT"),
+    ],
+)
+def test_a_bad_value_names_the_variable_and_what_it_accepts(
+    name: str, value: str, fragment: str
+) -> None:
+    with pytest.raises(SettingsError) as info:
+        load({name: value})
+    assert fragment in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_a_bad_secret_key_is_refused_without_echoing_it() -> None:
+    with pytest.raises(SettingsError) as info:
+        load({"INTERLINK_SECRET_KEY": "not-a-key-but-a-secret-anyway"})
+    assert "not-a-key-but-a-secret-anyway" not in str(info.value)
+    assert "INTERLINK_SECRET_KEY" in str(info.value)
+
+
+def test_secret_keys_allow_rotation_and_stay_out_of_the_repr() -> None:
+    other = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+    s = load(
+        {"INTERLINK_SECRET_KEY": f"{KEY},{other}", "INTERLINK_ADMIN_TOKEN": "op-token-1234567890"}
+    )
+    assert len(s.secret_keys) == 2 and all(len(k) == 32 for k in s.secret_keys)
+    assert s.secret_keys[1] == bytes(range(32))
+    assert "op-token" not in repr(s) and "secret_keys" not in repr(s)
+
+
+def test_shard_id_from_a_statefulset_host_name() -> None:
+    s = load({"INTERLINK_SHARD_COUNT": "4", "HOSTNAME": "interlink-2"})
+    assert s.shard_id == 2
+    # With one shard the host name is not consulted (a laptop called "dev-7" must still start).
+    assert load({"HOSTNAME": "dev-7"}).shard_id == 0
+
+
+def test_unknown_interlink_variables_are_collected_for_a_warning() -> None:
+    assert load({"INTERLINK_PROT": "1", "INTERLINK_PORT": "9"}).unknown == ("INTERLINK_PROT",)
+
+
+def test_flags_win_over_the_environment_which_wins_over_the_env_file(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        '# comment\nexport INTERLINK_PORT=7000\nINTERLINK_HOST="0.0.0.0"\nINTERLINK_LOG_LEVEL=debug\n'
+    )
+    s = load({"INTERLINK_HOST": "10.1.1.1"}, env_file=env_file, overrides={"port": "9000"})
+    assert (s.host, s.port, s.log_level) == ("10.1.1.1", 9000, "DEBUG")
+    assert read_env_file(env_file)["INTERLINK_HOST"] == "0.0.0.0"
+
+
+def test_settings_are_frozen() -> None:
+    with pytest.raises(AttributeError):
+        Settings().port = 1  # type: ignore[misc]
+
+
+def test_serve_with_a_bad_value_exits_2_with_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "interlink", "serve"],
+        env={
+            "INTERLINK_PORT": "eighty",
+            "INTERLINK_DATA_DIR": str(tmp_path),
+            "PATH": "/usr/bin:/bin",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "interlink: INTERLINK_PORT: expected an integer from 0 to 65535, got 'eighty'"
+    ]
