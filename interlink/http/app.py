@@ -24,7 +24,9 @@ ROUTE_MODULES: list[RouteModule] = [
 ]
 
 
-def _unexpected_error(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:
+def _unexpected_error(
+    req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any
+) -> None:
     """A bug of ours: log it with the route (never the body) and answer a plain JSON 500."""
     log.exception("unhandled error", extra={"method": req.method, "route": req.path})
     raise falcon.HTTPInternalServerError(title="Internal error", description="See the shard's log.")
