@@ -165,6 +165,27 @@ def test_a_crash_on_tell_is_restarted_and_later_work_flows(
     wait_for(lambda: handled("acme") == ["1", "2"])
 
 
+def test_work_queued_behind_a_crash_reaches_the_next_incarnation_in_order(
+    supervisor: pykka.ActorRef[Supervisor],
+) -> None:
+    supervisor.tell(Work("acme", "crash", {}))
+    for n in range(50):
+        supervisor.tell(Work("acme", "text", {"n": n}, conversation="u1"))
+    wait_for(lambda: len(handled("acme")) == 50)
+    assert handled("acme") == [str(n) for n in range(50)]
+    assert state(supervisor, "acme")["restarts"] == 1
+
+
+def test_work_queued_behind_a_crashed_conversation_is_not_lost(
+    supervisor: pykka.ActorRef[Supervisor],
+) -> None:
+    supervisor.tell(Work("acme", "crash", {}, conversation="u1"))
+    for n in range(50):
+        supervisor.tell(Work("acme", "text", {"n": n}, conversation="u1"))
+    wait_for(lambda: len(handled("acme")) == 50)
+    assert handled("acme") == [str(n) for n in range(50)]
+
+
 def test_a_failing_on_start_is_restarted(supervisor: pykka.ActorRef[Supervisor]) -> None:
     RecordingTenant.start_failures["acme"] = 2
     supervisor.tell(Work("acme", "text", {"n": 1}, conversation="u1"))
@@ -296,6 +317,7 @@ def test_shutdown_drains_mailboxes_and_stops_in_reverse_order(
     for n in range(200):
         supervisor.tell(Work("acme", "slow", {"n": n}, conversation="u1"))
     supervisor.tell(Work("later", "text", {"n": 0}, conversation="u9"))
+    trees = [tenant_ref(supervisor, t) for t in ("acme", "later")]
     supervisor.stop(timeout=10)
     # Everything accepted before the stop was handled...
     assert handled("acme") == [str(n) for n in range(200)]
@@ -309,4 +331,4 @@ def test_shutdown_drains_mailboxes_and_stops_in_reverse_order(
     # The tenant activated last is asked to stop first.
     tenants_stopped = [e[2] for e in EVENTS if e[:2] == ("stopped", "tenant")]
     assert set(tenants_stopped) == {"acme", "later"}
-    assert not any(ref.is_alive() for ref in pykka.ActorRegistry.get_all())
+    assert all(ref is not None and not ref.is_alive() for ref in trees)

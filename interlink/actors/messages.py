@@ -87,3 +87,12 @@ class TenantControl:
 
     tenant_id: str
     control: Control
+
+
+@dataclass(frozen=True, slots=True)
+class Salvaged:
+    """The messages a crashed child had not started yet, handed back to its parent in order,
+    so that a crash costs at most the message being handled when it happened."""
+
+    key: str
+    messages: tuple[Any, ...]

@@ -67,6 +67,8 @@ class ChildStatus:
     ref: pykka.ActorRef[Any] | None = None
     # Set before a stop that is meant (shutdown, retirement, deletion): that stop is no crash.
     intended_stop: bool = False
+    # Where a crashed actor hands back the messages it had not started (see Actor._salvage).
+    parent: pykka.ActorRef[Any] | None = None
 
     def mailbox(self) -> int:
         ref = self.ref
@@ -156,7 +158,9 @@ class Children:
     def start(self, key: str, start: StartFn, *, permanent: bool = True) -> pykka.ActorRef[Any]:
         """Start a child under ``key``. A permanent child is restarted when it crashes; a
         transient one (a conversation) is only forgotten and started again on demand."""
-        child = _Child(ChildStatus(name=key), start, RestartBudget(self.policy), permanent)
+        child = _Child(
+            ChildStatus(name=key, parent=self.owner), start, RestartBudget(self.policy), permanent
+        )
         self._children[key] = child
         return self._launch(key, child)
 

@@ -22,6 +22,7 @@ from interlink.actors.messages import (
     Control,
     GetTenant,
     RestartChild,
+    Salvaged,
     Snapshot,
     TenantChanged,
     TenantControl,
@@ -77,6 +78,11 @@ class Supervisor(Actor):
             return self._tenant_stopped(message)
         if isinstance(message, RestartChild):
             return self._restart(message.key)
+        if isinstance(message, Salvaged):
+            # Older than anything that arrived since the crash: they go first.
+            queue = self.pending.setdefault(message.key, deque())
+            queue.extendleft(reversed([m for m in message.messages if isinstance(m, Work)]))
+            return None
         if isinstance(message, TenantChanged):
             return self._changed(message)
         if isinstance(message, Snapshot):

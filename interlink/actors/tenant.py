@@ -23,6 +23,7 @@ from interlink.actors.messages import (
     ConfigChanged,
     Control,
     RestartChild,
+    Salvaged,
     Sweep,
     TenantChanged,
     Work,
@@ -67,6 +68,7 @@ class TenantActor(Actor):
         self.workers = Children(self.actor_ref, spec.policy)
         self.conversations = Children(self.actor_ref, spec.policy)
         self.last_active: dict[str, float] = {}
+        self.held: dict[str, list[Any]] = {}  # a crashed worker's messages, until its restart
         self._sweeper: gevent.Greenlet | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -112,8 +114,13 @@ class TenantActor(Actor):
         if isinstance(message, ChildStopped):
             return self._child_stopped(message)
         if isinstance(message, RestartChild):
-            self._group(message.key).restart(message.key)
+            ref = self._group(message.key).restart(message.key)
+            if ref is not None:
+                for item in self.held.pop(message.key, []):
+                    ref.tell(item)
             return None
+        if isinstance(message, Salvaged):
+            return self._salvaged(message)
         if isinstance(message, Sweep):
             return self._sweep()
         if isinstance(message, TenantChanged):
@@ -168,6 +175,17 @@ class TenantActor(Actor):
             status = group.status(message.key)
             reason = status.last_error if status else None
             raise TenantFailed(f"{message.key} exceeded its restart budget (last error: {reason})")
+
+    def _salvaged(self, message: Salvaged) -> None:
+        """A crashed conversation's unstarted work goes to its next incarnation, in order. A
+        crashed worker's messages wait for its restart in the worker's new mailbox."""
+        group = self._group(message.key)
+        if group is self.conversations:
+            for item in message.messages:
+                if isinstance(item, Work):
+                    self.route(item)
+            return
+        self.held.setdefault(message.key, []).extend(message.messages)
 
     def _sweep(self) -> None:
         """Retire conversations idle longer than the idle timeout whose mailbox is empty."""
