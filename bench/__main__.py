@@ -1,0 +1,154 @@
+"""``make bench``: every speed goal of the project, measured in one run on this machine.
+
+Prints a table and writes ``bench/results.json``. Throughputs are also given as a ratio of the
+bare Falcon ceiling measured in the same run, so that they compare across noisy machines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from interlink.store.embedded import free_port
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DURATION = float(os.environ.get("BENCH_DURATION", "5"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
+
+
+@contextmanager
+def process(
+    args: list[str], ready_url: str | None = None, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        if ready_url:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    requests.get(ready_url, timeout=1)
+                    break
+                except requests.RequestException:
+                    time.sleep(0.05)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def load(
+    port: int,
+    reqs: list[bytes],
+    *,
+    connections: int = CONNECTIONS,
+    duration: float = DURATION,
+    rate: float = 0.0,
+) -> dict[str, Any]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.load",
+            "127.0.0.1",
+            str(port),
+            str(connections),
+            str(duration),
+            str(rate),
+        ],
+        cwd=ROOT,
+        input=json.dumps([r.decode("latin-1") for r in reqs]),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(out.stdout))
+
+
+def ceiling() -> dict[str, Any]:
+    from bench.wire import request
+
+    port = free_port()
+    with process([sys.executable, "-m", "bench.hello", str(port)], f"http://127.0.0.1:{port}/"):
+        return load(port, [request("GET", "/")])
+
+
+def tenants() -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.tenants", "10000"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(out.stdout))
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+    }
+
+
+def main() -> None:
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    results["ceiling"] = ceiling()
+    results["tenants"] = tenants()
+    rows = [
+        ("bare Falcon hello world (ceiling)", f"{results['ceiling']['rps']:.0f} req/s", "-", ""),
+        ("10k tenants: activation p50", f"{results['tenants']['activation_p50_ms']} ms", "-", ""),
+        (
+            "10k tenants: activation p99",
+            f"{results['tenants']['activation_p99_ms']} ms",
+            "<= 5 ms",
+            _ok(results["tenants"]["activation_p99_ms"] <= 5),
+        ),
+        (
+            "10k tenants: memory per idle tree",
+            f"{results['tenants']['kib_per_idle_tree']} KiB",
+            "<= 50 KiB",
+            _ok(results["tenants"]["kib_per_idle_tree"] <= 50),
+        ),
+        (
+            "10k tenants: stop the shard",
+            f"{results['tenants']['stop_s']} s",
+            "<= 5 s",
+            _ok(results["tenants"]["stop_s"] <= 5),
+        ),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'result':>14}  {'target':>10}  ok")
+    for name, value, target, ok in rows:
+        print(f"{name:<{width}}  {value:>14}  {target:>10}  {ok}")
+    (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwritten to {HERE / 'results.json'}")
+
+
+def _ok(flag: bool) -> str:
+    return "yes" if flag else "NO"
+
+
+if __name__ == "__main__":
+    main()
