@@ -1,0 +1,325 @@
+"""The durable inbox: a webhook is acknowledged only once each of its items is in Redis.
+
+Any shard accepts any webhook and appends each item to the stream of the shard that owns the
+tenant (``interlink.sharding``). One Lua script per item makes "seen before" and "appended" a
+single step: the dedupe marker exists exactly when the entry was written, so a provider's
+redelivery is dropped and nothing is half accepted. Items of concurrent requests share Redis round
+trips (group commit: while one pipeline is in flight the next one fills up).
+
+The owner shard reads its stream through a consumer group. An entry is acknowledged (``XACK`` +
+``XDEL``) only when its effect is done — delivered to the other side, or dead-lettered — so a
+``kill -9`` loses nothing: on restart the shard first takes back its pending entries, in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gevent
+import gevent.event
+import gevent.queue
+import msgpack
+import redis
+
+from interlink import sharding
+from interlink.actors.messages import Work
+from interlink.store import keys
+
+log = logging.getLogger(__name__)
+
+GROUP = "interlink"
+CONSUMER = "owner"  # one reader per shard stream: a restarted shard resumes its own pending list
+DEFAULT_DEDUPE_TTL = 8 * 24 * 3600  # Meta redelivers for 7 days (reference/whatsapp.md §2.3)
+DEFAULT_MAX_BACKLOG = 10_000  # unfinished items per tenant before its webhooks get 429
+DEFAULT_BATCH = 256
+DEFAULT_BLOCK_MS = 500
+DEFAULT_MAX_INFLIGHT = 20_000
+DEFAULT_RESCAN_INTERVAL = 5.0  # seconds between looks for pending entries nobody holds
+DEFAULT_REDELIVER_AFTER = 120.0  # an entry held this long without an ack is offered again
+MAX_PIPELINE = 512
+
+NEW, DUPLICATE, BACKLOGGED = 1, 0, -1
+
+# KEYS: dedupe marker, stream, tenant backlog counter.
+# ARGV: dedupe ttl, max backlog, "1" to dedupe / "0" not, then the entry's field/value pairs.
+_ACCEPT = """
+if ARGV[3] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local backlog = tonumber(redis.call('GET', KEYS[3]) or '0')
+if backlog >= tonumber(ARGV[2]) then return -1 end
+if ARGV[3] == '1' then redis.call('SET', KEYS[1], '1', 'EX', ARGV[1]) end
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 4))
+redis.call('INCR', KEYS[3])
+return 1
+"""
+
+# KEYS: stream, tenant backlog counter. ARGV: group, entry id. Exactly once per entry.
+_ACK = """
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('XDEL', KEYS[1], ARGV[2])
+  local left = redis.call('DECR', KEYS[2])
+  if left <= 0 then redis.call('DEL', KEYS[2]) end
+  return 1
+end
+return 0
+"""
+
+
+class InboxUnavailable(Exception):
+    """Redis did not take the items: answer 503 and let the provider retry."""
+
+
+def backlog_key(tenant_id: str) -> str:
+    return f"{keys.NS}backlog:{tenant_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One thing to do for a tenant: a WhatsApp message or status, a Genesys message ..."""
+
+    tenant_id: str
+    kind: str
+    payload: dict[str, Any]
+    conversation: str | None = None
+    dedupe: str | None = None  # e.g. "wamid:<id>"; None: never deduplicated
+
+
+@dataclass(slots=True)
+class _Batch:
+    items: Sequence[Item]
+    done: gevent.event.AsyncResult = field(default_factory=gevent.event.AsyncResult)
+
+
+class Inbox:
+    """The accepting side, used by the webhook resources of every shard."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        shard_count: int,
+        *,
+        dedupe_ttl: int = DEFAULT_DEDUPE_TTL,
+        max_backlog: int = DEFAULT_MAX_BACKLOG,
+        timeout: float = 5.0,
+    ) -> None:
+        self.redis = client
+        self.shard_count = shard_count
+        self.dedupe_ttl = dedupe_ttl
+        self.max_backlog = max_backlog
+        self.timeout = timeout
+        self._accept = client.register_script(_ACCEPT)
+        self._queue: gevent.queue.Queue[_Batch] = gevent.queue.Queue()
+        self._committer: gevent.Greenlet | None = None
+
+    def accept(self, items: Sequence[Item]) -> list[int]:
+        """Append each item durably (NEW), or recognise it (DUPLICATE), or refuse it because its
+        tenant has too much unfinished work (BACKLOGGED). Raises InboxUnavailable when Redis does
+        not answer; then none, some or all items may be in, and a retry sorts it out (dedupe)."""
+        if not items:
+            return []
+        if self._committer is None or self._committer.dead:
+            self._committer = gevent.spawn(self._commit_loop)
+        batch = _Batch(items)
+        self._queue.put(batch)
+        try:
+            result: list[int] = batch.done.get(timeout=self.timeout)
+        except gevent.Timeout:
+            raise InboxUnavailable("the store did not answer in time") from None
+        return result
+
+    def _commit_loop(self) -> None:
+        while True:
+            batches = [self._queue.get()]
+            size = len(batches[0].items)
+            while size < MAX_PIPELINE and not self._queue.empty():
+                batch = self._queue.get_nowait()
+                batches.append(batch)
+                size += len(batch.items)
+            try:
+                results = self._commit([item for b in batches for item in b.items])
+            except redis.RedisError as exc:
+                error = InboxUnavailable(f"store error: {type(exc).__name__}")
+                for batch in batches:
+                    batch.done.set_exception(error)
+                continue
+            offset = 0
+            for batch in batches:
+                batch.done.set(results[offset : offset + len(batch.items)])
+                offset += len(batch.items)
+
+    def _commit(self, items: list[Item]) -> list[int]:
+        pipe = self.redis.pipeline(transaction=False)
+        now = str(int(time.time() * 1000))
+        for item in items:
+            shard = sharding.owner(item.tenant_id, self.shard_count)
+            dedupe = keys.dedupe(item.tenant_id, "in", item.dedupe) if item.dedupe else "-"
+            fields = [
+                "t", item.tenant_id,
+                "k", item.kind,
+                "c", item.conversation or "",
+                "a", now,
+                "p", msgpack.packb(item.payload, use_bin_type=True),
+            ]  # fmt: skip
+            self._accept(
+                keys=[dedupe, keys.inbox(shard), backlog_key(item.tenant_id)],
+                args=[self.dedupe_ttl, self.max_backlog, "1" if item.dedupe else "0", *fields],
+                client=pipe,
+            )
+        return [int(r) for r in pipe.execute()]
+
+
+def decode_entry(entry_id: str, fields: dict[bytes, bytes]) -> Work:
+    conversation = fields.get(b"c", b"").decode()
+    return Work(
+        tenant_id=fields[b"t"].decode(),
+        kind=fields[b"k"].decode(),
+        payload=msgpack.unpackb(fields[b"p"], raw=False),
+        conversation=conversation or None,
+        entry_id=entry_id,
+    )
+
+
+class InboxReader:
+    """The owner shard's side: reads its stream and hands each entry to the actors.
+
+    ``deliver(work) -> bool`` must not block; False means "not now" (a failed or stopped tenant,
+    a full queue): the entry stays pending and is offered again by the periodic rescan.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        shard_id: int,
+        deliver: Callable[[Work], bool],
+        *,
+        batch: int = DEFAULT_BATCH,
+        block_ms: int = DEFAULT_BLOCK_MS,
+        max_inflight: int = DEFAULT_MAX_INFLIGHT,
+        rescan_interval: float = DEFAULT_RESCAN_INTERVAL,
+        redeliver_after: float = DEFAULT_REDELIVER_AFTER,
+    ) -> None:
+        self.redis = client
+        self.stream = keys.inbox(shard_id)
+        self.deliver = deliver
+        self.batch = batch
+        self.block_ms = block_ms
+        self.max_inflight = max_inflight
+        self.rescan_interval = rescan_interval
+        self.redeliver_after = redeliver_after
+        # entry id -> when it was handed over. An actor that crashed on an entry never acks it:
+        # after ``redeliver_after`` the rescan offers it again.
+        self.inflight: dict[str, float] = {}
+        self._room = gevent.event.Event()
+        self._room.set()
+        self._acks: gevent.queue.Queue[tuple[str, str]] = gevent.queue.Queue()
+        self._ack_script = client.register_script(_ACK)
+        self._greenlets: list[gevent.Greenlet] = []
+        self.healthy = False
+
+    def start(self) -> None:
+        self._greenlets = [gevent.spawn(self._read_loop), gevent.spawn(self._ack_loop)]
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop reading; acknowledgements already queued are still written (until ``timeout``)."""
+        reader = self._greenlets[0] if self._greenlets else None
+        if reader is not None:
+            reader.kill(block=True, timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while not self._acks.empty() and time.monotonic() < deadline:
+            gevent.sleep(0.01)
+        for greenlet in self._greenlets[1:]:
+            greenlet.kill(block=True, timeout=timeout)
+
+    def ack(self, work: Work) -> None:
+        """The entry's effect is done (or it is dead-lettered): forget it, durably."""
+        if work.entry_id is not None:
+            self._acks.put((work.entry_id, work.tenant_id))
+
+    # -- loops ----------------------------------------------------------------------------------
+    def _ensure_group(self) -> None:
+        try:
+            self.redis.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def _read_loop(self) -> None:
+        backoff = 0.1
+        next_rescan = 0.0
+        while True:
+            try:
+                self._ensure_group()
+                self.healthy = True
+                if time.monotonic() >= next_rescan:
+                    # Our own pending entries (a restart, a refused delivery, a crashed actor).
+                    self._read("0", block=None)
+                    next_rescan = time.monotonic() + self.rescan_interval
+                self._room.wait()
+                self._read(">", block=self.block_ms)
+                backoff = 0.1
+            except redis.RedisError as exc:
+                self.healthy = False
+                log.warning(
+                    "inbox read failed; retrying",
+                    extra={"error": type(exc).__name__, "delay": backoff},
+                )
+                gevent.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                next_rescan = 0.0
+
+    def _read(self, start: str, *, block: int | None) -> None:
+        last = start
+        while True:
+            reply = self.redis.xreadgroup(
+                GROUP, CONSUMER, {self.stream: last}, count=self.batch, block=block
+            )
+            entries = reply[0][1] if reply else []
+            for raw_id, fields in entries:
+                entry_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
+                handed = self.inflight.get(entry_id)
+                if not fields or (
+                    handed is not None and time.monotonic() - handed < self.redeliver_after
+                ):
+                    continue  # deleted meanwhile, or still being worked on here
+                try:
+                    work = decode_entry(entry_id, fields)
+                except (KeyError, ValueError, msgpack.ExtraData) as exc:
+                    log.error(
+                        "undecodable inbox entry dropped",
+                        extra={"entry": entry_id, "error": type(exc).__name__},
+                    )
+                    self.redis.xack(self.stream, GROUP, entry_id)
+                    continue
+                if self.deliver(work):
+                    self.inflight[entry_id] = time.monotonic()
+                    if len(self.inflight) >= self.max_inflight:
+                        self._room.clear()
+            if start == ">" or len(entries) < self.batch:
+                return
+            last = entries[-1][0]
+
+    def _ack_loop(self) -> None:
+        while True:
+            acks = [self._acks.get()]
+            while not self._acks.empty() and len(acks) < MAX_PIPELINE:
+                acks.append(self._acks.get_nowait())
+            while True:
+                try:
+                    pipe = self.redis.pipeline(transaction=False)
+                    for entry_id, tenant_id in acks:
+                        self._ack_script(
+                            keys=[self.stream, backlog_key(tenant_id)],
+                            args=[GROUP, entry_id],
+                            client=pipe,
+                        )
+                    pipe.execute()
+                    break
+                except redis.RedisError:
+                    gevent.sleep(0.2)  # the effect is done; only its record waits for Redis
+            for entry_id, _ in acks:
+                self.inflight.pop(entry_id, None)
+            if len(self.inflight) < self.max_inflight:
+                self._room.set()

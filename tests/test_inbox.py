@@ -1,0 +1,159 @@
+"""The durable inbox against a real Valkey: dedupe, backlog, delivery, acks, restarts, outages."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import gevent
+import pytest
+import redis
+
+from interlink.actors.messages import Work
+from interlink.store import keys
+from interlink.store.connection import connect
+from interlink.store.inbox import (
+    BACKLOGGED,
+    DUPLICATE,
+    NEW,
+    Inbox,
+    InboxReader,
+    InboxUnavailable,
+    Item,
+    backlog_key,
+)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        gevent.sleep(0.01)
+
+
+def item(n: int, tenant: str = "acme", dedupe: bool = True) -> Item:
+    return Item(
+        tenant,
+        "wa.message",
+        {"n": n, "text": f"hello {n}"},
+        conversation="u1",
+        dedupe=f"wamid.{n}" if dedupe else None,
+    )
+
+
+def test_accept_appends_once_and_recognises_redeliveries(redis_client: redis.Redis) -> None:
+    inbox = Inbox(redis_client, 1)
+    assert inbox.accept([item(1), item(2)]) == [NEW, NEW]
+    assert inbox.accept([item(2), item(3)]) == [DUPLICATE, NEW]
+    assert redis_client.xlen(keys.inbox(0)) == 3
+    assert redis_client.get(backlog_key("acme")) == b"3"
+    ttl = redis_client.ttl(keys.dedupe("acme", "in", "wamid.1"))
+    assert 7 * 24 * 3600 < ttl <= 8 * 24 * 3600
+
+
+def test_items_go_to_the_stream_of_the_owner_shard(redis_client: redis.Redis) -> None:
+    from interlink import sharding
+
+    inbox = Inbox(redis_client, 4)
+    tenants = [f"tenant-{i}" for i in range(40)]
+    inbox.accept([item(i, tenant) for i, tenant in enumerate(tenants)])
+    for shard in range(4):
+        owned = {t for t in tenants if sharding.owner(t, 4) == shard}
+        entries = redis_client.xrange(keys.inbox(shard))
+        assert {f[b"t"].decode() for _, f in entries} == owned
+    assert len({sharding.owner(t, 4) for t in tenants}) == 4
+
+
+def test_a_tenant_over_its_backlog_is_refused_without_touching_others(
+    redis_client: redis.Redis,
+) -> None:
+    inbox = Inbox(redis_client, 1, max_backlog=3)
+    assert inbox.accept([item(n) for n in range(4)]) == [NEW, NEW, NEW, BACKLOGGED]
+    # A redelivery of something already accepted is still a duplicate, not a refusal.
+    assert inbox.accept([item(0)]) == [DUPLICATE]
+    assert inbox.accept([item(9, "other")]) == [NEW]
+    # The refused item left no dedupe marker: its redelivery will be accepted later.
+    assert not redis_client.exists(keys.dedupe("acme", "in", "wamid.3"))
+
+
+def test_concurrent_accepts_share_round_trips_and_all_land(redis_client: redis.Redis) -> None:
+    inbox = Inbox(redis_client, 1)
+    jobs = [gevent.spawn(inbox.accept, [item(n)]) for n in range(500)]
+    gevent.joinall(jobs, raise_error=True)
+    assert all(job.value == [NEW] for job in jobs)
+    assert redis_client.xlen(keys.inbox(0)) == 500
+
+
+def test_the_reader_delivers_in_order_and_acks_remove_entries(redis_client: redis.Redis) -> None:
+    inbox = Inbox(redis_client, 1)
+    inbox.accept([item(n) for n in range(20)])
+    got: list[Work] = []
+    reader = InboxReader(redis_client, 0, lambda w: got.append(w) or True)
+    reader.start()
+    try:
+        wait_for(lambda: len(got) == 20)
+        assert [w.payload["n"] for w in got] == list(range(20))
+        assert (
+            got[0].tenant_id == "acme"
+            and got[0].conversation == "u1"
+            and got[0].kind == "wa.message"
+        )
+        for work in got:
+            reader.ack(work)
+            reader.ack(work)  # twice: counted once
+        wait_for(lambda: redis_client.xlen(keys.inbox(0)) == 0)
+        wait_for(lambda: not redis_client.exists(backlog_key("acme")))
+        assert reader.inflight == {}
+    finally:
+        reader.stop()
+
+
+def test_a_restarted_reader_takes_back_unacknowledged_entries_first(
+    redis_client: redis.Redis,
+) -> None:
+    inbox = Inbox(redis_client, 1)
+    inbox.accept([item(n) for n in range(10)])
+    first: list[Work] = []
+    reader = InboxReader(redis_client, 0, lambda w: first.append(w) or True)
+    reader.start()
+    wait_for(lambda: len(first) == 10)
+    for work in first[:4]:
+        reader.ack(work)
+    wait_for(lambda: redis_client.xlen(keys.inbox(0)) == 6)
+    reader.stop()  # as if the shard died holding 4..9
+    inbox.accept([item(n) for n in range(10, 12)])
+
+    second: list[Work] = []
+    reader = InboxReader(redis_client, 0, lambda w: second.append(w) or True)
+    reader.start()
+    try:
+        wait_for(lambda: len(second) == 8)
+        assert [w.payload["n"] for w in second] == list(range(4, 12))
+    finally:
+        reader.stop()
+
+
+def test_refused_deliveries_are_offered_again(redis_client: redis.Redis) -> None:
+    inbox = Inbox(redis_client, 1)
+    inbox.accept([item(1)])
+    calls: list[int] = []
+
+    def deliver(work: Work) -> bool:
+        calls.append(work.payload["n"])
+        return len(calls) >= 3
+
+    reader = InboxReader(redis_client, 0, deliver, rescan_interval=0.05)
+    reader.start()
+    try:
+        wait_for(lambda: len(calls) >= 3)
+        gevent.sleep(0.2)
+        assert len(calls) == 3  # once accepted it is not offered again
+    finally:
+        reader.stop()
+
+
+def test_an_unreachable_store_raises_inbox_unavailable(redis_url: str) -> None:
+    dead = connect("redis://127.0.0.1:1/0", pool_timeout=0.5, socket_timeout=0.5)
+    inbox = Inbox(dead, 1, timeout=3)
+    with pytest.raises(InboxUnavailable):
+        inbox.accept([item(1)])
