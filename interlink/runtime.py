@@ -29,13 +29,14 @@ from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from interlink import logs
 from interlink import settings as settings_module
-from interlink.actors import Supervisor, TreeSpec
+from interlink.actors import Supervisor, TreeSpec, Work
 from interlink.http.app import create_app
 from interlink.model import TenantConfig
 from interlink.services import Services
 from interlink.settings import Settings, SettingsError
 from interlink.store.connection import connect, redacted
 from interlink.store.embedded import EmbeddedStoreError, EmbeddedValkey
+from interlink.store.inbox import InboxReader
 
 log = logging.getLogger("interlink.runtime")
 
@@ -123,10 +124,13 @@ class Shard:
         )
         self._wait_for_redis(client, redis_url)
 
+        reader = InboxReader(client, settings.shard_id, self._deliver)
+        services.reader = reader
         self.supervisor = Supervisor.start(
             self.tree_spec(services), shard_id=settings.shard_id, shard_count=settings.shard_count
         )
         services.supervisor = self.supervisor
+        reader.start()
 
         self.server = WSGIServer(
             (settings.host, settings.port),
@@ -156,7 +160,19 @@ class Shard:
         load_config: Callable[[str], TenantConfig | None] = (
             tenants.load_config if tenants is not None else (lambda tenant_id: None)
         )
-        return TreeSpec(load_config=load_config, services=services)
+        assert services.reader is not None
+        return TreeSpec(load_config=load_config, services=services, ack=services.reader.ack)
+
+    def _deliver(self, work: Work) -> bool:
+        """From the inbox to the actors. Never blocks the reader: a tell only queues."""
+        supervisor = self.supervisor
+        if supervisor is None:
+            return False
+        try:
+            supervisor.tell(work)
+        except pykka.ActorDeadError:
+            return False
+        return True
 
     def _wait_for_redis(self, client: redis.Redis, url: str, timeout: float = 10.0) -> None:
         """A configured Redis may still be starting (a pod next to ours): wait a little."""
@@ -192,11 +208,17 @@ class Shard:
         if self.server is not None:
             # Stop accepting; in-flight requests get until the deadline to finish.
             self.server.stop(timeout=max(0.0, deadline - time.monotonic()) / 2)
+        reader = self.services.reader if self.services is not None else None
+        if reader is not None:
+            reader.stop_reading()
         if self.supervisor is not None and self.supervisor.is_alive():
             try:
                 self.supervisor.stop(timeout=max(0.1, deadline - time.monotonic()))
             except pykka.Timeout:
+                # What did not finish stays unacknowledged in the inbox: the next start takes it.
                 log.warning("actors did not drain before the deadline")
+        if reader is not None:
+            reader.stop(timeout=max(0.1, deadline - time.monotonic()))
         if self.services is not None:
             self.services.redis.close()
             self.services.redis.connection_pool.disconnect()

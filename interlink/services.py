@@ -6,13 +6,17 @@ Tests build the same object around their own embedded store, so they drive the r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import pykka
 import redis
 
 from interlink.metrics import REGISTRY, Registry
 from interlink.settings import Settings
+
+if TYPE_CHECKING:
+    from interlink.store.inbox import Inbox, InboxReader
 
 
 @dataclass
@@ -23,5 +27,14 @@ class Services:
     secret_keys: tuple[bytes, ...] = field(repr=False)
     supervisor: pykka.ActorRef[Any] | None = None
     metrics: Registry = REGISTRY
-    # Filled by the subsystems that own them (tenant store, inbox ...); typed there.
+    # The owner side of this shard's inbox; None until the runtime starts it (tests may not).
+    reader: InboxReader | None = None
+    # Filled by the subsystems that own them; typed there.
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def inbox(self) -> Inbox:
+        """The accepting side of the durable inbox (any shard accepts for any tenant)."""
+        from interlink.store.inbox import Inbox
+
+        return Inbox(self.redis, self.settings.shard_count)

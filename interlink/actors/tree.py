@@ -17,6 +17,10 @@ DEFAULT_IDLE_TIMEOUT = 300.0
 DEFAULT_STOP_TIMEOUT = 5.0
 
 
+def _no_ack(work: Any) -> None:
+    """Without a durable inbox (unit tests of the tree) there is nothing to acknowledge."""
+
+
 @dataclass(frozen=True)
 class TreeSpec:
     load_config: Callable[[str], TenantConfig | None]
@@ -29,3 +33,5 @@ class TreeSpec:
     stop_timeout: float = DEFAULT_STOP_TIMEOUT
     # The rest of the shard (settings, Redis, inbox ...), for actors that do real work.
     services: Any = None
+    # Called once a Work item's effect is done, so the durable inbox forgets it.
+    ack: Callable[[Any], None] = _no_ack

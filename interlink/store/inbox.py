@@ -222,11 +222,14 @@ class InboxReader:
     def start(self) -> None:
         self._greenlets = [gevent.spawn(self._read_loop), gevent.spawn(self._ack_loop)]
 
+    def stop_reading(self, timeout: float = 5.0) -> None:
+        """Take no new entries; what is in flight may still be acknowledged."""
+        if self._greenlets:
+            self._greenlets[0].kill(block=True, timeout=timeout)
+
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop reading; acknowledgements already queued are still written (until ``timeout``)."""
-        reader = self._greenlets[0] if self._greenlets else None
-        if reader is not None:
-            reader.kill(block=True, timeout=timeout)
+        """Stop reading, write the acknowledgements already queued (until ``timeout``), stop."""
+        self.stop_reading(timeout)
         deadline = time.monotonic() + timeout
         while not self._acks.empty() and time.monotonic() < deadline:
             gevent.sleep(0.01)
@@ -273,7 +276,7 @@ class InboxReader:
     def _read(self, start: str, *, block: int | None) -> None:
         last = start
         while True:
-            reply = self.redis.xreadgroup(
+            reply: Any = self.redis.xreadgroup(
                 GROUP, CONSUMER, {self.stream: last}, count=self.batch, block=block
             )
             entries = reply[0][1] if reply else []
@@ -299,7 +302,7 @@ class InboxReader:
                         self._room.clear()
             if start == ">" or len(entries) < self.batch:
                 return
-            last = entries[-1][0]
+            last = entries[-1][0].decode() if isinstance(entries[-1][0], bytes) else entries[-1][0]
 
     def _ack_loop(self) -> None:
         while True:
