@@ -61,6 +61,11 @@ def sent_timeout(call: responses.Call) -> object:
     return call.request.req_kwargs["timeout"]  # type: ignore[attr-defined]
 
 
+def everything_logged(caplog: pytest.LogCaptureFixture) -> str:
+    """Messages and every extra field of every record: where a leaked secret would show."""
+    return "\n".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
+
+
 def assert_no_secret(secret: str, *texts: str) -> None:
     for text in texts:
         assert secret not in text
@@ -115,7 +120,7 @@ def test_fetch_token_bad_credentials_is_auth_error_without_the_secret(
     assert error.code == "invalid_client"
     assert error.correlation_id == "corr-401"
     assert creds.client_id in str(error)  # the id names the client; only the secret is hidden
-    assert_no_secret(creds.client_secret, str(error), repr(error), caplog.text)
+    assert_no_secret(creds.client_secret, str(error), repr(error), everything_logged(caplog))
 
 
 def test_fetch_token_rate_limited_is_transient_with_retry_after(
@@ -319,7 +324,7 @@ def test_401_drops_the_token_and_retries_once_with_a_fresh_one(
     assert len(rsps.calls) == 2
     assert sleeps.calls == []  # a re-authentication is not a backoff
     for token in tokens.issued:
-        assert token not in caplog.text
+        assert token not in everything_logged(caplog)
 
 
 def test_second_401_is_auth_error_and_only_one_refresh(
@@ -341,7 +346,7 @@ def test_second_401_is_auth_error_and_only_one_refresh(
     assert caught.value.status == 401 and caught.value.code == "bad.credentials"
     assert caught.value.correlation_id == "corr-x"
     for token in tokens.issued:
-        assert_no_secret(token, str(caught.value), repr(caught.value), caplog.text)
+        assert_no_secret(token, str(caught.value), repr(caught.value), everything_logged(caplog))
 
 
 def test_429_waits_retry_after_then_succeeds(rsps: responses.RequestsMock) -> None:
@@ -386,7 +391,10 @@ def test_exhausted_retries_raise_transient_error(rsps: responses.RequestsMock) -
     assert sleeps.calls == [1.0, 2.0, 4.0]
 
 
-def test_other_4xx_is_permanent_with_the_genesys_code(rsps: responses.RequestsMock) -> None:
+def test_other_4xx_is_permanent_with_the_genesys_code(
+    rsps: responses.RequestsMock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     tokens, sleeps = Tokens(), Sleeps()
     url = om_url("mypurecloud.ie", "0f8e6c7a-1111-2222-3333-444455556666", "message")
     rsps.post(
@@ -409,6 +417,7 @@ def test_other_4xx_is_permanent_with_the_genesys_code(rsps: responses.RequestsMo
     assert caught.value.code == "missing.open.channel.date"
     assert caught.value.message == "The channel time is missing"
     assert "corr-400" in str(caught.value)
+    assert "corr-400" in everything_logged(caplog)  # matched with Genesys support by this id
     assert len(rsps.calls) == 1 and sleeps.calls == []
 
 
