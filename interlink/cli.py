@@ -12,6 +12,7 @@ from interlink import __version__
 # Each module exposes ``register(subparsers)``; its sub-commands set ``func(args) -> int``.
 COMMAND_MODULES = [
     "interlink.runtime",
+    "interlink.sim.cli",
 ]
 
 
