@@ -600,3 +600,16 @@ def test_download_errors(rsps: responses.RequestsMock, status: int, error: type[
             allowed_hosts={"https://api-downloads.mypurecloud.ie"},
             token="t",
         )
+
+
+def test_only_one_refresh_per_call_even_across_retries(rsps: responses.RequestsMock) -> None:
+    tokens, sleeps = Tokens(), Sleeps()
+    url = om_url("mypurecloud.ie", "0f8e6c7a-1111-2222-3333-444455556666", "message")
+    unauthorized = {"message": "expired", "code": "credentials.expired"}
+    rsps.post(url, status=401, json=unauthorized)
+    rsps.post(url, status=503, json={"message": "busy", "code": "service.unavailable"})
+    rsps.post(url, status=401, json=unauthorized)
+    with pytest.raises(AuthError):
+        make_client(tokens, sleeps).send_inbound(INBOUND)
+    assert len(tokens.dropped) == 1
+    assert len(rsps.calls) == 3

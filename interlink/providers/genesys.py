@@ -223,7 +223,8 @@ class OpenMessagingClient:
     ``channel.messageId`` (we send the wamid there, so it could). Retrying (the default) gives
     at-least-once: at worst the agent sees a customer message twice. Not retrying could lose the
     message, which "nothing lost" forbids. Receipts and typing events are harmless to repeat.
-    With ``retry_uncertain=False`` such a timeout raises :class:`SendUncertain` instead.
+    With ``retry_uncertain=False`` such a timeout on :meth:`send_inbound` raises
+    :class:`SendUncertain` instead (receipts and events are always retried).
     """
 
     def __init__(
@@ -349,7 +350,7 @@ class OpenMessagingClient:
                 extra={"code": code, "retry_after": retry_after, "correlation_id": cid},
             )
             raise TransientError(
-                f"inbound {kind} answered {status} {code or ''}: {message}".replace("  ", " "),
+                f"inbound {kind} answered {status} {code or 'error'}: {message}",
                 retry_after=retry_after,
                 status=status,
                 correlation_id=cid,
