@@ -14,6 +14,11 @@ def token(tenant_id: str) -> str:
     return f"genesys:oauth:token:{tenant_id}"
 
 
+def token_lifetime(tenant_id: str) -> str:
+    """The lifetime Genesys granted the cached token (seconds), expiring with it."""
+    return f"{NS}token-life:{tenant_id}"
+
+
 def token_lock(tenant_id: str) -> str:
     """Held by the one shard that is fetching the tenant's token (``SET NX PX``)."""
     return f"{NS}token-lock:{tenant_id}"
