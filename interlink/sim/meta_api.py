@@ -42,8 +42,9 @@ class MessagesResource:
         self.state = state
 
     def on_post(
-        self, req: falcon.Request, resp: falcon.Response, version: str, phone_number_id: str
+        self, req: falcon.Request, resp: falcon.Response, version: str, node_id: str
     ) -> None:
+        phone_number_id = node_id
         serve_as(req, "meta.messages", phone_number_id)
         raw = read_raw(req, SEND_BODY_LIMIT)
         if raw is not None:
@@ -123,8 +124,9 @@ class MediaUploadResource:
         self.state = state
 
     def on_post(
-        self, req: falcon.Request, resp: falcon.Response, version: str, phone_number_id: str
+        self, req: falcon.Request, resp: falcon.Response, version: str, node_id: str
     ) -> None:
+        phone_number_id = node_id
         serve_as(req, "meta.media.upload", phone_number_id)
         if apply_fault(self.state, req, resp, "meta.media.upload", phone_number_id):
             return
@@ -211,8 +213,9 @@ class MediaResource:
         return blob
 
     def on_get(
-        self, req: falcon.Request, resp: falcon.Response, version: str, media_id: str
+        self, req: falcon.Request, resp: falcon.Response, version: str, node_id: str
     ) -> None:
+        media_id = node_id
         blob = self._find(req, resp, media_id, "meta.media.get")
         if blob is None:
             return
@@ -227,8 +230,9 @@ class MediaResource:
         }
 
     def on_delete(
-        self, req: falcon.Request, resp: falcon.Response, version: str, media_id: str
+        self, req: falcon.Request, resp: falcon.Response, version: str, node_id: str
     ) -> None:
+        media_id = node_id
         blob = self._find(req, resp, media_id, "meta.media.delete")
         if blob is None:
             return
@@ -265,6 +269,6 @@ class MediaDownloadResource:
 
 def add_routes(app: falcon.App, state: SimState) -> None:
     app.add_route("/meta/lookaside/whatsapp_business/attachments", MediaDownloadResource(state))
-    app.add_route("/meta/{version}/{phone_number_id}/messages", MessagesResource(state))
-    app.add_route("/meta/{version}/{phone_number_id}/media", MediaUploadResource(state))
-    app.add_route("/meta/{version}/{media_id}", MediaResource(state))
+    app.add_route("/meta/{version}/{node_id}/messages", MessagesResource(state))
+    app.add_route("/meta/{version}/{node_id}/media", MediaUploadResource(state))
+    app.add_route("/meta/{version}/{node_id}", MediaResource(state))
