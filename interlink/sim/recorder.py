@@ -2,7 +2,8 @@
 
 Appending is O(1): a record goes into a bounded deque for the whole log and into one deque per
 kind, per tenant and per (kind, tenant). A query reads only the deque that answers it, so neither
-recording nor asking scans the whole log — the simulators serve benchmarks.
+recording nor asking scans the whole log — the simulators serve benchmarks. Each deque keeps its
+own last ``capacity`` records, so a filtered query can reach further back than the unfiltered one.
 """
 
 from __future__ import annotations
