@@ -1,0 +1,210 @@
+"""Genesys → WhatsApp: an agent's Open Messaging notification → Graph API ``/messages`` bodies.
+
+Each body is ready for ``POST {graph}/{phone-number-id}/messages`` (reference/whatsapp.md §4)::
+
+    {"messaging_product": "whatsapp", "recipient_type": "individual", "to": "+<digits>",
+     "type": "text", "text": {"body": ..., "preview_url": ...},
+     "biz_opaque_callback_data": <Genesys message id>}
+
+One Genesys message may become several sends, in this order:
+
+1. its text, cut into parts of at most 4096 characters (WhatsApp's limit; nothing dropped) —
+   unless it fits as the caption of its single image, video or document (≤ 1024 characters);
+2. one media send per attachment, by ``link`` (the Genesys download URL as given: Meta cannot
+   fetch it without the Genesys token, so the caller replaces it with an uploaded media id,
+   :func:`with_media_id`, or a signed interlink link).
+
+Every send carries the Genesys message id in ``biz_opaque_callback_data``, which Meta echoes in
+the status webhooks, so statuses find their Genesys message again.
+
+Attachments are checked against Meta's types and size limits (reference/whatsapp.md §5.2) before
+anything is built: a refusal raises :class:`MediaRejected` with the Genesys receipt reason
+(``MediaTypeNotAllowed`` / ``InvalidMediaContentLength``), to be reported as a ``Failed`` receipt.
+The WhatsApp kind follows the MIME type, not Genesys's ``mediaType`` (Meta validates the MIME).
+Stickers are never sent for agents, and GIF or WebP images are refused: Meta takes neither as an
+image.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from interlink.mapping._wire import MappingError, base_mime, split_text, utf16_length
+from interlink.mapping.identity import recipient_fields
+from interlink.mapping.webhooks import (
+    GenesysAttachment,
+    GenesysNotification,
+    parse_genesys_notification,
+)
+
+WHATSAPP_TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
+CALLBACK_DATA_LIMIT = 512
+SERVICE_WINDOW_SECONDS = 24 * 3600
+_MB = 1024 * 1024
+
+MediaReason = Literal["MediaTypeNotAllowed", "InvalidMediaContentLength"]
+
+
+@dataclass(frozen=True, slots=True)
+class MediaLimit:
+    kind: str
+    mime_types: frozenset[str]
+    max_bytes: int
+    captions: bool
+
+
+MEDIA_LIMITS: tuple[MediaLimit, ...] = (
+    MediaLimit("image", frozenset({"image/jpeg", "image/png"}), 5 * _MB, captions=True),
+    MediaLimit("video", frozenset({"video/mp4", "video/3gpp"}), 16 * _MB, captions=True),
+    MediaLimit(
+        "audio",
+        frozenset({"audio/aac", "audio/amr", "audio/mpeg", "audio/mp4", "audio/ogg"}),
+        16 * _MB,
+        captions=False,
+    ),
+    MediaLimit(
+        "document",
+        frozenset({
+            "text/plain",
+            "application/pdf",
+            "application/msword",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "application/vnd.ms-excel",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "application/vnd.ms-powerpoint",
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        }),
+        100 * _MB,
+        captions=True,
+    ),
+)
+_LIMIT_BY_MIME = {mime: limit for limit in MEDIA_LIMITS for mime in limit.mime_types}
+
+
+class MediaRejected(MappingError):
+    """An attachment WhatsApp would refuse. ``reason`` is the Genesys receipt reason code;
+    ``str(error)`` is a message fit for the receipt (MIME type and size, nothing else)."""
+
+    def __init__(self, reason: MediaReason, message: str) -> None:
+        super().__init__(message)
+        self.reason: MediaReason = reason
+
+
+def media_limit(mime: str | None, size_bytes: int | None = None) -> MediaLimit:
+    """The WhatsApp media kind and limits for ``mime``; MediaRejected when the type is not one
+    WhatsApp accepts or ``size_bytes`` (when known) is above its limit.
+
+    Call it again with the real size once the file is downloaded: Genesys's
+    ``contentSizeBytes`` may be absent.
+    """
+    mime_type = base_mime(mime or "")
+    limit = _LIMIT_BY_MIME.get(mime_type)
+    if limit is None:
+        shown = mime_type[:80] if mime_type.isascii() and mime_type else "unknown"
+        raise MediaRejected("MediaTypeNotAllowed", f"WhatsApp does not accept {shown} attachments")
+    if size_bytes is not None and size_bytes > limit.max_bytes:
+        raise MediaRejected(
+            "InvalidMediaContentLength",
+            f"{limit.kind} of {size_bytes} bytes is above WhatsApp's {limit.max_bytes // _MB} MB limit",
+        )
+    return limit
+
+
+def to_meta_sends(
+    notification: GenesysNotification | Mapping[str, Any],
+    *,
+    recipient: str,
+    callback_data: str,
+) -> list[dict[str, Any]]:
+    """The Graph API send bodies for one Genesys notification, in sending order.
+
+    ``recipient`` is a phone (``+<digits>``, becomes ``to``) or a BSUID (becomes ``recipient``),
+    e.g. from ``identity.whatsapp_recipient``; ``callback_data`` is the Genesys message id
+    (≤ 512 characters). Returns ``[]`` for what carries nothing to send: receipts, typing events,
+    inbound echoes, a message with neither text nor attachments.
+
+    Raises MediaRejected (a MappingError) for an attachment WhatsApp would refuse, and
+    MappingError for a malformed notification, recipient or callback data.
+    """
+    message = (
+        notification if isinstance(notification, GenesysNotification)
+        else parse_genesys_notification(notification)
+    )
+    if not message.is_agent_message:
+        return []
+    if not isinstance(callback_data, str) or len(callback_data) > CALLBACK_DATA_LIMIT:
+        raise MappingError(f"callback data must be a string of at most {CALLBACK_DATA_LIMIT} characters")
+    address = recipient_fields(recipient)
+    limits = [media_limit(a.mime, a.size_bytes) for a in message.attachments]
+
+    text = message.text
+    caption = None
+    if (
+        text is not None and len(limits) == 1 and limits[0].captions
+        and utf16_length(text) <= CAPTION_LIMIT
+    ):
+        caption, text = text, None
+
+    def envelope(kind: str, content: dict[str, Any]) -> dict[str, Any]:
+        body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
+        body.update(address)
+        body.update({"type": kind, kind: content})
+        if callback_data:
+            body["biz_opaque_callback_data"] = callback_data
+        return body
+
+    sends = []
+    if text is not None:
+        for part in split_text(text, WHATSAPP_TEXT_LIMIT):
+            sends.append(envelope("text", {"body": part, "preview_url": _has_link(part)}))
+    for attachment, limit in zip(message.attachments, limits, strict=True):
+        sends.append(envelope(limit.kind, _media_object(attachment, limit, caption)))
+    return sends
+
+
+def _has_link(text: str) -> bool:
+    """Meta previews the first ``http(s)://`` URL only when asked to (``preview_url``)."""
+    lowered = text.lower()
+    return "https://" in lowered or "http://" in lowered
+
+
+def _media_object(attachment: GenesysAttachment, limit: MediaLimit, caption: str | None) -> dict[str, Any]:
+    media: dict[str, Any] = {"link": attachment.url}
+    if caption is not None:
+        media["caption"] = caption
+    if limit.kind == "document":
+        # The filename drives the icon and the name the user sees (S-DOC).
+        media["filename"] = attachment.filename or "document"
+    return media
+
+
+def with_media_id(send: Mapping[str, Any], media_id: str) -> dict[str, Any]:
+    """A copy of a media send whose ``link`` is replaced by an uploaded ``id`` (never both)."""
+    kind = send.get("type")
+    media = send.get(kind) if isinstance(kind, str) else None
+    if not isinstance(kind, str) or not isinstance(media, Mapping) or "link" not in media:
+        raise MappingError("not a media send")
+    if not media_id:
+        raise MappingError("media id must not be empty")
+    result = copy.deepcopy(dict(send))
+    replaced = dict(media)
+    del replaced["link"]
+    replaced["id"] = media_id
+    result[kind] = replaced
+    return result
+
+
+def within_service_window(last_user_message_at: float | None, now: float) -> bool:
+    """True while free-form messages may be sent: less than 24 h since the user's last message.
+
+    ``last_user_message_at`` is Unix seconds of the user's last inbound message (or call), None
+    when the user never wrote. A last message "in the future" (clock skew between shards) counts
+    as inside the window; Meta has the final word anyway (131047).
+    """
+    if last_user_message_at is None:
+        return False
+    return now - last_user_message_at < SERVICE_WINDOW_SECONDS

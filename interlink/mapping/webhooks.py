@@ -1,0 +1,381 @@
+"""Split provider webhook bodies into the items the rest of interlink handles one by one.
+
+Meta batches up to 1000 updates per POST, across ``entry[]``, ``changes[]`` and ``messages[]`` /
+``statuses[]`` / ``errors[]`` (reference/whatsapp.md §2.3): :func:`split_meta_webhook` returns every
+one of them, never only the first. Genesys posts one normalized message per request:
+:func:`parse_genesys_notification` reads and classifies it.
+
+Two levels of "malformed": a body whose envelope cannot be read (not an object, wrong ``object``,
+``entry`` not a list, a ``messages`` change without ``metadata.phone_number_id``) raises
+:class:`MappingError`; a single element that cannot be read (a message without ``id``, a status
+without ``status``) becomes an item of kind ``"invalid"`` with a ``problem`` — so one bad element
+does not make the provider redeliver a whole batch of good ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from interlink.mapping._wire import (
+    MappingError,
+    as_list,
+    as_mapping,
+    optional_list,
+    optional_object,
+    optional_str,
+    required_str,
+)
+
+META_OBJECT = "whatsapp_business_account"
+MESSAGES_FIELD = "messages"
+
+MetaItemKind = Literal["message", "status", "error", "ignored", "invalid"]
+
+
+@dataclass(frozen=True, slots=True)
+class MetaItem:
+    """One update of a Meta webhook.
+
+    - ``kind``: ``message`` (``messages[]``), ``status`` (``statuses[]``), ``error`` (``value.errors[]``,
+      system-level errors), ``ignored`` (a change of another ``field``, e.g. template status;
+      ``element`` is its whole ``value``), ``invalid`` (an element that could not be read; see
+      ``problem``).
+    - ``phone_number_id`` / ``display_phone_number``: the business number (``metadata``); empty
+      strings when the change has no metadata (only possible for ``ignored`` items).
+    - ``contact``: the ``contacts[]`` entry of the message's sender or the status's recipient,
+      matched on ``wa_id`` / ``user_id``; the only contact when nothing matches but there is exactly
+      one (``wa_id`` and ``from`` "may not always match"); else None.
+    - ``dedupe_key``: wamid for a message, ``wamid:status`` for a status, None otherwise (system
+      errors carry no id).
+    - ``element``: the raw element, untouched.
+    """
+
+    kind: MetaItemKind
+    waba_id: str
+    field: str
+    phone_number_id: str
+    display_phone_number: str
+    element: Mapping[str, Any]
+    contact: Mapping[str, Any] | None = None
+    dedupe_key: str | None = None
+    problem: str | None = None
+
+    @property
+    def user_key(self) -> str | None:
+        """A routing hint for the WhatsApp user of a message or status: the phone, else the BSUID.
+
+        Not the Genesys participant id (that needs the alias store, see ``identity``); good enough
+        to send one user's items to one place.
+        """
+        if self.kind == "message":
+            keys = ("from", "from_user_id")
+        elif self.kind == "status":
+            keys = ("recipient_id", "recipient_user_id")
+        else:
+            return None
+        for key in keys:
+            value = self.element.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+        if self.contact is not None:
+            for key in ("wa_id", "user_id"):
+                value = self.contact.get(key)
+                if isinstance(value, str) and value.strip():
+                    return value.strip()
+        return None
+
+    def as_payload(self) -> dict[str, Any]:
+        """A plain dict (JSON/msgpack-able) carrying every field, for the durable inbox."""
+        return {
+            "kind": self.kind,
+            "waba_id": self.waba_id,
+            "field": self.field,
+            "phone_number_id": self.phone_number_id,
+            "display_phone_number": self.display_phone_number,
+            "element": dict(self.element),
+            "contact": dict(self.contact) if self.contact is not None else None,
+            "dedupe_key": self.dedupe_key,
+            "problem": self.problem,
+        }
+
+
+def _envelope_entries(body: object) -> list[Any]:
+    envelope = as_mapping(body, "webhook body")
+    if envelope.get("object") != META_OBJECT:
+        raise MappingError(f"webhook body.object must be {META_OBJECT!r}")
+    return as_list(envelope.get("entry"), "webhook body.entry")
+
+
+def phone_number_ids(body: object) -> set[str]:
+    """Every ``metadata.phone_number_id`` in the body (tenant resolution, before the signature).
+
+    MappingError when the envelope is malformed. An empty set means no change names a number
+    (e.g. only account-level fields).
+    """
+    found: set[str] = set()
+    for e_index, entry in enumerate(_envelope_entries(body)):
+        entry_map = as_mapping(entry, f"entry[{e_index}]")
+        for c_index, change in enumerate(optional_list(entry_map, "changes", f"entry[{e_index}]")):
+            where = f"entry[{e_index}].changes[{c_index}]"
+            value = optional_object(as_mapping(change, where), "value", where)
+            metadata = optional_object(value, "metadata", f"{where}.value") if value else None
+            if metadata is not None:
+                number = optional_str(metadata, "phone_number_id", f"{where}.value.metadata")
+                if number is not None:
+                    found.add(number.strip())
+    return found
+
+
+def split_meta_webhook(body: object) -> list[MetaItem]:
+    """Every update of a parsed Meta webhook body, in payload order.
+
+    Per change: ``messages[]``, then ``statuses[]``, then ``errors[]``. Raises MappingError when the
+    envelope is malformed (see module docstring); a malformed element is an ``invalid`` item.
+    """
+    items: list[MetaItem] = []
+    for e_index, entry in enumerate(_envelope_entries(body)):
+        where_entry = f"entry[{e_index}]"
+        entry_map = as_mapping(entry, where_entry)
+        waba_id = optional_str(entry_map, "id", where_entry) or ""
+        for c_index, change in enumerate(optional_list(entry_map, "changes", where_entry)):
+            where = f"{where_entry}.changes[{c_index}]"
+            change_map = as_mapping(change, where)
+            field_name = optional_str(change_map, "field", where) or ""
+            value = optional_object(change_map, "value", where) or {}
+            if field_name != MESSAGES_FIELD:
+                items.append(_ignored(waba_id, field_name, value, where))
+                continue
+            items.extend(_split_messages_change(waba_id, value, f"{where}.value"))
+    return items
+
+
+def _ignored(waba_id: str, field_name: str, value: Mapping[str, Any], where: str) -> MetaItem:
+    metadata = value.get("metadata")
+    number = display = ""
+    if isinstance(metadata, Mapping):
+        number = _string_or_empty(metadata.get("phone_number_id"))
+        display = _string_or_empty(metadata.get("display_phone_number"))
+    return MetaItem(
+        kind="ignored", waba_id=waba_id, field=field_name, phone_number_id=number,
+        display_phone_number=display, element=value,
+    )
+
+
+def _string_or_empty(value: object) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _split_messages_change(waba_id: str, value: Mapping[str, Any], where: str) -> list[MetaItem]:
+    metadata = as_mapping(value.get("metadata"), f"{where}.metadata")
+    number = required_str(metadata, "phone_number_id", f"{where}.metadata").strip()
+    display = optional_str(metadata, "display_phone_number", f"{where}.metadata") or ""
+    contacts = [c for c in optional_list(value, "contacts", where) if isinstance(c, Mapping)]
+
+    def item(kind: MetaItemKind, element: Mapping[str, Any], **extra: Any) -> MetaItem:
+        return MetaItem(
+            kind=kind, waba_id=waba_id, field=MESSAGES_FIELD, phone_number_id=number,
+            display_phone_number=display, element=element, **extra,
+        )
+
+    items: list[MetaItem] = []
+    for index, element in enumerate(optional_list(value, "messages", where)):
+        problem = _message_problem(element)
+        if problem:
+            items.append(item("invalid", _as_element(element), problem=f"messages[{index}]: {problem}"))
+            continue
+        items.append(item(
+            "message", element, dedupe_key=element["id"],
+            contact=_matching_contact(contacts, element.get("from"), element.get("from_user_id")),
+        ))
+    for index, element in enumerate(optional_list(value, "statuses", where)):
+        problem = _status_problem(element)
+        if problem:
+            items.append(item("invalid", _as_element(element), problem=f"statuses[{index}]: {problem}"))
+            continue
+        items.append(item(
+            "status", element, dedupe_key=f"{element['id']}:{element['status']}",
+            contact=_matching_contact(
+                contacts, element.get("recipient_id"), element.get("recipient_user_id"),
+            ),
+        ))
+    for index, element in enumerate(optional_list(value, "errors", where)):
+        if not isinstance(element, Mapping):
+            items.append(item("invalid", {}, problem=f"errors[{index}]: not an object"))
+            continue
+        items.append(item("error", element))
+    return items
+
+
+def _as_element(element: object) -> Mapping[str, Any]:
+    return element if isinstance(element, Mapping) else {}
+
+
+def _message_problem(element: object) -> str | None:
+    if not isinstance(element, Mapping):
+        return "not an object"
+    for key in ("id", "type"):
+        value = element.get(key)
+        if not isinstance(value, str) or not value.strip():
+            return f"{key} must be a non-empty string"
+    if "timestamp" not in element:
+        return "timestamp is missing"
+    return None
+
+
+def _status_problem(element: object) -> str | None:
+    if not isinstance(element, Mapping):
+        return "not an object"
+    for key in ("id", "status"):
+        value = element.get(key)
+        if not isinstance(value, str) or not value.strip():
+            return f"{key} must be a non-empty string"
+    return None
+
+
+def _matching_contact(
+    contacts: list[Mapping[str, Any]], phone: object, bsuid: object
+) -> Mapping[str, Any] | None:
+    for contact in contacts:
+        if isinstance(phone, str) and phone and contact.get("wa_id") == phone:
+            return contact
+        if isinstance(bsuid, str) and bsuid and contact.get("user_id") == bsuid:
+            return contact
+    # Old payloads: one contact per change, and its wa_id may differ from `from` (S-R-TEXT).
+    return contacts[0] if len(contacts) == 1 else None
+
+
+# -- Genesys -------------------------------------------------------------------------------------
+
+GENESYS_TYPES = ("Text", "Structured", "Receipt", "Event")
+
+
+@dataclass(frozen=True, slots=True)
+class GenesysAttachment:
+    """``content[].attachment`` of an outbound notification."""
+
+    media_type: str
+    url: str
+    mime: str | None
+    filename: str | None
+    size_bytes: int | None
+    attachment_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class GenesysNotification:
+    """An Open Messaging outbound notification (reference/genesys.md §3.2), classified.
+
+    - ``type``: ``Text | Structured | Receipt | Event`` as sent; an unknown future type is kept
+      as is (``is_agent_message`` is then False).
+    - ``message_id``: ``id`` (the receipt id and dedupe key); required for Text/Structured/
+      Receipt, may be None for an Event.
+    - ``user_id``: ``channel.to.id`` — the participant id we gave Genesys; required for
+      Text/Structured.
+    - ``integration_id``: ``channel.id`` (the Open Messaging integration).
+    - ``text``: the message text, or for a Structured notification its rendered ``text``.
+    - ``attachments``: every ``content[].attachment`` (contentType ``Attachment`` or unspecified).
+    """
+
+    type: str
+    direction: str | None
+    message_id: str | None
+    conversation_id: str | None
+    integration_id: str | None
+    user_id: str | None
+    user_id_type: str | None
+    text: str | None
+    attachments: tuple[GenesysAttachment, ...] = field(default_factory=tuple)
+    originating_entity: str | None = None
+    time: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def is_agent_message(self) -> bool:
+        """A message for the WhatsApp user: Text or Structured, direction Outbound."""
+        return self.type in ("Text", "Structured") and self.direction == "Outbound"
+
+    @property
+    def dedupe_key(self) -> str | None:
+        return self.message_id
+
+
+def parse_genesys_notification(body: object) -> GenesysNotification:
+    """Read a parsed Genesys webhook body; MappingError when it cannot be handled safely."""
+    message = as_mapping(body, "notification")
+    kind = required_str(message, "type", "notification")
+    direction = optional_str(message, "direction", "notification")
+    channel = as_mapping(message.get("channel"), "notification.channel")
+    to = optional_object(channel, "to", "notification.channel")
+    needs_ids = kind in ("Text", "Structured", "Receipt")
+    message_id = (
+        required_str(message, "id", "notification") if needs_ids
+        else optional_str(message, "id", "notification")
+    )
+    if kind in ("Text", "Structured"):
+        if to is None:
+            raise MappingError("notification.channel.to must be an object")
+        user_id: str | None = required_str(to, "id", "notification.channel.to")
+    else:
+        user_id = optional_str(to, "id", "notification.channel.to") if to else None
+    return GenesysNotification(
+        type=kind,
+        direction=direction,
+        message_id=message_id,
+        conversation_id=optional_str(message, "conversationId", "notification"),
+        integration_id=optional_str(channel, "id", "notification.channel"),
+        user_id=user_id,
+        user_id_type=optional_str(to, "idType", "notification.channel.to") if to else None,
+        text=_notification_text(message),
+        attachments=_attachments(message),
+        originating_entity=optional_str(message, "originatingEntity", "notification"),
+        time=optional_str(channel, "time", "notification.channel"),
+        raw=message,
+    )
+
+
+def _notification_text(message: Mapping[str, Any]) -> str | None:
+    text = message.get("text")
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise MappingError("notification.text must be a string")
+    return text if text.strip() else None
+
+
+def _attachments(message: Mapping[str, Any]) -> tuple[GenesysAttachment, ...]:
+    found = []
+    for index, item in enumerate(optional_list(message, "content", "notification")):
+        where = f"notification.content[{index}]"
+        item_map = as_mapping(item, where)
+        content_type = optional_str(item_map, "contentType", where)
+        if content_type not in (None, "Attachment"):
+            continue  # Notification (template), quick replies, cards: carried by `text`
+        attachment = optional_object(item_map, "attachment", where)
+        if attachment is None:
+            continue
+        where = f"{where}.attachment"
+        found.append(GenesysAttachment(
+            media_type=required_str(attachment, "mediaType", where),
+            url=required_str(attachment, "url", where),
+            mime=optional_str(attachment, "mime", where),
+            filename=optional_str(attachment, "filename", where),
+            size_bytes=_size(attachment.get("contentSizeBytes"), where),
+            attachment_id=optional_str(attachment, "id", where),
+        ))
+    return tuple(found)
+
+
+def _size(value: object, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise MappingError(f"{where}.contentSizeBytes must be a whole number")
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit()):
+            raise MappingError(f"{where}.contentSizeBytes must be a whole number")
+        value = int(value)
+    if value < 0:
+        raise MappingError(f"{where}.contentSizeBytes must not be negative")
+    return value
