@@ -1,23 +1,72 @@
-"""One actor per (tenant, WhatsApp user): the order of that user's messages, both ways.
+"""One actor per (tenant, WhatsApp user): that user's messages, both ways, one at a time, in order.
 
-Its state lives in Redis, so the actor is cheap to retire when idle and to start again.
+Its state lives in Redis (``interlink.store.conversations``), so the actor is cheap to retire when
+idle and to start again. Each message is carried to the other side with the tenant configuration
+it started on; every provider call is recorded as done once it succeeds, so a message that is
+redelivered after a crash skips what already happened. A failure that may pass (429, 5xx, a
+timeout) is retried here, holding the conversation's later messages back so order is kept; one
+that cannot pass becomes a dead letter, or for an agent's message a ``Failed`` receipt.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
+import gevent
 import pykka
+import redis
+import requests
 
-from interlink.actors.base import Actor
+from interlink import media_links
+from interlink.actors.base import Actor, describe
+from interlink.actors.context import TenantContext
 from interlink.actors.messages import ConfigChanged, Work
 from interlink.actors.supervision import ChildStatus
 from interlink.actors.tree import TreeSpec
+from interlink.actors.whatsapp_sender import Send, Upload
+from interlink.mapping import identity
+from interlink.mapping._wire import MappingError, unix_seconds
+from interlink.mapping.inbound import InboundOptions, MediaRef, to_genesys_inbound
+from interlink.mapping.outbound import (
+    MediaRejected,
+    media_limit,
+    to_meta_sends,
+    with_media_id,
+    within_service_window,
+)
+from interlink.mapping.receipts import (
+    failed_receipt,
+    failure_reasons,
+    genesys_reason,
+    next_receipt,
+    receipt_body,
+)
+from interlink.mapping.webhooks import parse_genesys_notification
 from interlink.model import TenantConfig
+from interlink.providers.errors import (
+    AuthError,
+    MetaError,
+    PermanentError,
+    SendUncertain,
+    TransientError,
+)
+from interlink.providers.genesys import download_attachment, genesys_download_hosts
+from interlink.providers.retry import backoff
+from interlink.store.conversations import ConversationStore
 
 log = logging.getLogger(__name__)
+
+RETRY_ROUNDS = 10  # transient failures of one message before it becomes a dead letter
+RETRY_BASE = 1.0
+RETRY_CAP = 30.0
+SEND_TIMEOUT = 120.0  # pacing may hold a send; past this the outcome is unknown
+
+
+class GiveUp(Exception):
+    """The message cannot be delivered; ``str()`` is the dead letter's reason."""
 
 
 class Conversation(Actor):
@@ -29,14 +78,24 @@ class Conversation(Actor):
         spec: TreeSpec,
         tenant: pykka.ActorRef[Any],
         status: ChildStatus,
+        context: Callable[[], TenantContext | None] | None = None,
     ) -> None:
         super().__init__(status=status)
         self.config = config
         self.user = user
         self.spec = spec
         self.tenant = tenant
+        self.context = context
         self.last_active = time.monotonic()
         self.handled = 0
+
+    def started(self) -> None:
+        self.session = requests.Session()  # attachment downloads
+
+    def stopping(self) -> None:
+        session = getattr(self, "session", None)
+        if session is not None:
+            session.close()
 
     def receive(self, message: Any) -> Any:
         self.last_active = time.monotonic()
@@ -47,8 +106,252 @@ class Conversation(Actor):
             return None
         return super().receive(message)
 
+    # -- one message ----------------------------------------------------------------------------
     def handle(self, work: Work) -> Any:
-        """Carry one item to the other side. The flows fill this in by ``kind``."""
         self.handled += 1
+        context = self.context() if self.context is not None else None
+        if context is None:  # a bare tree (unit tests of the runtime): nothing to carry
+            self.spec.ack(work)
+            return None
+        flow = {
+            "wa.message": self._whatsapp_message,
+            "wa.status": self._whatsapp_status,
+            "gc.message": self._agent_message,
+        }.get(work.kind)
+        store = ConversationStore(self.spec.services.redis, context.tenant_id)
+        if flow is None:
+            log.warning(
+                "unknown work kind dropped", extra={"tenant": context.tenant_id, "kind": work.kind}
+            )
+        else:
+            self._with_retries(flow, context, store, work)
         self.spec.ack(work)
         return None
+
+    def _with_retries(
+        self,
+        flow: Callable[[TenantContext, ConversationStore, Work], None],
+        context: TenantContext,
+        store: ConversationStore,
+        work: Work,
+    ) -> None:
+        for attempt in range(RETRY_ROUNDS + 1):
+            try:
+                flow(context, store, work)
+                return
+            except (TransientError, redis.ConnectionError, redis.TimeoutError) as exc:
+                reason = f"still failing after {attempt + 1} attempts: {describe(exc)}"
+                if attempt == RETRY_ROUNDS:
+                    break
+                delay = backoff(attempt, base=RETRY_BASE, cap=RETRY_CAP)
+                log.info(
+                    "retrying",
+                    extra={
+                        "tenant": context.tenant_id,
+                        "kind": work.kind,
+                        "delay": round(delay, 2),
+                        "error": describe(exc),
+                    },
+                )
+                gevent.sleep(delay)
+            except AuthError as exc:
+                reason = f"Genesys refused the tenant's credentials: {describe(exc)}"
+                break
+            except (GiveUp, PermanentError, MetaError, MappingError) as exc:
+                reason = describe(exc)
+                break
+        log.warning(
+            "dead letter", extra={"tenant": context.tenant_id, "kind": work.kind, "reason": reason}
+        )
+        store.dead_letter(work.kind, work.payload, work.conversation, reason)
+
+    # -- WhatsApp user -> Genesys ---------------------------------------------------------------
+    def _whatsapp_message(
+        self, context: TenantContext, store: ConversationStore, work: Work
+    ) -> None:
+        payload = work.payload
+        message, contact = payload["element"], payload.get("contact")
+        number = str(payload["phone_number_id"])
+        ids = identity.identifiers_of_message(message, contact)
+        known = store.known_alias(identity.alias_keys(ids.phone, ids.bsuid))
+        participant = identity.participant_id(ids.phone, ids.bsuid, known)
+        store.record_aliases(identity.aliases_to_record(participant, ids.phone, ids.bsuid))
+        store.user_wrote(
+            participant,
+            float(unix_seconds(message.get("timestamp"), "message.timestamp")),
+            ids.phone,
+        )
+        if context.genesys is None:
+            raise GiveUp("the tenant has no Genesys credentials")
+        bodies = to_genesys_inbound(
+            message,
+            contact,
+            phone_number_id=number,
+            participant=identity.genesys_participant(participant, ids.name),
+            media_url_for=lambda ref: self._media_link(context, ref),
+            options=_inbound_options(context.config),
+        )
+        wamid = str(message["id"])
+        for index, body in enumerate(bodies):
+            step = f"in:{wamid}:{index}"
+            if store.done(step):
+                continue
+            result = context.genesys.send_inbound(body)
+            store.mark_done(step, str(result.get("id") or "1"))
+            conversation_id = result.get("conversationId")
+            if isinstance(conversation_id, str) and conversation_id:
+                store.remember_genesys_conversation(conversation_id)
+
+    def _media_link(self, context: TenantContext, ref: MediaRef) -> str:
+        token = media_links.make(
+            context.tenant_id,
+            ref.media_id,
+            self.spec.services.secret_keys,
+            mime=ref.mime_type,
+            filename=ref.filename,
+        )
+        return f"{context.settings.base_url}/media/{token}"
+
+    def _whatsapp_status(
+        self, context: TenantContext, store: ConversationStore, work: Work
+    ) -> None:
+        status = work.payload["element"]
+        wamid, state_name = str(status["id"]), str(status.get("status"))
+        genesys_id, participant, state = store.mapped(wamid)
+        if genesys_id is None:
+            callback = status.get("biz_opaque_callback_data")
+            genesys_id = callback if isinstance(callback, str) and callback else None
+        if genesys_id is None:
+            return  # a status of a message that did not come from an agent
+        if participant is None:
+            ids = identity.identifiers_of_status(status, work.payload.get("contact"))
+            known = store.known_alias(identity.alias_keys(ids.phone, ids.bsuid))
+            participant = identity.participant_id(ids.phone, ids.bsuid, known)
+        new_state, receipt = next_receipt(state, state_name)
+        if receipt is not None and context.genesys is not None:
+            step = f"receipt:{genesys_id}:{receipt}"
+            if not store.done(step):
+                at = float(unix_seconds(status.get("timestamp"), "status.timestamp"))
+                reasons = failure_reasons(status) if receipt == "Failed" else None
+                body = receipt_body(
+                    receipt,
+                    genesys_message_id=genesys_id,
+                    recipient=participant,
+                    at=at,
+                    reasons=reasons,
+                )
+                context.genesys.send_receipt(body)
+                store.mark_done(step)
+        if new_state is not None and new_state != state:
+            store.advance(wamid, state, new_state)
+
+    # -- Genesys agent -> WhatsApp user ---------------------------------------------------------
+    def _agent_message(self, context: TenantContext, store: ConversationStore, work: Work) -> None:
+        notification = parse_genesys_notification(work.payload)
+        genesys_id, participant = notification.message_id, notification.user_id
+        assert genesys_id is not None and participant is not None
+        last_inbound, phone = store.state(participant)
+        if not within_service_window(last_inbound, time.time()):
+            return self._failed(
+                context, store, genesys_id, participant, "MessageExpired",
+                "More than 24 hours have passed since the customer last wrote: WhatsApp only accepts templates now.",
+            )  # fmt: skip
+        try:
+            recipient = identity.whatsapp_recipient(participant, phone)
+            sends = to_meta_sends(notification, recipient=recipient, callback_data=genesys_id)
+        except MediaRejected as exc:
+            return self._failed(context, store, genesys_id, participant, exc.reason, str(exc))
+        except MappingError as exc:
+            return self._failed(context, store, genesys_id, participant, "GeneralError", str(exc))
+        sender = context.sender()
+        for index, body in enumerate(sends):
+            step = f"out:{genesys_id}:{index}"
+            if store.done(step):
+                continue
+            try:
+                if "link" in body.get(body.get("type", ""), {}):
+                    body = with_media_id(
+                        body, self._upload(context, sender, body, notification.attachments)
+                    )
+                request = Send(body, recipient)
+                sender.tell(request)
+                wamid = request.reply.get(timeout=SEND_TIMEOUT)
+            except MediaRejected as exc:
+                return self._failed(context, store, genesys_id, participant, exc.reason, str(exc))
+            except SendUncertain:
+                # Meta may have it: never send twice. Its status webhook will tell what happened.
+                store.mark_done(step, "uncertain")
+                log.warning("send outcome unknown; not resent", extra={"tenant": context.tenant_id})
+                continue
+            except gevent.Timeout:
+                raise TransientError("the WhatsApp sender did not answer in time") from None
+            except MetaError as exc:
+                if exc.kind == "fatal" or (exc.kind == "pair_rate"):
+                    code = exc.code or 0
+                    return self._failed(
+                        context,
+                        store,
+                        genesys_id,
+                        participant,
+                        genesys_reason(code),
+                        f"WhatsApp {code}: {exc}",
+                    )
+                raise TransientError(describe(exc)) from None
+            store.mark_done(step, str(wamid))
+            store.map_message(str(wamid), genesys_id, participant)
+        return None
+
+    def _upload(
+        self,
+        context: TenantContext,
+        sender: pykka.ActorRef[Any],
+        send: dict[str, Any],
+        attachments: Any,
+    ) -> str:
+        """Agent attachments reach Meta as uploads: Meta cannot fetch a Genesys download URL."""
+        kind = send["type"]
+        url = send[kind]["link"]
+        creds = context.config.genesys
+        if creds is None:
+            raise GiveUp("the tenant has no Genesys credentials")
+        declared = next((a for a in attachments if a.url == url), None)
+        mime = (declared.mime if declared is not None else None) or ""
+        limit = media_limit(mime)
+        data, _ = download_attachment(
+            self.session,
+            url,
+            allowed_hosts=genesys_download_hosts(context.settings, creds.region),
+            token=context.token(),
+            max_bytes=limit.max_bytes,
+        )
+        filename = (declared.filename if declared is not None else None) or f"{kind}"
+        request = Upload(data, mime.split(";")[0].strip(), filename)
+        sender.tell(request)
+        try:
+            media_id: str = request.reply.get(timeout=SEND_TIMEOUT)
+        except gevent.Timeout:
+            raise TransientError("the upload did not finish in time") from None
+        return media_id
+
+    def _failed(
+        self,
+        context: TenantContext,
+        store: ConversationStore,
+        genesys_id: str,
+        participant: str,
+        reason: str,
+        text: str,
+    ) -> None:
+        """Tell the agent, through a ``Failed`` receipt, that this message will not arrive."""
+        step = f"receipt:{genesys_id}:Failed"
+        if context.genesys is None or store.done(step):
+            return
+        context.genesys.send_receipt(failed_receipt(genesys_id, participant, reason, text))
+        store.mark_done(step)
+
+
+def _inbound_options(config: TenantConfig) -> InboundOptions:
+    reactions = config.settings.get("reactionsAsText", True)
+    return InboundOptions(
+        reactions_as_text=bool(reactions), reaction_removals_as_text=bool(reactions)
+    )

@@ -15,8 +15,10 @@ from typing import Any
 import gevent
 import pykka
 import redis
+import requests
 
 from interlink.actors.base import Actor, describe
+from interlink.actors.context import TenantContext
 from interlink.actors.conversation import Conversation
 from interlink.actors.messages import (
     ChildStopped,
@@ -33,6 +35,7 @@ from interlink.actors.token_manager import TokenManager
 from interlink.actors.tree import TreeSpec
 from interlink.actors.whatsapp_sender import WhatsAppSender
 from interlink.model import TenantConfig
+from interlink.providers.pacing import genesys_pacer
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,9 @@ class TenantActor(Actor):
         self.last_active: dict[str, float] = {}
         self.held: dict[str, list[Any]] = {}  # a crashed worker's messages, until its restart
         self._sweeper: gevent.Greenlet | None = None
+        self.context: TenantContext | None = None
+        # One Genesys budget per tenant token, kept across reloads (the token is the same).
+        self.genesys_pacer = genesys_pacer()
 
     # -- lifecycle ------------------------------------------------------------------------------
     def started(self) -> None:
@@ -81,6 +87,8 @@ class TenantActor(Actor):
             self.actor_ref.stop(block=False)
             return
         self.config = config
+        self.session = requests.Session()
+        self.context = self._context(config)
         spec = self.spec
         token_cls = spec.token_manager or TokenManager
         sender_cls = spec.sender or WhatsAppSender
@@ -95,6 +103,26 @@ class TenantActor(Actor):
         deadline = time.monotonic() + self.spec.stop_timeout
         self.conversations.stop_all(deadline)
         self.workers.stop_all(deadline, sequential=True)
+        session = getattr(self, "session", None)
+        if session is not None:
+            session.close()
+
+    def _context(self, config: TenantConfig) -> TenantContext | None:
+        """The clients a configuration version needs; None for a bare tree (tests)."""
+        services = self.spec.services
+        if services is None:
+            return None
+        return TenantContext(
+            config,
+            services.settings,
+            token_manager=lambda: self.workers.ref(TOKEN_MANAGER),
+            sender=lambda: self.workers.ref(SENDER),
+            genesys_pacer=self.genesys_pacer,
+            session=self.session,
+        )
+
+    def current_context(self) -> TenantContext | None:
+        return self.context
 
     def _load_config(self) -> TenantConfig | None:
         """Redis may be briefly away (a restart): retry a little before counting it as a crash."""
@@ -152,10 +180,12 @@ class TenantActor(Actor):
 
     def _start_conversation(self, key: str, user: str) -> pykka.ActorRef[Any]:
         cls = self.spec.conversation or Conversation
-        spec, tenant = self.spec, self.actor_ref
+        spec, tenant, context = self.spec, self.actor_ref, self.current_context
         ref = self.conversations.start(
             key,
-            lambda s: cls.start(self.config, user, spec=spec, tenant=tenant, status=s),
+            lambda s: cls.start(
+                self.config, user, spec=spec, tenant=tenant, status=s, context=context
+            ),
             permanent=False,
         )
         if self._sweeper is None:

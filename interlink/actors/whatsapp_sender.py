@@ -1,14 +1,58 @@
-"""Sends to Meta's Graph API with the tenant's access token, paced, without blocking its mailbox."""
+"""Sends to Meta's Graph API with the tenant's access token, paced, without blocking its mailbox.
+
+Each send runs in a greenlet of a bounded pool, so one slow round trip never holds up the next
+request in the mailbox; when the pool is full the mailbox waits (backpressure, bounded memory).
+Pacing: the business number's messages per second, and per recipient Meta's pair rate (after a
+131056 that recipient alone waits 4^X seconds, X counting its consecutive refusals).
+"""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass, field
 from typing import Any
+
+import gevent.event
+import gevent.pool
+import requests
 
 from interlink.actors.base import Actor
 from interlink.actors.messages import ConfigChanged
 from interlink.actors.supervision import ChildStatus
 from interlink.actors.tree import TreeSpec
 from interlink.model import TenantConfig
+from interlink.providers.errors import MetaError, PermanentError
+from interlink.providers.meta import GraphClient, send_with_retry
+from interlink.providers.pacing import (
+    DEFAULT_META_MESSAGES_PER_SECOND,
+    meta_number_pacer,
+    pair_pacer,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONCURRENCY = 32
+PAIR_BURST = 45  # Meta tolerates bursts of 45 to one user before 131056 (whatsapp.md §6)
+MAX_PAIR_REFUSALS = 4  # 1 + 4 + 16 + 64 s of waiting for one recipient, then give up
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send ``body`` (a Graph API message) to ``recipient``; ``reply`` gets the wamid or the error."""
+
+    body: dict[str, Any]
+    recipient: str
+    reply: gevent.event.AsyncResult = field(default_factory=gevent.event.AsyncResult, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """Upload an attachment to Meta; ``reply`` gets the media id or the error."""
+
+    data: bytes
+    mime: str
+    filename: str
+    reply: gevent.event.AsyncResult = field(default_factory=gevent.event.AsyncResult, compare=False)
 
 
 class WhatsAppSender(Actor):
@@ -16,9 +60,78 @@ class WhatsAppSender(Actor):
         super().__init__(status=status)
         self.config = config
         self.spec = spec
+        rate = float(config.settings.get("messagesPerSecond", DEFAULT_META_MESSAGES_PER_SECOND))  # type: ignore[arg-type]
+        self.number_pacer = meta_number_pacer(rate)
+        self.pair_pacer = pair_pacer(burst=PAIR_BURST)
+        self.pool = gevent.pool.Pool(DEFAULT_CONCURRENCY)
+        self.client: GraphClient | None = None
+        self.sent = 0
+
+    def started(self) -> None:
+        self.session = requests.Session()
+        self.client = self._client(self.config)
+
+    def stopping(self) -> None:
+        # Sends already started finish (their replies are awaited); nothing new starts.
+        self.pool.join(timeout=self.spec.stop_timeout)
+        session = getattr(self, "session", None)
+        if session is not None:
+            session.close()
+
+    def _client(self, config: TenantConfig) -> GraphClient | None:
+        whatsapp = config.whatsapp
+        if whatsapp is None or self.spec.services is None:
+            return None
+        graph = self.spec.services.settings.meta_graph_url
+        return GraphClient(self.session, graph, whatsapp.phone_number_id, whatsapp.access_token)
 
     def receive(self, message: Any) -> Any:
+        if isinstance(message, Send):
+            self.pool.spawn(self._guarded, message.reply, self._send, message)
+            return None
+        if isinstance(message, Upload):
+            self.pool.spawn(self._guarded, message.reply, self._upload, message)
+            return None
         if isinstance(message, ConfigChanged):
             self.config = message.config
+            self.client = self._client(message.config)
             return None
         return super().receive(message)
+
+    def _guarded(self, reply: gevent.event.AsyncResult, work: Any, message: Any) -> None:
+        """Whatever happens in a send, the asker hears of it and nothing escapes the greenlet."""
+        try:
+            reply.set(work(message))
+        except BaseException as exc:  # a gevent.Timeout must not escape either
+            reply.set_exception(
+                exc if isinstance(exc, Exception) else RuntimeError(type(exc).__name__)
+            )
+
+    def _send(self, message: Send) -> str:
+        client = self.client
+        if client is None:
+            raise PermanentError(None, "not.configured", "the tenant has no WhatsApp configuration")
+        refusals = 0
+        while True:
+            self.number_pacer.acquire()
+            self.pair_pacer.acquire(message.recipient)
+            try:
+                wamid = send_with_retry(client, message.body)
+            except MetaError as exc:
+                if exc.kind != "pair_rate" or refusals >= MAX_PAIR_REFUSALS:
+                    raise
+                delay = self.pair_pacer.penalize(message.recipient, refusals)
+                log.info(
+                    "pair rate hit; backing off",
+                    extra={"tenant": self.config.tenant_id, "delay": delay},
+                )
+                refusals += 1
+                continue
+            self.sent += 1
+            return wamid
+
+    def _upload(self, message: Upload) -> str:
+        client = self.client
+        if client is None:
+            raise PermanentError(None, "not.configured", "the tenant has no WhatsApp configuration")
+        return client.upload(message.data, message.mime, message.filename)

@@ -84,3 +84,13 @@ def conversation(tenant_id: str, user_id: str) -> str:
 def message_map(tenant_id: str, message_id: str) -> str:
     """Maps a message id of one side to the other side's id and the conversation."""
     return f"{NS}msg:{tenant_id}:{message_id}"
+
+
+def genesys_conversation(conversation_id: str) -> str:
+    """Genesys conversation id -> tenant id: the first way a Genesys webhook finds its tenant."""
+    return f"{NS}gconv:{conversation_id}"
+
+
+def alias(tenant_id: str, alias_key: str) -> str:
+    """A WhatsApp identifier (``phone:...`` / ``bsuid:...``) -> the user's Genesys participant id."""
+    return f"{NS}alias:{tenant_id}:{alias_key}"

@@ -1,0 +1,78 @@
+"""What a tenant's conversations share for one configuration version.
+
+The tenant actor builds one :class:`TenantContext` per configuration and swaps it whole on reload;
+a conversation takes the current one when it starts a message and keeps it to the end of that
+message, so every message finishes on the configuration it started with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pykka
+import requests
+
+from interlink.actors.token_manager import DropToken, GetToken
+from interlink.model import TenantConfig
+from interlink.providers.errors import TransientError
+from interlink.providers.genesys import OpenMessagingClient
+from interlink.providers.pacing import Pacer
+from interlink.settings import Settings
+
+TOKEN_ASK_TIMEOUT = 20.0
+
+
+class TenantContext:
+    def __init__(
+        self,
+        config: TenantConfig,
+        settings: Settings,
+        *,
+        token_manager: Callable[[], pykka.ActorRef[Any] | None],
+        sender: Callable[[], pykka.ActorRef[Any] | None],
+        genesys_pacer: Pacer,
+        session: requests.Session,
+    ) -> None:
+        self.config = config
+        self.settings = settings
+        self._token_manager = token_manager
+        self._sender = sender
+        self.genesys: OpenMessagingClient | None = None
+        if config.genesys is not None:
+            self.genesys = OpenMessagingClient(
+                session,
+                settings.genesys_api_base(config.genesys.region),
+                config.genesys.integration_id,
+                self.token,
+                self.drop_token,
+                pacer=genesys_pacer,
+            )
+
+    @property
+    def tenant_id(self) -> str:
+        return self.config.tenant_id
+
+    def token(self) -> str:
+        ref = self._token_manager()
+        if ref is None:
+            raise TransientError("the token manager is restarting")
+        try:
+            token = ref.ask(GetToken(), timeout=TOKEN_ASK_TIMEOUT)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            raise TransientError("the token manager did not answer") from None
+        return str(token)
+
+    def drop_token(self, token: str) -> None:
+        ref = self._token_manager()
+        if ref is not None:
+            try:
+                ref.ask(DropToken(token), timeout=TOKEN_ASK_TIMEOUT)
+            except (pykka.ActorDeadError, pykka.Timeout):
+                pass
+
+    def sender(self) -> pykka.ActorRef[Any]:
+        ref = self._sender()
+        if ref is None or not ref.is_alive():
+            raise TransientError("the WhatsApp sender is restarting")
+        return ref

@@ -1,0 +1,134 @@
+"""What a conversation remembers between messages, in Redis (so its actor can retire when idle).
+
+- the alias store: every WhatsApp identifier of a user (phone, BSUID) -> one Genesys participant;
+- the conversation: when the user last wrote (24-hour window), their latest phone;
+- the message map: a WhatsApp message id -> the agent's Genesys message id, the participant, and
+  the delivery state reached (receipts never go backwards);
+- "done" markers for each provider call, so a crash between a provider's success and the inbox
+  acknowledgement does not repeat the call;
+- the tenant's dead letters.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgpack
+import redis
+
+from interlink.store import keys
+
+ALIAS_TTL = 400 * 24 * 3600  # a user's identity outlives any conversation
+CONVERSATION_TTL = 30 * 24 * 3600
+MESSAGE_TTL = 30 * 24 * 3600  # statuses arrive within days; replies quote older messages rarely
+DONE_TTL = 8 * 24 * 3600  # as long as a provider may redeliver (Meta: 7 days)
+DEAD_LETTER_MAXLEN = 10_000
+
+# Compare-and-set of a message's delivery state: two statuses of one message racing (through two
+# routes, or a redelivery) cannot both send a receipt.
+_ADVANCE = """
+local current = redis.call('HGET', KEYS[1], 'state') or ''
+if current ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[2])
+return 1
+"""
+
+
+class ConversationStore:
+    def __init__(self, client: redis.Redis, tenant_id: str) -> None:
+        self.redis = client
+        self.tenant_id = tenant_id
+        self._advance = client.register_script(_ADVANCE)
+
+    # -- identity -------------------------------------------------------------------------------
+    def known_alias(self, alias_keys: Sequence[str]) -> str | None:
+        if not alias_keys:
+            return None
+        values = self.redis.mget([keys.alias(self.tenant_id, k) for k in alias_keys])
+        return next((_text(v) for v in values if v), None)
+
+    def record_aliases(self, aliases: Mapping[str, str]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for alias_key, participant in aliases.items():
+            pipe.set(keys.alias(self.tenant_id, alias_key), participant, nx=True, ex=ALIAS_TTL)
+        pipe.execute()
+
+    # -- the conversation -----------------------------------------------------------------------
+    def user_wrote(self, participant: str, at: float, phone: str | None) -> None:
+        key = keys.conversation(self.tenant_id, participant)
+        fields: dict[Any, Any] = {"last_inbound": repr(at)}
+        if phone:
+            fields["phone"] = phone
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(key, mapping=fields)
+        pipe.expire(key, CONVERSATION_TTL)
+        pipe.execute()
+
+    def state(self, participant: str) -> tuple[float | None, str | None]:
+        """When the user last wrote (Unix seconds) and their latest phone."""
+        last, phone = self.redis.hmget(
+            keys.conversation(self.tenant_id, participant), ["last_inbound", "phone"]
+        )
+        return (float(last) if last else None, _text(phone))
+
+    def remember_genesys_conversation(self, conversation_id: str) -> None:
+        self.redis.set(
+            keys.genesys_conversation(conversation_id), self.tenant_id, ex=CONVERSATION_TTL
+        )
+
+    # -- messages -------------------------------------------------------------------------------
+    def map_message(self, wamid: str, genesys_id: str, participant: str) -> None:
+        key = keys.message_map(self.tenant_id, wamid)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(key, mapping={"genesys": genesys_id, "participant": participant})
+        pipe.expire(key, MESSAGE_TTL)
+        pipe.execute()
+
+    def mapped(self, wamid: str) -> tuple[str | None, str | None, str | None]:
+        """The Genesys message id, the participant and the delivery state of ``wamid``."""
+        genesys, participant, state = self.redis.hmget(
+            keys.message_map(self.tenant_id, wamid), ["genesys", "participant", "state"]
+        )
+        return _text(genesys), _text(participant), _text(state)
+
+    def advance(self, wamid: str, expected: str | None, new: str) -> bool:
+        """Move the delivery state from ``expected`` to ``new``; False when someone else moved it."""
+        result = self._advance(
+            keys=[keys.message_map(self.tenant_id, wamid)], args=[expected or "", new]
+        )
+        return bool(result)
+
+    # -- idempotence of provider calls -----------------------------------------------------------
+    def done(self, step: str) -> bool:
+        return bool(self.redis.exists(keys.dedupe(self.tenant_id, "done", step)))
+
+    def mark_done(self, step: str, value: str = "1") -> None:
+        self.redis.set(keys.dedupe(self.tenant_id, "done", step), value, ex=DONE_TTL)
+
+    def done_value(self, step: str) -> str | None:
+        return _text(self.redis.get(keys.dedupe(self.tenant_id, "done", step)))
+
+    # -- dead letters ---------------------------------------------------------------------------
+    def dead_letter(
+        self, kind: str, payload: Mapping[str, Any], conversation: str | None, reason: str
+    ) -> None:
+        self.redis.xadd(
+            keys.dead_letters(self.tenant_id),
+            {
+                "k": kind,
+                "c": conversation or "",
+                "r": reason[:500],
+                "a": str(int(time.time() * 1000)),
+                "p": msgpack.packb(dict(payload), use_bin_type=True),
+            },
+            maxlen=DEAD_LETTER_MAXLEN,
+            approximate=True,
+        )
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)
