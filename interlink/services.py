@@ -17,6 +17,7 @@ from interlink.settings import Settings
 
 if TYPE_CHECKING:
     from interlink.store.inbox import Inbox, InboxReader
+    from interlink.store.tenants import TenantStore
 
 
 @dataclass
@@ -38,3 +39,10 @@ class Services:
         from interlink.store.inbox import Inbox
 
         return Inbox(self.redis, self.settings.shard_count)
+
+    @cached_property
+    def tenants(self) -> TenantStore:
+        """The tenant registry (records, indexes, API keys), secrets under ``secret_keys``."""
+        from interlink.store.tenants import TenantStore
+
+        return TenantStore(self.redis, self.secret_keys)

@@ -12,7 +12,8 @@ from typing import Any
 
 import falcon
 
-from interlink.http import health
+from interlink.http import health, tenants
+from interlink.http.auth import AuthMiddleware
 from interlink.services import Services
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,7 @@ RouteModule = Callable[[falcon.App, Services], None]
 
 ROUTE_MODULES: list[RouteModule] = [
     health.add_routes,
+    tenants.add_routes,
 ]
 
 
@@ -33,7 +35,8 @@ def _unexpected_error(
 
 
 def create_app(services: Services, *, route_modules: list[RouteModule] | None = None) -> falcon.App:
-    app = falcon.App()
+    # Authentication runs before routing for /api/ and /control/ (interlink.http.auth).
+    app = falcon.App(middleware=[AuthMiddleware(services)])
     app.req_options.strip_url_path_trailing_slash = True
     app.add_error_handler(Exception, _unexpected_error)
     for add_routes in route_modules or ROUTE_MODULES:

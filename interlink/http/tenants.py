@@ -1,0 +1,314 @@
+"""Tenant administration routes (INTERFACE.md "Tenant administration"): parse, check, hand over.
+
+Every route is behind :class:`interlink.http.auth.AuthMiddleware`. The operator may do anything; a
+tenant key may read and change its own tenant (``GET``/``PATCH`` it, set its Genesys credentials
+and WhatsApp configuration, look itself up by phone or integration id) and nothing else: creating,
+listing and deleting tenants and issuing or revoking keys need the operator token.
+
+Bodies: strict. A field that is not part of the resource is a 400 naming it (a typo such as
+``client_secret`` for ``clientSecret`` must not pass silently), a value of the wrong JSON type is a
+400, a body over 64 KiB a 413. Error descriptions name fields, never their values.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import falcon
+import redis
+
+from interlink.http.auth import principal_of, require_operator, require_tenant
+from interlink.http.common import json_body
+from interlink.services import Services
+from interlink.store.secrets import SecretError
+from interlink.store.tenants import (
+    DEFAULT_PAGE,
+    MAX_PAGE,
+    IndexConflict,
+    InvalidTenantData,
+    TenantExists,
+    TenantNotFound,
+    TenantStore,
+    is_provider_id,
+    is_tenant_id,
+)
+
+log = logging.getLogger(__name__)
+
+TENANT_FIELDS = ("tenantId", "name", "genesysOrgId", "genesysOrgName", "genesysRegion")
+PATCH_FIELDS = ("name", "genesysOrgId", "genesysOrgName", "genesysRegion")
+# Fields of the tenant shape a client may echo back in a PATCH (read-modify-write); ignored.
+READ_ONLY_FIELDS = ("tenantId", "version", "createdAt", "updatedAt", "genesys", "whatsapp")
+GENESYS_FIELDS = ("clientId", "clientSecret", "region", "integrationId", "webhookSecret")
+WHATSAPP_FIELDS = (
+    "meta_access_token",
+    "whatsapp_phone_number_id",
+    "whatsapp_business_account_id",
+    "meta_app_secret",
+    "webhook_verify_token",
+)
+
+
+def _names(fields: object) -> str:
+    shown = [repr(str(f)[:40]) for f in list(fields)[:5]]  # type: ignore[call-overload]
+    return ", ".join(shown) + (", ..." if len(shown) == 5 else "")
+
+
+def read_fields(
+    req: falcon.Request,
+    accepted: tuple[str, ...],
+    required: tuple[str, ...] = (),
+    ignored: tuple[str, ...] = (),
+) -> dict[str, str]:
+    """The body's accepted string fields; 400 for unknown fields, wrong types, missing ones."""
+    body = json_body(req)
+    unknown = [k for k in body if k not in accepted and k not in ignored]
+    if unknown:
+        raise falcon.HTTPBadRequest(
+            title="Unknown field",
+            description=f"Not a field of this resource: {_names(unknown)}. "
+            f"Accepted: {', '.join(accepted)}.",
+        )
+    wrong = [k for k in accepted if k in body and not isinstance(body[k], str)]
+    if wrong:
+        raise falcon.HTTPBadRequest(
+            title="Wrong type", description=f"Must be strings: {', '.join(wrong)}."
+        )
+    missing = [k for k in required if k not in body]
+    if missing:
+        raise falcon.HTTPBadRequest(
+            title="Missing field", description=f"Required: {', '.join(missing)}."
+        )
+    fields = {k: body[k] for k in accepted if k in body}
+    if "tenantId" in ignored and "tenantId" in body:
+        fields["tenantId"] = body["tenantId"]  # checked against the path by the caller
+    return fields
+
+
+def tenant_id_param(raw: str) -> str:
+    """The path's tenant id, or 400 before any lookup (``../``, ``%2F``, look-alike letters)."""
+    if not is_tenant_id(raw):
+        raise falcon.HTTPBadRequest(
+            title="Invalid tenant id", description="A tenant id matches ^[a-z0-9][a-z0-9_-]{0,63}$."
+        )
+    return raw
+
+
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """The registry's refusals as HTTP errors; their messages carry no secret by construction."""
+    try:
+        yield
+    except InvalidTenantData as exc:
+        raise falcon.HTTPBadRequest(title="Invalid field", description=str(exc)) from None
+    except TenantNotFound:
+        raise falcon.HTTPNotFound(title="Unknown tenant", description="No such tenant.") from None
+    except TenantExists as exc:
+        raise falcon.HTTPConflict(title="Tenant exists", description=str(exc)) from None
+    except IndexConflict as exc:
+        raise falcon.HTTPConflict(title="Already in use", description=str(exc)) from None
+    except SecretError as exc:
+        # Operator's problem (a master key missing from INTERLINK_SECRET_KEY): say which, loudly.
+        log.error("tenant secret unreadable: %s", exc)
+        raise falcon.HTTPServiceUnavailable(
+            title="Secret unreadable", description=str(exc), retry_after=60
+        ) from None
+    except redis.RedisError:
+        raise falcon.HTTPServiceUnavailable(
+            title="Store unavailable", description="The tenant store is unreachable.", retry_after=1
+        ) from None
+
+
+class _Resource:
+    def __init__(self, store: TenantStore) -> None:
+        self.store = store
+
+    def tenant(self, tenant_id: str) -> dict[str, Any]:
+        with store_errors():
+            view = self.store.get(tenant_id)
+        if view is None:
+            raise falcon.HTTPNotFound(title="Unknown tenant", description="No such tenant.")
+        return view
+
+    def show_own(self, req: falcon.Request, tenant_id: str | None) -> dict[str, Any]:
+        """For look-ups by provider id: a tenant key sees only its own tenant; any other answer
+        is the same 404 as an unknown id, so a key cannot probe who else is registered."""
+        principal = principal_of(req)
+        if tenant_id is None or (not principal.operator and principal.tenant_id != tenant_id):
+            raise falcon.HTTPNotFound(title="Unknown tenant", description="No tenant has this id.")
+        return self.tenant(tenant_id)
+
+
+class TenantCollection(_Resource):
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        require_operator(req)
+        body = read_fields(req, TENANT_FIELDS, required=("tenantId", "name"))
+        with store_errors():
+            view = self.store.create(
+                body["tenantId"],
+                name=body["name"],
+                genesys_org_id=body.get("genesysOrgId", ""),
+                genesys_org_name=body.get("genesysOrgName", ""),
+                genesys_region=body.get("genesysRegion", ""),
+            )
+        resp.status = falcon.HTTP_201
+        resp.location = f"/api/tenants/{view['tenantId']}"
+        resp.media = view
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        require_operator(req)
+        limit = req.get_param_as_int("limit", min_value=1, max_value=MAX_PAGE, default=DEFAULT_PAGE)
+        cursor = req.get_param("cursor") or None
+        with store_errors():
+            items, next_cursor = self.store.list_page(limit, cursor)
+        resp.media = {"items": items, "nextCursor": next_cursor}
+
+
+class TenantItem(_Resource):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, tenantId: str) -> None:
+        require_tenant(req, tenant_id_param(tenantId))
+        resp.media = self.tenant(tenantId)
+
+    def on_patch(self, req: falcon.Request, resp: falcon.Response, tenantId: str) -> None:
+        require_tenant(req, tenant_id_param(tenantId))
+        body = read_fields(req, PATCH_FIELDS, ignored=READ_ONLY_FIELDS)
+        if body.pop("tenantId", tenantId) != tenantId:
+            raise falcon.HTTPBadRequest(
+                title="Invalid field", description="tenantId cannot be changed."
+            )
+        if not body:
+            raise falcon.HTTPBadRequest(
+                title="Nothing to change", description=f"Send one of: {', '.join(PATCH_FIELDS)}."
+            )
+        with store_errors():
+            resp.media = self.store.update(tenantId, body)
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, tenantId: str) -> None:
+        require_operator(req)
+        tenant_id_param(tenantId)
+        with store_errors():
+            self.store.delete(tenantId)
+        resp.status = falcon.HTTP_204
+
+
+class GenesysCredentialsResource(_Resource):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, tenantId: str) -> None:
+        require_tenant(req, tenant_id_param(tenantId))
+        section = self.tenant(tenantId)["genesys"]
+        if section is None:
+            raise falcon.HTTPNotFound(
+                title="Not configured",
+                description="No Genesys credentials are set for this tenant.",
+            )
+        resp.media = section
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, tenantId: str) -> None:
+        require_tenant(req, tenant_id_param(tenantId))
+        body = read_fields(
+            req,
+            GENESYS_FIELDS,
+            required=("clientId", "clientSecret", "integrationId", "webhookSecret"),
+        )
+        with store_errors():
+            region = body.get("region") or self.store.region_of(tenantId)
+            view = self.store.set_genesys(
+                tenantId,
+                client_id=body["clientId"],
+                client_secret=body["clientSecret"],
+                region=region,
+                integration_id=body["integrationId"],
+                webhook_secret=body["webhookSecret"],
+            )
+        resp.media = view["genesys"]
+
+
+class WhatsAppConfigResource(_Resource):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, tenantId: str) -> None:
+        require_tenant(req, tenant_id_param(tenantId))
+        section = self.tenant(tenantId)["whatsapp"]
+        if section is None:
+            raise falcon.HTTPNotFound(
+                title="Not configured",
+                description="No WhatsApp configuration is set for this tenant.",
+            )
+        resp.media = section
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, tenantId: str) -> None:
+        require_tenant(req, tenant_id_param(tenantId))
+        body = read_fields(req, WHATSAPP_FIELDS, required=WHATSAPP_FIELDS)
+        with store_errors():
+            view = self.store.set_whatsapp(
+                tenantId,
+                access_token=body["meta_access_token"],
+                phone_number_id=body["whatsapp_phone_number_id"],
+                business_account_id=body["whatsapp_business_account_id"],
+                app_secret=body["meta_app_secret"],
+                verify_token=body["webhook_verify_token"],
+            )
+        resp.media = view["whatsapp"]
+
+    on_put = on_post
+
+
+class ByPhone(_Resource):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, phoneNumberId: str) -> None:
+        if not is_provider_id(phoneNumberId):
+            raise falcon.HTTPBadRequest(
+                title="Invalid phone number id", description="Letters, digits, '.', ':', '_', '-'."
+            )
+        with store_errors():
+            tenant_id = self.store.tenant_for_phone(phoneNumberId)
+        resp.media = self.show_own(req, tenant_id)
+
+
+class ByIntegration(_Resource):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, integrationId: str) -> None:
+        if not is_provider_id(integrationId):
+            raise falcon.HTTPBadRequest(
+                title="Invalid integration id", description="Letters, digits, '.', ':', '_', '-'."
+            )
+        with store_errors():
+            tenant_id = self.store.tenant_for_integration(integrationId)
+        resp.media = self.show_own(req, tenant_id)
+
+
+class Keys(_Resource):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, tenantId: str) -> None:
+        require_operator(req)
+        tenant_id_param(tenantId)
+        with store_errors():
+            issued = self.store.issue_key(tenantId)
+        resp.status = falcon.HTTP_201
+        resp.cache_control = ["no-store"]  # the key is shown this once
+        resp.media = {"keyId": issued.key_id, "key": issued.key}
+
+
+class KeyItem(_Resource):
+    def on_delete(
+        self, req: falcon.Request, resp: falcon.Response, tenantId: str, keyId: str
+    ) -> None:
+        require_operator(req)
+        tenant_id_param(tenantId)
+        with store_errors():
+            revoked = self.store.revoke_key(tenantId, keyId)
+        if not revoked:
+            raise falcon.HTTPNotFound(
+                title="Unknown key", description="No such key for this tenant."
+            )
+        resp.status = falcon.HTTP_204
+
+
+def add_routes(app: falcon.App, services: Services) -> None:
+    store = services.tenants
+    app.add_route("/api/tenants", TenantCollection(store))
+    # The literal routes are added before {tenantId}; the two words are reserved as tenant ids.
+    app.add_route("/api/tenants/by-phone/{phoneNumberId}", ByPhone(store))
+    app.add_route("/api/tenants/by-integration/{integrationId}", ByIntegration(store))
+    app.add_route("/api/tenants/{tenantId}", TenantItem(store))
+    app.add_route("/api/tenants/{tenantId}/genesys/credentials", GenesysCredentialsResource(store))
+    app.add_route("/api/tenants/{tenantId}/whatsapp/config", WhatsAppConfigResource(store))
+    app.add_route("/api/tenants/{tenantId}/keys", Keys(store))
+    app.add_route("/api/tenants/{tenantId}/keys/{keyId}", KeyItem(store))
