@@ -148,6 +148,12 @@ def test_inbound_echo_and_empty_messages_send_nothing() -> None:
     assert sends(body) == []
 
 
+def test_missing_direction_counts_as_outbound() -> None:
+    body = load("genesys_text.json")
+    del body["direction"]
+    assert len(sends(body)) == 1
+
+
 @pytest.mark.parametrize("mime", ["image/gif", "image/webp", "application/zip", "", "text/html", "video/quicktime"])
 def test_media_type_not_allowed(mime: str) -> None:
     with pytest.raises(MediaRejected) as caught:

@@ -293,8 +293,12 @@ class GenesysNotification:
 
     @property
     def is_agent_message(self) -> bool:
-        """A message for the WhatsApp user: Text or Structured, direction Outbound."""
-        return self.type in ("Text", "Structured") and self.direction == "Outbound"
+        """A message for the WhatsApp user: Text or Structured, direction Outbound.
+
+        A missing ``direction`` counts as Outbound: this webhook only carries outbound messages,
+        and dropping an agent's message silently would be worse than sending it.
+        """
+        return self.type in ("Text", "Structured") and self.direction in (None, "Outbound")
 
     @property
     def dedupe_key(self) -> str | None:
