@@ -24,7 +24,21 @@ from interlink.mapping import (
 )
 
 PAYLOADS = Path(__file__).parent / "payloads"
-JUNK: tuple[Any, ...] = (None, True, 0, -1, 1.5, "", "x", [], ["x"], {}, {"x": 1}, "\u202e\x00", 10**30)
+JUNK: tuple[Any, ...] = (
+    None,
+    True,
+    0,
+    -1,
+    1.5,
+    "",
+    "x",
+    [],
+    ["x"],
+    {},
+    {"x": 1},
+    "\u202e\x00",
+    10**30,
+)
 
 
 def paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
@@ -74,12 +88,17 @@ def meta_pipeline(body: Any) -> None:
             ids = identifiers_of_message(item.element, item.contact)
             participant = genesys_participant(participant_id(ids.phone, ids.bsuid, None), ids.name)
             to_genesys_inbound(
-                item.element, item.contact, phone_number_id=item.phone_number_id,
-                participant=participant, media_url_for=lambda ref: "https://interlink.example/m",
+                item.element,
+                item.contact,
+                phone_number_id=item.phone_number_id,
+                participant=participant,
+                media_url_for=lambda ref: "https://interlink.example/m",
             )
         elif item.kind == "status":
             ids = identifiers_of_status(item.element, item.contact)
-            receipt_for_status(item.element, previous_state=None, genesys_message_id="g", recipient="r")
+            receipt_for_status(
+                item.element, previous_state=None, genesys_message_id="g", recipient="r"
+            )
         json.dumps(item.as_payload())
 
 

@@ -63,7 +63,9 @@ def test_identifiers_of_status() -> None:
 
 
 def test_username_is_the_fallback_nickname() -> None:
-    ids = identifiers_of_message({"from_user_id": BSUID}, {"profile": {"username": "@kai"}, "user_id": BSUID})
+    ids = identifiers_of_message(
+        {"from_user_id": BSUID}, {"profile": {"username": "@kai"}, "user_id": BSUID}
+    )
     assert ids.name == "@kai"
 
 
@@ -76,16 +78,21 @@ def test_no_identifier_at_all_raises() -> None:
         participant_id("", "", "  ")
 
 
-@pytest.mark.parametrize(("message", "contact"), [
-    ({"from": 16505551234}, None),
-    ({"from": "not-a-phone"}, None),
-    ({"from": "123"}, None),
-    ({"from_user_id": "nodot"}, None),
-    ({"from_user_id": "US." + "1" * 200}, None),
-    ({"from_user_id": ["US.1"]}, None),
-    ({}, {"wa_id": {"x": 1}}),
-])
-def test_malformed_identifiers_raise(message: dict[str, Any], contact: dict[str, Any] | None) -> None:
+@pytest.mark.parametrize(
+    ("message", "contact"),
+    [
+        ({"from": 16505551234}, None),
+        ({"from": "not-a-phone"}, None),
+        ({"from": "123"}, None),
+        ({"from_user_id": "nodot"}, None),
+        ({"from_user_id": "US." + "1" * 200}, None),
+        ({"from_user_id": ["US.1"]}, None),
+        ({}, {"wa_id": {"x": 1}}),
+    ],
+)
+def test_malformed_identifiers_raise(
+    message: dict[str, Any], contact: dict[str, Any] | None
+) -> None:
     with pytest.raises(MappingError):
         identifiers_of_message(message, contact)
 
@@ -121,14 +128,19 @@ def test_conflicting_aliases_resolve_to_the_phones_participant() -> None:
 def test_alias_keys_are_namespaced_and_normalized() -> None:
     assert alias_keys("+1 (650) 555-1234", BSUID) == ("phone:" + PHONE, "bsuid:" + BSUID)
     assert alias_keys(None, None) == ()
-    assert aliases_to_record(PHONE, PHONE, BSUID) == {"phone:" + PHONE: PHONE, "bsuid:" + BSUID: PHONE}
+    assert aliases_to_record(PHONE, PHONE, BSUID) == {
+        "phone:" + PHONE: PHONE,
+        "bsuid:" + BSUID: PHONE,
+    }
     with pytest.raises(MappingError):
         aliases_to_record(" ", PHONE, None)
 
 
 def test_genesys_participant_shape() -> None:
     assert genesys_participant(PHONE, "Sheena Nelson") == {
-        "id": PHONE, "idType": "Opaque", "nickname": "Sheena Nelson",
+        "id": PHONE,
+        "idType": "Opaque",
+        "nickname": "Sheena Nelson",
     }
     assert genesys_participant(BSUID) == {"id": BSUID, "idType": "Opaque"}
     assert genesys_participant(PHONE, "  ") == {"id": PHONE, "idType": "Opaque"}

@@ -40,12 +40,19 @@ class MediaLinks:
         return f"https://interlink.example/media/tok-{ref.media_id}"
 
 
-def convert(name: str, options: InboundOptions | None = None) -> tuple[list[dict[str, Any]], MediaLinks]:
+def convert(
+    name: str, options: InboundOptions | None = None
+) -> tuple[list[dict[str, Any]], MediaLinks]:
     message, contact = message_of(name)
     links = MediaLinks()
     kwargs: dict[str, Any] = {"options": options} if options else {}
     bodies = to_genesys_inbound(
-        message, contact, phone_number_id=PNID, participant=PARTICIPANT, media_url_for=links, **kwargs,
+        message,
+        contact,
+        phone_number_id=PNID,
+        participant=PARTICIPANT,
+        media_url_for=links,
+        **kwargs,
     )
     for body in bodies:
         assert_valid_inbound(body)
@@ -96,14 +103,23 @@ def test_image_with_caption() -> None:
     bodies, links = convert("meta_image.json")
     body = only(bodies)
     assert body["text"] == "Broken screen"
-    assert body["content"] == [{"attachment": {
-        "mediaType": "Image", "url": "https://interlink.example/media/tok-1003383421387256",
-        "mime": "image/jpeg", "filename": "image-1003383421387256.jpg",
-    }}]
+    assert body["content"] == [
+        {
+            "attachment": {
+                "mediaType": "Image",
+                "url": "https://interlink.example/media/tok-1003383421387256",
+                "mime": "image/jpeg",
+                "filename": "image-1003383421387256.jpg",
+            }
+        }
+    ]
     [ref] = links.refs
     assert ref == MediaRef(
-        kind="image", media_id="1003383421387256", mime_type="image/jpeg",
-        filename="image-1003383421387256.jpg", phone_number_id=PNID,
+        kind="image",
+        media_id="1003383421387256",
+        mime_type="image/jpeg",
+        filename="image-1003383421387256.jpg",
+        phone_number_id=PNID,
         sha256="SfInY0gGKTsJlUWbwxC1k+FAD0FZHvzwfpvO0zX0GUI=",
         url="https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1003383421387256",
     )
@@ -120,8 +136,10 @@ def test_audio_without_caption() -> None:
     body = only(convert("meta_audio.json")[0])
     assert "text" not in body
     assert body["content"][0]["attachment"] == {
-        "mediaType": "Audio", "url": "https://interlink.example/media/tok-3003383421387258",
-        "mime": "audio/mpeg", "filename": "audio-3003383421387258.mp3",
+        "mediaType": "Audio",
+        "url": "https://interlink.example/media/tok-3003383421387258",
+        "mime": "audio/mpeg",
+        "filename": "audio-3003383421387258.mp3",
     }
 
 
@@ -173,7 +191,11 @@ def test_location_without_name_and_custom_map_link() -> None:
     message, contact = message_of("meta_location.json")
     message["location"] = {"latitude": "0", "longitude": 10}
     [body] = to_genesys_inbound(
-        message, contact, phone_number_id=PNID, participant=PARTICIPANT, media_url_for=MediaLinks(),
+        message,
+        contact,
+        phone_number_id=PNID,
+        participant=PARTICIPANT,
+        media_url_for=MediaLinks(),
         options=InboundOptions(map_link="https://osm.example/?mlat={latitude}&mlon={longitude}"),
     )
     assert body["text"] == "📍 Location\n0, 10\nhttps://osm.example/?mlat=0&mlon=10"
@@ -189,9 +211,15 @@ def test_contacts() -> None:
 
 def test_several_contacts() -> None:
     message, contact = message_of("meta_contacts.json")
-    message["contacts"].append({"name": {"first_name": "Rui"}, "phones": [{"wa_id": "351900000000"}]})
+    message["contacts"].append(
+        {"name": {"first_name": "Rui"}, "phones": [{"wa_id": "351900000000"}]}
+    )
     [body] = to_genesys_inbound(
-        message, contact, phone_number_id=PNID, participant=PARTICIPANT, media_url_for=MediaLinks(),
+        message,
+        contact,
+        phone_number_id=PNID,
+        participant=PARTICIPANT,
+        media_url_for=MediaLinks(),
     )
     assert body["text"].startswith("👤 Shared contacts (2)\nName: Ana Lima")
     assert body["text"].endswith("\n\nName: Rui\nPhone: 351900000000")
@@ -201,9 +229,11 @@ def test_button_reply_keeps_id_in_custom_attributes() -> None:
     body = only(convert("meta_button_reply.json")[0])
     assert body["text"] == "Change"
     assert body["channel"]["metadata"]["customAttributes"] == {
-        "waPhoneNumberId": PNID, "waMessageType": "interactive",
+        "waPhoneNumberId": PNID,
+        "waMessageType": "interactive",
         "waContextMessageId": "wamid.HBgLMTY0NjcwNDM1OTUVAgARGBJBM0Y4RUU0RUNFQkFDMjYzQUMA",
-        "waReplyType": "button_reply", "waReplyId": "change-button",
+        "waReplyType": "button_reply",
+        "waReplyId": "change-button",
     }
 
 
@@ -211,7 +241,9 @@ def test_list_reply() -> None:
     body = only(convert("meta_list_reply.json")[0])
     assert body["text"] == "Express shipping\nNext business day"
     attributes = body["channel"]["metadata"]["customAttributes"]
-    assert attributes["waReplyType"] == "list_reply" and attributes["waReplyId"] == "priority-express"
+    assert (
+        attributes["waReplyType"] == "list_reply" and attributes["waReplyId"] == "priority-express"
+    )
 
 
 def test_template_button() -> None:
@@ -222,12 +254,20 @@ def test_template_button() -> None:
 
 def test_flow_reply() -> None:
     message, contact = message_of("meta_button_reply.json")
-    message["interactive"] = {"type": "nfm_reply", "nfm_reply": {
-        "name": "flow", "body": "Sent",
-        "response_json": json.dumps({"flow_token": "secret-ish", "size": "M", "qty": 2}),
-    }}
+    message["interactive"] = {
+        "type": "nfm_reply",
+        "nfm_reply": {
+            "name": "flow",
+            "body": "Sent",
+            "response_json": json.dumps({"flow_token": "secret-ish", "size": "M", "qty": 2}),
+        },
+    }
     [body] = to_genesys_inbound(
-        message, contact, phone_number_id=PNID, participant=PARTICIPANT, media_url_for=MediaLinks(),
+        message,
+        contact,
+        phone_number_id=PNID,
+        participant=PARTICIPANT,
+        media_url_for=MediaLinks(),
     )
     assert body["text"] == "📝 Form submitted\nsize: M\nqty: 2"
 
@@ -235,18 +275,25 @@ def test_flow_reply() -> None:
 def test_reaction_and_options() -> None:
     body = only(convert("meta_reaction.json")[0])
     assert body["text"] == "reacted 👍 to a message"
-    assert body["channel"]["metadata"]["customAttributes"]["waReactionMessageId"].startswith("wamid.")
+    assert body["channel"]["metadata"]["customAttributes"]["waReactionMessageId"].startswith(
+        "wamid."
+    )
     assert convert("meta_reaction.json", InboundOptions(reactions_as_text=False))[0] == []
 
 
 def test_reaction_removal_and_options() -> None:
     assert only(convert("meta_reaction_removed.json")[0])["text"] == "removed a reaction"
-    assert convert("meta_reaction_removed.json", InboundOptions(reaction_removals_as_text=False))[0] == []
+    assert (
+        convert("meta_reaction_removed.json", InboundOptions(reaction_removals_as_text=False))[0]
+        == []
+    )
 
 
 def test_unsupported_is_a_notice() -> None:
     body = only(convert("meta_unsupported.json")[0])
-    assert body["text"].startswith("[WhatsApp: The customer sent something WhatsApp does not deliver")
+    assert body["text"].startswith(
+        "[WhatsApp: The customer sent something WhatsApp does not deliver"
+    )
     assert "(edit)" in body["text"]
 
 
@@ -275,7 +322,11 @@ def test_unknown_type_name_is_not_echoed_raw() -> None:
     message, contact = message_of("meta_unknown_type.json")
     message["type"] = "<script>alert(1)</script>" * 10
     [body] = to_genesys_inbound(
-        message, contact, phone_number_id=PNID, participant=PARTICIPANT, media_url_for=MediaLinks(),
+        message,
+        contact,
+        phone_number_id=PNID,
+        participant=PARTICIPANT,
+        media_url_for=MediaLinks(),
     )
     assert "<" not in body["text"] and len(body["text"]) < 150
 
@@ -285,7 +336,11 @@ def test_long_text_is_split_in_order_nothing_lost() -> None:
     words = " ".join(f"word{i}" for i in range(1200))  # ~9,000 characters
     message["text"]["body"] = words
     bodies = to_genesys_inbound(
-        message, contact, phone_number_id=PNID, participant=PARTICIPANT, media_url_for=MediaLinks(),
+        message,
+        contact,
+        phone_number_id=PNID,
+        participant=PARTICIPANT,
+        media_url_for=MediaLinks(),
     )
     assert len(bodies) == 3
     assert "".join(b["text"] for b in bodies) == words
@@ -302,7 +357,11 @@ def test_emoji_text_split_counts_utf16_units() -> None:
     message, contact = message_of("meta_text.json")
     message["text"]["body"] = "😀" * 2500  # 5000 UTF-16 units
     bodies = to_genesys_inbound(
-        message, contact, phone_number_id=PNID, participant=PARTICIPANT, media_url_for=MediaLinks(),
+        message,
+        contact,
+        phone_number_id=PNID,
+        participant=PARTICIPANT,
+        media_url_for=MediaLinks(),
     )
     assert [len(b["text"]) for b in bodies] == [2000, 500]
 
@@ -311,24 +370,40 @@ def test_long_caption_is_split_and_attachment_rides_first() -> None:
     message, contact = message_of("meta_image.json")
     message["image"]["caption"] = "x" * 4500
     bodies = to_genesys_inbound(
-        message, contact, phone_number_id=PNID, participant=PARTICIPANT, media_url_for=MediaLinks(),
+        message,
+        contact,
+        phone_number_id=PNID,
+        participant=PARTICIPANT,
+        media_url_for=MediaLinks(),
     )
     assert len(bodies) == 2 and "content" in bodies[0] and "content" not in bodies[1]
 
 
-@pytest.mark.parametrize("timestamp", ["1749416383.5", "", "abc", None, True, -5, "99", "1e9", 12.5, "١٧٤٩٤١٦٣٨٣"])
+@pytest.mark.parametrize(
+    "timestamp", ["1749416383.5", "", "abc", None, True, -5, "99", "1e9", 12.5, "١٧٤٩٤١٦٣٨٣"]
+)
 def test_bad_timestamps_raise(timestamp: object) -> None:
     message, contact = message_of("meta_text.json")
     message["timestamp"] = timestamp
     with pytest.raises(MappingError):
-        to_genesys_inbound(message, contact, phone_number_id=PNID, participant=PARTICIPANT, media_url_for=MediaLinks())
+        to_genesys_inbound(
+            message,
+            contact,
+            phone_number_id=PNID,
+            participant=PARTICIPANT,
+            media_url_for=MediaLinks(),
+        )
 
 
 def test_string_timestamp_with_spaces_is_accepted() -> None:
     message, contact = message_of("meta_text.json")
     message["timestamp"] = " 1749416383 "
     [body] = to_genesys_inbound(
-        message, contact, phone_number_id=PNID, participant=PARTICIPANT, media_url_for=MediaLinks(),
+        message,
+        contact,
+        phone_number_id=PNID,
+        participant=PARTICIPANT,
+        media_url_for=MediaLinks(),
     )
     assert body["channel"]["time"] == "2025-06-08T20:59:43.000Z"
 
@@ -373,18 +448,32 @@ def test_malformed_items_raise_mapping_error(name: str, breaker: Any) -> None:
     message, contact = message_of(name)
     breaker(message)
     with pytest.raises(MappingError) as caught:
-        to_genesys_inbound(message, contact, phone_number_id=PNID, participant=PARTICIPANT, media_url_for=MediaLinks())
+        to_genesys_inbound(
+            message,
+            contact,
+            phone_number_id=PNID,
+            participant=PARTICIPANT,
+            media_url_for=MediaLinks(),
+        )
     assert "wamid." not in str(caught.value)  # messages name fields, never payload content
 
 
 def test_media_url_callback_must_return_a_url() -> None:
     message, contact = message_of("meta_image.json")
     with pytest.raises(MappingError):
-        to_genesys_inbound(message, contact, phone_number_id=PNID, participant=PARTICIPANT, media_url_for=lambda ref: "")
+        to_genesys_inbound(
+            message,
+            contact,
+            phone_number_id=PNID,
+            participant=PARTICIPANT,
+            media_url_for=lambda ref: "",
+        )
 
 
 def test_input_is_not_mutated() -> None:
     message, contact = message_of("meta_image.json")
     before = json.dumps(message, sort_keys=True)
-    to_genesys_inbound(message, contact, phone_number_id=PNID, participant=PARTICIPANT, media_url_for=MediaLinks())
+    to_genesys_inbound(
+        message, contact, phone_number_id=PNID, participant=PARTICIPANT, media_url_for=MediaLinks()
+    )
     assert json.dumps(message, sort_keys=True) == before

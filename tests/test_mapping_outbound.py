@@ -29,7 +29,9 @@ def sends(body: dict[str, Any], recipient: str = TO) -> list[dict[str, Any]]:
     return to_meta_sends(body, recipient=recipient, callback_data=GID)
 
 
-def with_attachment(mime: str, size: int | None = 1000, text: str | None = None, **extra: Any) -> dict[str, Any]:
+def with_attachment(
+    mime: str, size: int | None = 1000, text: str | None = None, **extra: Any
+) -> dict[str, Any]:
     body = load("genesys_image.json")
     attachment = body["content"][0]["attachment"]
     attachment["mime"] = mime
@@ -46,11 +48,19 @@ def with_attachment(mime: str, size: int | None = 1000, text: str | None = None,
 
 
 def test_text() -> None:
-    assert sends(load("genesys_text.json")) == [{
-        "messaging_product": "whatsapp", "recipient_type": "individual", "to": TO, "type": "text",
-        "text": {"body": "Hello, how can I help? See https://example.com/help", "preview_url": True},
-        "biz_opaque_callback_data": GID,
-    }]
+    assert sends(load("genesys_text.json")) == [
+        {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": TO,
+            "type": "text",
+            "text": {
+                "body": "Hello, how can I help? See https://example.com/help",
+                "preview_url": True,
+            },
+            "biz_opaque_callback_data": GID,
+        }
+    ]
 
 
 def test_text_without_link_has_no_preview_and_parsed_notification_is_accepted() -> None:
@@ -66,21 +76,27 @@ def test_bsuid_recipient_uses_recipient_field() -> None:
 
 
 def test_image_with_caption() -> None:
-    assert sends(load("genesys_image.json")) == [{
-        "messaging_product": "whatsapp", "recipient_type": "individual", "to": TO, "type": "image",
-        "image": {
-            "link": "https://api-downloads.mypurecloud.ie/api/v2/downloads/pce9d1a2b3c4",
-            "caption": "Here is the label",
-        },
-        "biz_opaque_callback_data": GID,
-    }]
+    assert sends(load("genesys_image.json")) == [
+        {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": TO,
+            "type": "image",
+            "image": {
+                "link": "https://api-downloads.mypurecloud.ie/api/v2/downloads/pce9d1a2b3c4",
+                "caption": "Here is the label",
+            },
+            "biz_opaque_callback_data": GID,
+        }
+    ]
 
 
 def test_document_has_filename_and_no_text() -> None:
     [send] = sends(load("genesys_document.json"))
     assert send["type"] == "document"
     assert send["document"] == {
-        "link": "https://api-downloads.mypurecloud.ie/api/v2/downloads/pcdoc0001", "filename": "terms.pdf",
+        "link": "https://api-downloads.mypurecloud.ie/api/v2/downloads/pcdoc0001",
+        "filename": "terms.pdf",
     }
 
 
@@ -109,10 +125,17 @@ def test_caption_too_long_goes_as_text() -> None:
 
 def test_several_attachments_text_first_each_media_after() -> None:
     body = with_attachment("image/png", text="two files")
-    body["content"].append({"contentType": "Attachment", "attachment": {
-        "mediaType": "File", "url": "https://api-downloads.mypurecloud.ie/api/v2/downloads/b",
-        "mime": "application/pdf", "filename": "b.pdf",
-    }})
+    body["content"].append(
+        {
+            "contentType": "Attachment",
+            "attachment": {
+                "mediaType": "File",
+                "url": "https://api-downloads.mypurecloud.ie/api/v2/downloads/b",
+                "mime": "application/pdf",
+                "filename": "b.pdf",
+            },
+        }
+    )
     result = sends(body)
     assert [s["type"] for s in result] == ["text", "image", "document"]
     assert all(s["biz_opaque_callback_data"] == GID for s in result)
@@ -154,7 +177,9 @@ def test_missing_direction_counts_as_outbound() -> None:
     assert len(sends(body)) == 1
 
 
-@pytest.mark.parametrize("mime", ["image/gif", "image/webp", "application/zip", "", "text/html", "video/quicktime"])
+@pytest.mark.parametrize(
+    "mime", ["image/gif", "image/webp", "application/zip", "", "text/html", "video/quicktime"]
+)
 def test_media_type_not_allowed(mime: str) -> None:
     with pytest.raises(MediaRejected) as caught:
         sends(with_attachment(mime))
@@ -170,12 +195,24 @@ def test_missing_mime_is_not_allowed() -> None:
     assert caught.value.reason == "MediaTypeNotAllowed"
 
 
-@pytest.mark.parametrize(("mime", "limit_mb"), [
-    ("image/jpeg", 5), ("image/png", 5), ("video/mp4", 16), ("video/3gpp", 16), ("audio/aac", 16),
-    ("audio/amr", 16), ("audio/mpeg", 16), ("audio/mp4", 16), ("audio/ogg", 16),
-    ("application/pdf", 100), ("text/plain", 100), ("application/msword", 100),
-    ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", 100),
-])
+@pytest.mark.parametrize(
+    ("mime", "limit_mb"),
+    [
+        ("image/jpeg", 5),
+        ("image/png", 5),
+        ("video/mp4", 16),
+        ("video/3gpp", 16),
+        ("audio/aac", 16),
+        ("audio/amr", 16),
+        ("audio/mpeg", 16),
+        ("audio/mp4", 16),
+        ("audio/ogg", 16),
+        ("application/pdf", 100),
+        ("text/plain", 100),
+        ("application/msword", 100),
+        ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", 100),
+    ],
+)
 def test_size_limits(mime: str, limit_mb: int) -> None:
     limit = limit_mb * 1024 * 1024
     assert sends(with_attachment(mime, size=limit))
@@ -200,7 +237,9 @@ def test_rejection_message_does_not_echo_hostile_mime() -> None:
 
 def test_one_bad_attachment_rejects_the_whole_message() -> None:
     body = with_attachment("image/png", text="two files")
-    body["content"].append({"attachment": {"mediaType": "Image", "url": "https://x.example/a", "mime": "image/gif"}})
+    body["content"].append(
+        {"attachment": {"mediaType": "Image", "url": "https://x.example/a", "mime": "image/gif"}}
+    )
     with pytest.raises(MediaRejected):
         sends(body)
 

@@ -93,7 +93,10 @@ def test_unknown_status_changes_nothing_unknown_state_raises() -> None:
 
 def test_delivered_status_to_receipt() -> None:
     state, body = receipt_for_status(
-        status_of("meta_status_delivered.json"), previous_state="sent", genesys_message_id=GID, recipient=USER,
+        status_of("meta_status_delivered.json"),
+        previous_state="sent",
+        genesys_message_id=GID,
+        recipient=USER,
     )
     assert state == "delivered"
     assert body == {
@@ -107,33 +110,53 @@ def test_delivered_status_to_receipt() -> None:
 
 def test_sent_and_read_after_delivered_give_no_receipt() -> None:
     assert receipt_for_status(
-        status_of("meta_status_sent.json"), previous_state=None, genesys_message_id=GID, recipient=USER,
+        status_of("meta_status_sent.json"),
+        previous_state=None,
+        genesys_message_id=GID,
+        recipient=USER,
     ) == ("sent", None)
     assert receipt_for_status(
-        status_of("meta_status_read.json"), previous_state="delivered", genesys_message_id=GID, recipient=USER,
+        status_of("meta_status_read.json"),
+        previous_state="delivered",
+        genesys_message_id=GID,
+        recipient=USER,
     ) == ("read", None)
 
 
 def test_failed_status_to_receipt_with_reason() -> None:
     state, body = receipt_for_status(
-        status_of("meta_status_failed.json"), previous_state="sent", genesys_message_id=GID, recipient=USER,
+        status_of("meta_status_failed.json"),
+        previous_state="sent",
+        genesys_message_id=GID,
+        recipient=USER,
     )
     assert state == "failed"
     assert body is not None
     assert body["status"] == "Failed" and body["isFinalReceipt"] is True
-    assert body["reasons"] == [{
-        "code": "MessageExpired",
-        "message": "WhatsApp 131047: Re-engagement message. Message failed to send because more than "
-                   "24 hours have passed since the customer last replied to this number",
-    }]
+    assert body["reasons"] == [
+        {
+            "code": "MessageExpired",
+            "message": "WhatsApp 131047: Re-engagement message. Message failed to send because more than "
+            "24 hours have passed since the customer last replied to this number",
+        }
+    ]
     assert_valid_receipt(body)
 
 
-@pytest.mark.parametrize(("code", "reason"), [
-    (131047, "MessageExpired"), (131026, "InvalidDestination"), (130429, "RateLimited"),
-    (131056, "RateLimited"), (131051, "UnsupportedMessage"), (131053, "MediaTypeNotAllowed"),
-    (131049, "GeneralError"), (100, "GeneralError"), ("131026", "InvalidDestination"),
-])
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        (131047, "MessageExpired"),
+        (131026, "InvalidDestination"),
+        (130429, "RateLimited"),
+        (131056, "RateLimited"),
+        (131051, "UnsupportedMessage"),
+        (131053, "MediaTypeNotAllowed"),
+        (131049, "GeneralError"),
+        (100, "GeneralError"),
+        ("131026", "InvalidDestination"),
+    ],
+)
 def test_failure_reason_codes(code: object, reason: str) -> None:
     reasons = failure_reasons({"errors": [{"code": code, "title": "t"}]})
     assert reasons == [{"code": reason, "message": f"WhatsApp {int(str(code))}: t"}]
@@ -150,29 +173,43 @@ def test_reason_message_is_clipped() -> None:
     assert len(reason["message"]) == 500
 
 
-@pytest.mark.parametrize("status", [
-    {"status": "delivered"},  # no timestamp
-    {"status": "delivered", "timestamp": "yesterday"},
-    {"timestamp": "1750030080"},  # no status
-    {"status": 3, "timestamp": "1750030080"},
-    {"status": "failed", "timestamp": "1750030080", "errors": "x"},
-    {"status": "failed", "timestamp": "1750030080", "errors": ["x"]},
-    {"status": "failed", "timestamp": "1750030080", "errors": [{"code": "abc"}]},
-    {"status": "failed", "timestamp": "1750030080", "errors": [{"code": True}]},
-])
+@pytest.mark.parametrize(
+    "status",
+    [
+        {"status": "delivered"},  # no timestamp
+        {"status": "delivered", "timestamp": "yesterday"},
+        {"timestamp": "1750030080"},  # no status
+        {"status": 3, "timestamp": "1750030080"},
+        {"status": "failed", "timestamp": "1750030080", "errors": "x"},
+        {"status": "failed", "timestamp": "1750030080", "errors": ["x"]},
+        {"status": "failed", "timestamp": "1750030080", "errors": [{"code": "abc"}]},
+        {"status": "failed", "timestamp": "1750030080", "errors": [{"code": True}]},
+    ],
+)
 def test_malformed_statuses_raise(status: dict[str, Any]) -> None:
     with pytest.raises(MappingError):
         receipt_for_status(status, previous_state=None, genesys_message_id=GID, recipient=USER)
 
 
 def test_failed_receipt_for_synchronous_errors() -> None:
-    body = failed_receipt(GID, USER, "MediaTypeNotAllowed", "WhatsApp does not accept image/gif attachments", at=1750030080)
+    body = failed_receipt(
+        GID,
+        USER,
+        "MediaTypeNotAllowed",
+        "WhatsApp does not accept image/gif attachments",
+        at=1750030080,
+    )
     assert body == {
         "id": GID,
         "channel": {"to": {"id": USER, "idType": "Opaque"}, "time": "2025-06-15T23:28:00.000Z"},
         "status": "Failed",
         "isFinalReceipt": True,
-        "reasons": [{"code": "MediaTypeNotAllowed", "message": "WhatsApp does not accept image/gif attachments"}],
+        "reasons": [
+            {
+                "code": "MediaTypeNotAllowed",
+                "message": "WhatsApp does not accept image/gif attachments",
+            }
+        ],
     }
     assert_valid_receipt(body)
     assert failed_receipt(GID, USER, "GeneralError", "x")["channel"]["time"].endswith("Z")
@@ -187,14 +224,25 @@ def test_receipt_body_refuses_other_statuses() -> None:
         receipt_body("Read", genesys_message_id=GID, recipient=USER, at=1750030080)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("code", "action", "reason"), [
-    (4, "retry", "RateLimited"), (80007, "retry", "RateLimited"), (130429, "retry", "RateLimited"),
-    (131000, "retry", "ServerError"), (2, "retry", "ServerError"), (133004, "retry", "ServerError"),
-    (131056, "pair_rate", "RateLimited"),
-    (131047, "fatal", "MessageExpired"), (131026, "fatal", "InvalidDestination"),
-    (131051, "fatal", "UnsupportedMessage"), (131053, "fatal", "MediaTypeNotAllowed"),
-    (100, "fatal", "GeneralError"), (190, "fatal", "GeneralError"), (0, "fatal", "GeneralError"),
-])
+@pytest.mark.parametrize(
+    ("code", "action", "reason"),
+    [
+        (4, "retry", "RateLimited"),
+        (80007, "retry", "RateLimited"),
+        (130429, "retry", "RateLimited"),
+        (131000, "retry", "ServerError"),
+        (2, "retry", "ServerError"),
+        (133004, "retry", "ServerError"),
+        (131056, "pair_rate", "RateLimited"),
+        (131047, "fatal", "MessageExpired"),
+        (131026, "fatal", "InvalidDestination"),
+        (131051, "fatal", "UnsupportedMessage"),
+        (131053, "fatal", "MediaTypeNotAllowed"),
+        (100, "fatal", "GeneralError"),
+        (190, "fatal", "GeneralError"),
+        (0, "fatal", "GeneralError"),
+    ],
+)
 def test_classify_meta_error(code: int, action: str, reason: str) -> None:
     result = classify_meta_error(code)
     assert result == (action, reason)

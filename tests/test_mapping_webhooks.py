@@ -86,13 +86,21 @@ def test_payload_is_msgpack_and_json_serializable() -> None:
         assert json.loads(json.dumps(payload)) == payload
 
 
-@pytest.mark.parametrize("body", [
-    None, [], "text", {}, {"object": "page", "entry": []}, {"object": "whatsapp_business_account"},
-    {"object": "whatsapp_business_account", "entry": {}},
-    {"object": "whatsapp_business_account", "entry": ["x"]},
-    {"object": "whatsapp_business_account", "entry": [{"changes": "x"}]},
-    {"object": "whatsapp_business_account", "entry": [{"changes": [7]}]},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        None,
+        [],
+        "text",
+        {},
+        {"object": "page", "entry": []},
+        {"object": "whatsapp_business_account"},
+        {"object": "whatsapp_business_account", "entry": {}},
+        {"object": "whatsapp_business_account", "entry": ["x"]},
+        {"object": "whatsapp_business_account", "entry": [{"changes": "x"}]},
+        {"object": "whatsapp_business_account", "entry": [{"changes": [7]}]},
+    ],
+)
 def test_malformed_envelopes_raise_mapping_error(body: object) -> None:
     with pytest.raises(MappingError):
         split_meta_webhook(body)
@@ -144,6 +152,7 @@ def test_split_does_not_mutate_the_body() -> None:
 
 # -- Genesys -------------------------------------------------------------------------------------
 
+
 def test_genesys_text_notification() -> None:
     n = parse_genesys_notification(load("genesys_text.json"))
     assert n.type == "Text" and n.direction == "Outbound" and n.is_agent_message
@@ -159,7 +168,12 @@ def test_genesys_text_notification() -> None:
 def test_genesys_attachment_notification() -> None:
     n = parse_genesys_notification(load("genesys_image.json"))
     [a] = n.attachments
-    assert (a.media_type, a.mime, a.filename, a.size_bytes) == ("Image", "image/png", "label.png", 2444)
+    assert (a.media_type, a.mime, a.filename, a.size_bytes) == (
+        "Image",
+        "image/png",
+        "label.png",
+        2444,
+    )
     assert a.url.startswith("https://api-downloads.mypurecloud.ie/")
     assert a.attachment_id == "9ff2a1b0-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
 
@@ -197,25 +211,28 @@ def _broken(path: list[Any], value: Any) -> dict[str, Any]:
     return body
 
 
-@pytest.mark.parametrize(("path", "value"), [
-    (["type"], KeyError),
-    (["type"], 3),
-    (["id"], KeyError),
-    (["id"], ""),
-    (["channel"], KeyError),
-    (["channel"], "x"),
-    (["channel", "to"], KeyError),
-    (["channel", "to", "id"], None),
-    (["text"], 42),
-    (["content"], "x"),
-    (["content", 0], "x"),
-    (["content", 0, "attachment"], []),
-    (["content", 0, "attachment", "url"], KeyError),
-    (["content", 0, "attachment", "mediaType"], 1),
-    (["content", 0, "attachment", "contentSizeBytes"], -1),
-    (["content", 0, "attachment", "contentSizeBytes"], "12kb"),
-    (["content", 0, "attachment", "contentSizeBytes"], True),
-])
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (["type"], KeyError),
+        (["type"], 3),
+        (["id"], KeyError),
+        (["id"], ""),
+        (["channel"], KeyError),
+        (["channel"], "x"),
+        (["channel", "to"], KeyError),
+        (["channel", "to", "id"], None),
+        (["text"], 42),
+        (["content"], "x"),
+        (["content", 0], "x"),
+        (["content", 0, "attachment"], []),
+        (["content", 0, "attachment", "url"], KeyError),
+        (["content", 0, "attachment", "mediaType"], 1),
+        (["content", 0, "attachment", "contentSizeBytes"], -1),
+        (["content", 0, "attachment", "contentSizeBytes"], "12kb"),
+        (["content", 0, "attachment", "contentSizeBytes"], True),
+    ],
+)
 def test_genesys_malformed_raises_mapping_error(path: list[Any], value: Any) -> None:
     with pytest.raises(MappingError):
         parse_genesys_notification(_broken(path, value))

@@ -20,7 +20,8 @@ def test_split_text_boundaries() -> None:
     assert split_text("a" * 10, 10) == ["a" * 10]
     assert split_text("a" * 11, 10) == ["a" * 10, "a"]
     assert split_text("aaaa bbbb cc", 10) == ["aaaa bbbb ", "cc"]
-    assert split_text("aaaaaa\nbb ccc", 10) == ["aaaaaa\n", "bb ccc"]  # newline before a later space
+    # A newline wins over a later space.
+    assert split_text("aaaaaa\nbb ccc", 10) == ["aaaaaa\n", "bb ccc"]
     # A space too early (first half) is not used: the cut stays near the limit.
     assert split_text("a bbbbbbbbbbbb", 10) == ["a bbbbbbbb", "bbbb"]
     # Astral characters count 2 and are never cut in half.
@@ -53,11 +54,14 @@ sim = pytest.importorskip("interlink.sim.whatsapp_payloads")
 
 
 @pytest.mark.parametrize("kind", sim.KINDS)
-@pytest.mark.parametrize("user", [
-    sim.WhatsAppUser(wa_id="16505551234", name="Ana"),
-    sim.WhatsAppUser(user_id="US.13491208655302741918", name="Kai"),
-    sim.WhatsAppUser(wa_id="16505551234", user_id="US.13491208655302741918"),
-])
+@pytest.mark.parametrize(
+    "user",
+    [
+        sim.WhatsAppUser(wa_id="16505551234", name="Ana"),
+        sim.WhatsAppUser(user_id="US.13491208655302741918", name="Kai"),
+        sim.WhatsAppUser(wa_id="16505551234", user_id="US.13491208655302741918"),
+    ],
+)
 def test_every_simulated_kind_maps(kind: str, user: object) -> None:
     media = {"id": "1003383421387256", "mime_type": "image/jpeg", "sha256": "abc="}
     if kind in ("audio", "voice"):
@@ -72,12 +76,20 @@ def test_every_simulated_kind_maps(kind: str, user: object) -> None:
     if kind == "reaction":
         options = {"message_id": sim.new_wamid(), "emoji": "👍"}
     message = sim.message(
-        kind, user, wamid=sim.new_wamid(), timestamp=1_780_000_000, business_number="15550783881",
-        media=media if kind in sim.MEDIA_KINDS else None, **options,
+        kind,
+        user,
+        wamid=sim.new_wamid(),
+        timestamp=1_780_000_000,
+        business_number="15550783881",
+        media=media if kind in sim.MEDIA_KINDS else None,
+        **options,
     )
     body = sim.envelope(
-        waba_id="102290129340398", display_phone_number="15550783881", phone_number_id="106540352242922",
-        contacts=[sim.contact(user)], messages=[message],
+        waba_id="102290129340398",
+        display_phone_number="15550783881",
+        phone_number_id="106540352242922",
+        contacts=[sim.contact(user)],
+        messages=[message],
     )
     [item] = split_meta_webhook(body)
     assert item.kind == "message" and item.contact is not None
@@ -85,7 +97,10 @@ def test_every_simulated_kind_maps(kind: str, user: object) -> None:
     assert alias_keys(ids.phone, ids.bsuid)
     participant = genesys_participant(participant_id(ids.phone, ids.bsuid, None), ids.name)
     bodies = to_genesys_inbound(
-        item.element, item.contact, phone_number_id=item.phone_number_id, participant=participant,
+        item.element,
+        item.contact,
+        phone_number_id=item.phone_number_id,
+        participant=participant,
         media_url_for=lambda ref: f"https://interlink.example/media/{ref.media_id}",
     )
     assert len(bodies) == 1

@@ -52,18 +52,38 @@ def test_each_verifier_refuses_the_other_encoding() -> None:
     assert not verify_genesys(SECRET, BODY, "sha256=" + independent_hex(SECRET, BODY))
 
 
-@pytest.mark.parametrize("header", [
-    None, "", "sha256=", "sha1=" + "0" * 40, "0" * 64, "sha256=" + "0" * 64, "sha256=zz" + "0" * 62,
-    "sha256=" + "0" * 63, "sha256=" + "0" * 66, "sha256=é" + "0" * 63,
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "sha256=",
+        "sha1=" + "0" * 40,
+        "0" * 64,
+        "sha256=" + "0" * 64,
+        "sha256=zz" + "0" * 62,
+        "sha256=" + "0" * 63,
+        "sha256=" + "0" * 66,
+        "sha256=é" + "0" * 63,
+    ],
+)
 def test_verify_meta_refuses_malformed_or_wrong(header: str | None) -> None:
     assert not verify_meta(SECRET, BODY, header)
 
 
-@pytest.mark.parametrize("header", [
-    None, "", "sha256=", "sha256=AAAA", "sha256=" + "A" * 43, "sha256=" + "A" * 43 + "=",
-    "sha256=" + "!" * 44, "sha256=é" + "A" * 43,
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "sha256=",
+        "sha256=AAAA",
+        "sha256=" + "A" * 43,
+        "sha256=" + "A" * 43 + "=",
+        "sha256=" + "!" * 44,
+        "sha256=é" + "A" * 43,
+    ],
+)
 def test_verify_genesys_refuses_malformed_or_wrong(header: str | None) -> None:
     assert not verify_genesys(SECRET, BODY, header)
 

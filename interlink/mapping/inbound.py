@@ -66,9 +66,18 @@ GENESYS_MEDIA_TYPE = {
 }
 # Extensions for names we make up; mimetypes would answer ".jpe" or nothing for some of these.
 _EXTENSIONS = {
-    "image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/gif": "gif",
-    "video/mp4": "mp4", "video/3gpp": "3gp", "audio/ogg": "ogg", "audio/mpeg": "mp3",
-    "audio/mp4": "m4a", "audio/aac": "aac", "audio/amr": "amr", "application/pdf": "pdf",
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/webp": "webp",
+    "image/gif": "gif",
+    "video/mp4": "mp4",
+    "video/3gpp": "3gp",
+    "audio/ogg": "ogg",
+    "audio/mpeg": "mp3",
+    "audio/mp4": "m4a",
+    "audio/aac": "aac",
+    "audio/amr": "amr",
+    "application/pdf": "pdf",
     "text/plain": "txt",
 }
 _FILENAME_MAX = 200
@@ -244,14 +253,20 @@ def _draft(
     if kind in MEDIA_KINDS:
         return _media_draft(message, phone_number_id, media_url_for)
     if kind == "location":
-        return _Draft(text=_location_text(as_mapping(message.get("location"), "message.location"), options))
+        return _Draft(
+            text=_location_text(as_mapping(message.get("location"), "message.location"), options)
+        )
     if kind == "contacts":
         return _Draft(text=_contacts_text(as_list(message.get("contacts"), "message.contacts")))
     if kind == "interactive":
-        return _Draft(text=_interactive_text(as_mapping(message.get("interactive"), "message.interactive")))
+        return _Draft(
+            text=_interactive_text(as_mapping(message.get("interactive"), "message.interactive"))
+        )
     if kind == "button":
         button = as_mapping(message.get("button"), "message.button")
-        text = optional_str(button, "text", "message.button") or optional_str(button, "payload", "message.button")
+        text = optional_str(button, "text", "message.button") or optional_str(
+            button, "payload", "message.button"
+        )
         if text is None:
             raise MappingError("message.button needs a text or a payload")
         return _Draft(text=text)
@@ -263,7 +278,11 @@ def _draft(
         return _Draft(text=_system_text(message.get("system")))
     if kind == "unsupported":
         return _Draft(text=_unsupported_text(message))
-    return _Draft(text=notice(f"The customer sent a WhatsApp message of a type this bridge cannot show ({_label(kind)})."))
+    return _Draft(
+        text=notice(
+            f"The customer sent a WhatsApp message of a type this bridge cannot show ({_label(kind)})."
+        )
+    )
 
 
 def notice(sentence: str) -> str:
@@ -343,10 +362,12 @@ def _contact_card(card: Mapping[str, Any], index: int) -> str:
     formatted = None
     if name is not None:
         formatted = optional_str(name, "formatted_name", f"{where}.name") or " ".join(
-            part for part in (
+            part
+            for part in (
                 optional_str(name, "first_name", f"{where}.name"),
                 optional_str(name, "last_name", f"{where}.name"),
-            ) if part
+            )
+            if part
         )
     lines.append(f"Name: {formatted}" if formatted else "Name: (none)")
     org = optional_object(card, "org", where)
@@ -355,7 +376,9 @@ def _contact_card(card: Mapping[str, Any], index: int) -> str:
         if company:
             lines.append(f"Company: {company}")
     for field_name, key, label in (
-        ("phones", "phone", "Phone"), ("emails", "email", "Email"), ("urls", "url", "URL"),
+        ("phones", "phone", "Phone"),
+        ("emails", "email", "Email"),
+        ("urls", "url", "URL"),
     ):
         for entry_index, entry in enumerate(_optional_entries(card, field_name, where)):
             entry_where = f"{where}.{field_name}[{entry_index}]"
@@ -375,7 +398,10 @@ def _optional_entries(card: Mapping[str, Any], key: str, where: str) -> list[Map
     value = card.get(key)
     if value is None:
         return []
-    return [as_mapping(item, f"{where}.{key}[{i}]") for i, item in enumerate(as_list(value, f"{where}.{key}"))]
+    return [
+        as_mapping(item, f"{where}.{key}[{i}]")
+        for i, item in enumerate(as_list(value, f"{where}.{key}"))
+    ]
 
 
 def _interactive_text(interactive: Mapping[str, Any]) -> str:
@@ -390,8 +416,12 @@ def _interactive_text(interactive: Mapping[str, Any]) -> str:
         description = optional_str(reply, "description", f"message.interactive.{subtype}")
         return f"{text}\n{description}" if description else text
     if subtype == "nfm_reply":
-        return _flow_reply_text(as_mapping(interactive.get("nfm_reply"), "message.interactive.nfm_reply"))
-    return notice(f"The customer answered an interactive message of a type this bridge cannot show ({_label(subtype)}).")
+        return _flow_reply_text(
+            as_mapping(interactive.get("nfm_reply"), "message.interactive.nfm_reply")
+        )
+    return notice(
+        f"The customer answered an interactive message of a type this bridge cannot show ({_label(subtype)})."
+    )
 
 
 def _flow_reply_text(reply: Mapping[str, Any]) -> str:
@@ -420,23 +450,37 @@ def _reaction_draft(reaction: Mapping[str, Any], options: InboundOptions) -> _Dr
     emoji = optional_str(reaction, "emoji", "message.reaction")
     if emoji is None:  # the key is absent when the user removes a reaction (S-R-REACT)
         return _Draft(text="removed a reaction") if options.reaction_removals_as_text else None
-    return _Draft(text=f"reacted {emoji.strip()} to a message") if options.reactions_as_text else None
+    return (
+        _Draft(text=f"reacted {emoji.strip()} to a message") if options.reactions_as_text else None
+    )
 
 
 def _order_text(order: Mapping[str, Any]) -> str:
     lines = []
     items = order.get("product_items")
-    for index, item in enumerate(as_list(items, "message.order.product_items") if items is not None else []):
+    for index, item in enumerate(
+        as_list(items, "message.order.product_items") if items is not None else []
+    ):
         where = f"message.order.product_items[{index}]"
         entry = as_mapping(item, where)
         sku = entry.get("product_retailer_id")
-        quantity, price, currency = entry.get("quantity"), entry.get("item_price"), entry.get("currency")
+        quantity, price, currency = (
+            entry.get("quantity"),
+            entry.get("item_price"),
+            entry.get("currency"),
+        )
         line = f"- {_scalar(quantity)} x {_scalar(sku)}"
         if price is not None:
-            line += f" at {_scalar(price)}" + (f" {_scalar(currency)}" if currency is not None else "")
+            line += f" at {_scalar(price)}" + (
+                f" {_scalar(currency)}" if currency is not None else ""
+            )
         lines.append(line)
     text = optional_str(order, "text", "message.order")
-    head = notice("The customer sent an order from the catalog. Items:" if lines else "The customer sent an order from the catalog.")
+    head = notice(
+        "The customer sent an order from the catalog. Items:"
+        if lines
+        else "The customer sent an order from the catalog."
+    )
     parts = [head, *lines]
     if text:
         parts.append(f"Note: {text}")

@@ -68,16 +68,18 @@ MEDIA_LIMITS: tuple[MediaLimit, ...] = (
     ),
     MediaLimit(
         "document",
-        frozenset({
-            "text/plain",
-            "application/pdf",
-            "application/msword",
-            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-            "application/vnd.ms-excel",
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            "application/vnd.ms-powerpoint",
-            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-        }),
+        frozenset(
+            {
+                "text/plain",
+                "application/pdf",
+                "application/msword",
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                "application/vnd.ms-excel",
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                "application/vnd.ms-powerpoint",
+                "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+            }
+        ),
         100 * _MB,
         captions=True,
     ),
@@ -131,20 +133,25 @@ def to_meta_sends(
     MappingError for a malformed notification, recipient or callback data.
     """
     message = (
-        notification if isinstance(notification, GenesysNotification)
+        notification
+        if isinstance(notification, GenesysNotification)
         else parse_genesys_notification(notification)
     )
     if not message.is_agent_message:
         return []
     if not isinstance(callback_data, str) or len(callback_data) > CALLBACK_DATA_LIMIT:
-        raise MappingError(f"callback data must be a string of at most {CALLBACK_DATA_LIMIT} characters")
+        raise MappingError(
+            f"callback data must be a string of at most {CALLBACK_DATA_LIMIT} characters"
+        )
     address = recipient_fields(recipient)
     limits = [media_limit(a.mime, a.size_bytes) for a in message.attachments]
 
     text = message.text
     caption = None
     if (
-        text is not None and len(limits) == 1 and limits[0].captions
+        text is not None
+        and len(limits) == 1
+        and limits[0].captions
         and utf16_length(text) <= CAPTION_LIMIT
     ):
         caption, text = text, None
@@ -172,7 +179,9 @@ def _has_link(text: str) -> bool:
     return "https://" in lowered or "http://" in lowered
 
 
-def _media_object(attachment: GenesysAttachment, limit: MediaLimit, caption: str | None) -> dict[str, Any]:
+def _media_object(
+    attachment: GenesysAttachment, limit: MediaLimit, caption: str | None
+) -> dict[str, Any]:
     media: dict[str, Any] = {"link": attachment.url}
     if caption is not None:
         media["caption"] = caption

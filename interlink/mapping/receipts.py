@@ -37,11 +37,23 @@ ReceiptKind = Literal["Delivered", "Failed"]
 ErrorAction = Literal["retry", "pair_rate", "fatal"]
 
 # Genesys ConversationReason codes (reference/genesys.md §2.3).
-REASON_CODES = frozenset({
-    "MessageExpired", "RateLimited", "MessageNotAllowed", "GeneralError", "UnsupportedMessage",
-    "UnknownMessage", "InvalidMessageStructure", "InvalidDestination", "ServerError",
-    "MediaTypeNotAllowed", "InvalidMediaContentLength", "RecipientOptedOut", "DataFiltered",
-})
+REASON_CODES = frozenset(
+    {
+        "MessageExpired",
+        "RateLimited",
+        "MessageNotAllowed",
+        "GeneralError",
+        "UnsupportedMessage",
+        "UnknownMessage",
+        "InvalidMessageStructure",
+        "InvalidDestination",
+        "ServerError",
+        "MediaTypeNotAllowed",
+        "InvalidMediaContentLength",
+        "RecipientOptedOut",
+        "DataFiltered",
+    }
+)
 
 # Delivery progress of one agent message, in order; "failed" is terminal and outside the order.
 _RANK = {"sent": 1, "delivered": 2, "read": 3}
@@ -185,7 +197,9 @@ def failure_reasons(status: Mapping[str, Any]) -> list[dict[str, str]]:
         if isinstance(code, bool) or not isinstance(code, int):
             raise MappingError(f"{where}.code must be an integer")
         reasons.append({"code": genesys_reason(code), "message": _clip(_error_text(code, entry))})
-    return reasons or [{"code": "GeneralError", "message": "WhatsApp reported the message as failed"}]
+    return reasons or [
+        {"code": "GeneralError", "message": "WhatsApp reported the message as failed"}
+    ]
 
 
 def _error_text(code: int, error: Mapping[str, Any]) -> str:
@@ -195,7 +209,11 @@ def _error_text(code: int, error: Mapping[str, Any]) -> str:
         if isinstance(value, str) and value.strip() and value.strip() not in parts:
             parts.append(value.strip())
     data = error.get("error_data")
-    if isinstance(data, Mapping) and isinstance(data.get("details"), str) and data["details"].strip():
+    if (
+        isinstance(data, Mapping)
+        and isinstance(data.get("details"), str)
+        and data["details"].strip()
+    ):
         details = data["details"].strip()
         if details not in parts:
             parts.append(details)
@@ -228,6 +246,10 @@ def receipt_for_status(
         return state, None
     reasons = failure_reasons(status) if kind == "Failed" else None
     body = receipt_body(
-        kind, genesys_message_id=genesys_message_id, recipient=recipient, at=seconds, reasons=reasons,
+        kind,
+        genesys_message_id=genesys_message_id,
+        recipient=recipient,
+        at=seconds,
+        reasons=reasons,
     )
     return state, body

@@ -158,8 +158,12 @@ def _ignored(waba_id: str, field_name: str, value: Mapping[str, Any], where: str
         number = _string_or_empty(metadata.get("phone_number_id"))
         display = _string_or_empty(metadata.get("display_phone_number"))
     return MetaItem(
-        kind="ignored", waba_id=waba_id, field=field_name, phone_number_id=number,
-        display_phone_number=display, element=value,
+        kind="ignored",
+        waba_id=waba_id,
+        field=field_name,
+        phone_number_id=number,
+        display_phone_number=display,
+        element=value,
     )
 
 
@@ -175,31 +179,52 @@ def _split_messages_change(waba_id: str, value: Mapping[str, Any], where: str) -
 
     def item(kind: MetaItemKind, element: Mapping[str, Any], **extra: Any) -> MetaItem:
         return MetaItem(
-            kind=kind, waba_id=waba_id, field=MESSAGES_FIELD, phone_number_id=number,
-            display_phone_number=display, element=element, **extra,
+            kind=kind,
+            waba_id=waba_id,
+            field=MESSAGES_FIELD,
+            phone_number_id=number,
+            display_phone_number=display,
+            element=element,
+            **extra,
         )
 
     items: list[MetaItem] = []
     for index, element in enumerate(optional_list(value, "messages", where)):
         problem = _message_problem(element)
         if problem:
-            items.append(item("invalid", _as_element(element), problem=f"messages[{index}]: {problem}"))
+            items.append(
+                item("invalid", _as_element(element), problem=f"messages[{index}]: {problem}")
+            )
             continue
-        items.append(item(
-            "message", element, dedupe_key=element["id"],
-            contact=_matching_contact(contacts, element.get("from"), element.get("from_user_id")),
-        ))
+        items.append(
+            item(
+                "message",
+                element,
+                dedupe_key=element["id"],
+                contact=_matching_contact(
+                    contacts, element.get("from"), element.get("from_user_id")
+                ),
+            )
+        )
     for index, element in enumerate(optional_list(value, "statuses", where)):
         problem = _status_problem(element)
         if problem:
-            items.append(item("invalid", _as_element(element), problem=f"statuses[{index}]: {problem}"))
+            items.append(
+                item("invalid", _as_element(element), problem=f"statuses[{index}]: {problem}")
+            )
             continue
-        items.append(item(
-            "status", element, dedupe_key=f"{element['id']}:{element['status']}",
-            contact=_matching_contact(
-                contacts, element.get("recipient_id"), element.get("recipient_user_id"),
-            ),
-        ))
+        items.append(
+            item(
+                "status",
+                element,
+                dedupe_key=f"{element['id']}:{element['status']}",
+                contact=_matching_contact(
+                    contacts,
+                    element.get("recipient_id"),
+                    element.get("recipient_user_id"),
+                ),
+            )
+        )
     for index, element in enumerate(optional_list(value, "errors", where)):
         if not isinstance(element, Mapping):
             items.append(item("invalid", {}, problem=f"errors[{index}]: not an object"))
@@ -314,7 +339,8 @@ def parse_genesys_notification(body: object) -> GenesysNotification:
     to = optional_object(channel, "to", "notification.channel")
     needs_ids = kind in ("Text", "Structured", "Receipt")
     message_id = (
-        required_str(message, "id", "notification") if needs_ids
+        required_str(message, "id", "notification")
+        if needs_ids
         else optional_str(message, "id", "notification")
     )
     if kind in ("Text", "Structured"):
@@ -360,14 +386,16 @@ def _attachments(message: Mapping[str, Any]) -> tuple[GenesysAttachment, ...]:
         if attachment is None:
             continue
         where = f"{where}.attachment"
-        found.append(GenesysAttachment(
-            media_type=required_str(attachment, "mediaType", where),
-            url=required_str(attachment, "url", where),
-            mime=optional_str(attachment, "mime", where),
-            filename=optional_str(attachment, "filename", where),
-            size_bytes=_size(attachment.get("contentSizeBytes"), where),
-            attachment_id=optional_str(attachment, "id", where),
-        ))
+        found.append(
+            GenesysAttachment(
+                media_type=required_str(attachment, "mediaType", where),
+                url=required_str(attachment, "url", where),
+                mime=optional_str(attachment, "mime", where),
+                filename=optional_str(attachment, "filename", where),
+                size_bytes=_size(attachment.get("contentSizeBytes"), where),
+                attachment_id=optional_str(attachment, "id", where),
+            )
+        )
     return tuple(found)
 
 
