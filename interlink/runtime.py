@@ -29,9 +29,11 @@ from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from interlink import logs
 from interlink import settings as settings_module
-from interlink.actors import Supervisor, TreeSpec, Work
+from interlink.actors import Control, Supervisor, TenantChanged, TreeSpec, Work
 from interlink.http.app import create_app
+from interlink.http.webhooks import directory
 from interlink.model import TenantConfig
+from interlink.reload import ReloadListener
 from interlink.services import Services
 from interlink.settings import Settings, SettingsError
 from interlink.store.connection import connect, redacted
@@ -87,6 +89,7 @@ class Shard:
         self.services: Services | None = None
         self.supervisor: pykka.ActorRef[Supervisor] | None = None
         self.server: WSGIServer | None = None
+        self.reload: ReloadListener | None = None
         self._stop_requested = gevent.event.Event()
 
     # -- start ----------------------------------------------------------------------------------
@@ -131,6 +134,8 @@ class Shard:
         )
         services.supervisor = self.supervisor
         reader.start()
+        self.reload = ReloadListener(client, self._tenant_changed, self._resync)
+        self.reload.start()
 
         self.server = WSGIServer(
             (settings.host, settings.port),
@@ -162,6 +167,17 @@ class Shard:
         )
         assert services.reader is not None
         return TreeSpec(load_config=load_config, services=services, ack=services.reader.ack)
+
+    def _tenant_changed(self, tenant_id: str, version: int | None, kind: str) -> None:
+        assert self.services is not None and self.supervisor is not None
+        directory(self.services).invalidate(tenant_id)
+        self.supervisor.tell(TenantChanged(tenant_id, version, kind))
+
+    def _resync(self) -> None:
+        """Events may have been missed while disconnected: start again from what is stored."""
+        assert self.services is not None and self.supervisor is not None
+        directory(self.services).invalidate(None)
+        self.supervisor.tell(Control("reload-all"))
 
     def _deliver(self, work: Work) -> bool:
         """From the inbox to the actors. Never blocks the reader: a tell only queues."""
@@ -208,6 +224,8 @@ class Shard:
         if self.server is not None:
             # Stop accepting; in-flight requests get until the deadline to finish.
             self.server.stop(timeout=max(0.0, deadline - time.monotonic()) / 2)
+        if self.reload is not None:
+            self.reload.stop()
         reader = self.services.reader if self.services is not None else None
         if reader is not None:
             reader.stop_reading()

@@ -12,7 +12,7 @@ from typing import Any
 
 import falcon
 
-from interlink.http import health, tenants
+from interlink.http import control, genesys_webhook, health, media, tenants, whatsapp_webhook
 from interlink.http.auth import AuthMiddleware
 from interlink.services import Services
 
@@ -22,7 +22,11 @@ RouteModule = Callable[[falcon.App, Services], None]
 
 ROUTE_MODULES: list[RouteModule] = [
     health.add_routes,
+    whatsapp_webhook.add_routes,
+    genesys_webhook.add_routes,
+    media.add_routes,
     tenants.add_routes,
+    control.add_routes,
 ]
 
 

@@ -1,0 +1,186 @@
+"""The control endpoint: look into the actor tree and send admin messages to it (operator only).
+
+Bodies are JSON or msgpack; the reply uses the request's type. Every ask has a deadline: a tenant
+that does not answer in time gets 504 with what the supervisor knows of it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+import falcon
+import msgpack
+import pykka
+
+from interlink.actors.messages import Control, GetTenant, Snapshot, TenantControl
+from interlink.actors.supervisor import SHARD_MESSAGES
+from interlink.actors.tenant import TENANT_MESSAGES
+from interlink.http.auth import require_operator
+from interlink.http.common import ADMIN_BODY_LIMIT, read_body
+from interlink.services import Services
+
+ASK_TIMEOUT = 5.0
+SNAPSHOT_TIMEOUT = 3.0
+TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack", "application/vnd.msgpack")
+
+
+def _media_type(req: falcon.Request) -> str:
+    return (req.content_type or "").split(";")[0].strip().lower()
+
+
+def decode_message(req: falcon.Request, known: tuple[str, ...]) -> tuple[Control, str]:
+    """Size, then type, then shape. Returns the message and the media type to answer in."""
+    raw = read_body(req, ADMIN_BODY_LIMIT)
+    media = _media_type(req)
+    try:
+        if media == "application/json":
+            body = json.loads(raw)
+        elif media in MSGPACK_TYPES:
+            body = msgpack.unpackb(raw, raw=False, strict_map_key=True)
+        else:
+            raise falcon.HTTPUnsupportedMediaType(
+                title="Unsupported media type",
+                description="Send application/json or application/msgpack.",
+            )
+    except (ValueError, msgpack.UnpackException, msgpack.ExtraData):
+        raise falcon.HTTPBadRequest(
+            title="Malformed body", description=f"The body is not valid {media}."
+        ) from None
+    if not isinstance(body, dict) or not isinstance(body.get("type"), str):
+        raise falcon.HTTPBadRequest(
+            title="Invalid message", description='The body must be an object with a string "type".'
+        )
+    if body["type"] not in known:
+        raise falcon.HTTPBadRequest(
+            title="Unknown message type",
+            description=f"{body['type'][:40]!r} is not one of: {', '.join(known)}.",
+        )
+    args = {k: v for k, v in body.items() if k != "type"}
+    return Control(body["type"], args), (
+        "application/msgpack" if media in MSGPACK_TYPES else "application/json"
+    )
+
+
+def reply(resp: falcon.Response, media: str, message: Control, result: dict[str, Any]) -> None:
+    body = {"ok": True, "type": message.type, **result}
+    resp.content_type = media
+    if media == "application/msgpack":
+        resp.data = msgpack.packb(body, use_bin_type=True)
+    else:
+        resp.text = json.dumps(body)
+
+
+class _Base:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def supervisor(self) -> pykka.ActorRef[Any]:
+        ref = self.services.supervisor
+        if ref is None or not ref.is_alive():
+            raise falcon.HTTPServiceUnavailable(
+                title="Not running", description="The supervisor is not running.", retry_after=1
+            )
+        return ref
+
+    def ask(self, ref: pykka.ActorRef[Any], message: Any, timeout: float = ASK_TIMEOUT) -> Any:
+        try:
+            return ref.ask(message, timeout=timeout)
+        except pykka.Timeout:
+            raise falcon.HTTPGatewayTimeout(
+                title="No answer in time",
+                description=f"The actor did not answer within {timeout:g} s.",
+            ) from None
+        except pykka.ActorDeadError:
+            raise falcon.HTTPServiceUnavailable(
+                title="Actor stopped",
+                description="The actor stopped before answering.",
+                retry_after=1,
+            ) from None
+
+
+class Actors(_Base):
+    """``GET /control/actors``: the shard's tree, each tenant asked in parallel under one deadline."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        require_operator(req)
+        snapshot = self.ask(self.supervisor(), Snapshot())
+        futures = []
+        for entry in snapshot["tenants"]:
+            ref = entry.pop("ref", None)
+            future = None
+            if ref is not None and entry["state"] == "active":
+                try:
+                    future = ref.ask(Control("stats"), block=False)
+                except pykka.ActorDeadError:
+                    future = None
+            futures.append((entry, future))
+        deadline = time.monotonic() + SNAPSHOT_TIMEOUT
+        tenants = []
+        for entry, future in futures:
+            detail: dict[str, Any] = {"version": None, "conversations": 0, "actors": []}
+            if future is not None:
+                try:
+                    detail = future.get(timeout=max(0.0, deadline - time.monotonic()))
+                except pykka.Timeout:
+                    detail = {**detail, "timedOut": True}
+                except Exception:  # the tenant died meanwhile: report what the supervisor knows
+                    detail = {**detail, "state": "restarting"}
+            tenants.append(
+                {
+                    "tenantId": entry["tenantId"],
+                    "state": detail.pop("state", entry["state"]),
+                    **{k: v for k, v in detail.items() if k != "tenantId"},
+                    "restarts": entry.get("restarts", 0),
+                    "lastError": entry.get("lastError"),
+                }
+            )
+        resp.media = {"shard": snapshot["shard"], "tenants": tenants}
+
+
+class TenantMessages(_Base):
+    """``POST /control/tenants/{tenantId}/messages``."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, tenant_id: str) -> None:
+        require_operator(req)
+        if not TENANT_ID.match(tenant_id):
+            raise falcon.HTTPBadRequest(
+                title="Invalid tenant id",
+                description="Tenant ids match ^[a-z0-9][a-z0-9_-]{0,63}$.",
+            )
+        message, media = decode_message(req, TENANT_MESSAGES)
+        tenants: Any = getattr(self.services, "tenants", None)
+        if tenants is not None and tenants.version_of(tenant_id) is None:
+            raise falcon.HTTPNotFound(
+                title="Unknown tenant", description=f"No tenant {tenant_id!r}."
+            )
+        supervisor = self.supervisor()
+        result = self.ask(supervisor, TenantControl(tenant_id, message))
+        if result is None:
+            ref = self.ask(supervisor, GetTenant(tenant_id, activate=True))
+            if ref is None:
+                raise falcon.HTTPServiceUnavailable(
+                    title="Tenant unavailable",
+                    description="The tenant is failed or stopped; send 'start' first.",
+                    retry_after=1,
+                )
+            result = self.ask(ref, message)
+        reply(resp, media, message, result)
+
+
+class ShardMessages(_Base):
+    """``POST /control/shard/messages``."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        require_operator(req)
+        message, media = decode_message(req, SHARD_MESSAGES)
+        reply(resp, media, message, self.ask(self.supervisor(), message, timeout=30.0))
+
+
+def add_routes(app: falcon.App, services: Services) -> None:
+    app.add_route("/control/actors", Actors(services))
+    app.add_route("/control/tenants/{tenant_id}/messages", TenantMessages(services))
+    app.add_route("/control/shard/messages", ShardMessages(services))

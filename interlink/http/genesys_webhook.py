@@ -1,0 +1,135 @@
+"""Genesys's Open Messaging webhook: agent messages, accepted durably before the 2xx.
+
+The tenant is found from the conversation mapping first (Genesys conversation id, recorded when
+the customer's first message was delivered), then from the integration id. The signature is
+``sha256=<base64 HMAC>`` with the tenant's webhook secret (Meta's header of the same name is hex:
+two verifiers on purpose). Any non-2xx makes Genesys fail the whole chat, so once a request is
+authentic, trouble with one message later becomes a ``Failed`` receipt, never an error status.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import falcon
+import redis
+
+from interlink.http.common import GENESYS_BODY_LIMIT, read_body
+from interlink.http.webhooks import accept_items, directory, refuse_unknown, valid_tenant_id
+from interlink.mapping._wire import MappingError
+from interlink.mapping.webhooks import GenesysNotification, parse_genesys_notification
+from interlink.model import TenantConfig
+from interlink.services import Services
+from interlink.signatures import verify_genesys
+from interlink.store import keys
+from interlink.store.inbox import Item
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+
+
+class GenesysWebhook:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def on_post(
+        self, req: falcon.Request, resp: falcon.Response, tenant_id: str | None = None
+    ) -> None:
+        raw = read_body(req, GENESYS_BODY_LIMIT)
+        signature = req.get_header(SIGNATURE_HEADER)
+        if tenant_id is not None:
+            valid_tenant_id(tenant_id)
+            config = self._verified(tenant_id, raw, signature)
+            notification = _parse(raw)
+            owner = self._owner(notification)
+            if owner is not None and owner != tenant_id:
+                raise falcon.HTTPForbidden(
+                    title="Tenant mismatch",
+                    description="The notification belongs to another tenant.",
+                )
+        else:
+            notification = _parse(raw)
+            owner = self._owner(notification)
+            if owner is None:
+                refuse_unknown("No tenant owns this conversation or integration.")
+            config = self._verified(owner, raw, signature)
+        resp.media = self._accept(config, notification)
+
+    def _owner(self, notification: GenesysNotification) -> str | None:
+        if notification.conversation_id:
+            try:
+                found = self.services.redis.get(
+                    keys.genesys_conversation(notification.conversation_id)
+                )
+            except redis.RedisError:
+                found = None  # the integration id still tells; the accept will report an outage
+            if found is not None:
+                return found.decode() if isinstance(found, bytes) else str(found)
+        channel = notification.raw.get("channel")
+        candidates = [notification.integration_id]
+        if isinstance(channel, dict) and isinstance(channel.get("from"), dict):
+            candidates.append(channel["from"].get("id"))
+        for integration_id in candidates:
+            if isinstance(integration_id, str) and integration_id:
+                owner = directory(self.services).by_integration(integration_id)
+                if owner is not None:
+                    return owner
+        return None
+
+    def _verified(self, tenant_id: str, raw: bytes, signature: str | None) -> TenantConfig:
+        config = directory(self.services).config(tenant_id)
+        if config is None or config.genesys is None:
+            refuse_unknown("Unknown or deleted tenant, or no Genesys configuration.")
+        assert config is not None and config.genesys is not None
+        if not verify_genesys(config.genesys.webhook_secret, raw, signature):
+            self.services.metrics.counter(
+                "interlink_webhook_signature_failures_total",
+                "Webhooks refused for a bad signature.",
+            ).inc(provider="genesys")
+            log.warning("genesys webhook with a bad signature", extra={"tenant": tenant_id})
+            raise falcon.HTTPUnauthorized(
+                title="Invalid signature", description="X-Hub-Signature-256 does not match."
+            )
+        return config
+
+    def _accept(self, config: TenantConfig, notification: GenesysNotification) -> dict[str, Any]:
+        if not notification.is_agent_message:
+            # Receipts and events about our own messages, or types nobody has seen yet: noted.
+            log.info(
+                "genesys notification not forwarded",
+                extra={
+                    "tenant": config.tenant_id,
+                    "type": notification.type,
+                    "direction": notification.direction,
+                },
+            )
+            return {"accepted": 0, "duplicates": 0, "ignored": notification.type}
+        assert notification.message_id is not None and notification.user_id is not None
+        item = Item(
+            config.tenant_id,
+            "gc.message",
+            dict(notification.raw),
+            conversation=notification.user_id,
+            dedupe=f"genesys:{notification.message_id}",
+        )
+        return accept_items(self.services, [item])
+
+
+def _parse(raw: bytes) -> GenesysNotification:
+    try:
+        return parse_genesys_notification(json.loads(raw))
+    except (ValueError, UnicodeDecodeError):
+        raise falcon.HTTPBadRequest(
+            title="Malformed JSON", description="The body is not valid JSON."
+        ) from None
+    except MappingError as exc:
+        raise falcon.HTTPBadRequest(title="Invalid notification", description=str(exc)) from None
+
+
+def add_routes(app: falcon.App, services: Services) -> None:
+    resource = GenesysWebhook(services)
+    app.add_route("/webhooks/genesys", resource)
+    app.add_route("/webhooks/genesys/{tenant_id}", resource)

@@ -1,0 +1,79 @@
+"""``GET /media/{token}``: the signed, expiring link through which Genesys fetches a WhatsApp
+user's attachment. The token is the whole capability (INTERFACE.md); the file streams from Meta,
+resolved with the tenant's own access token, and is never stored here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import falcon
+import requests
+
+from interlink import media_links
+from interlink.http.webhooks import directory
+from interlink.providers.errors import MetaError, ProviderError
+from interlink.providers.meta import GraphClient
+from interlink.services import Services
+
+log = logging.getLogger(__name__)
+
+MAX_MEDIA_BYTES = 100 * 1024 * 1024  # WhatsApp's largest inbound file (documents)
+
+
+class Media:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
+        try:
+            link = media_links.verify(token, self.services.secret_keys)
+        except media_links.InvalidLink as exc:
+            log.info("media link refused", extra={"reason": str(exc)})
+            raise falcon.HTTPForbidden(
+                title="Invalid link", description="The link is invalid or expired."
+            ) from None
+        config = directory(self.services).config(link.tenant_id)
+        if config is None or config.whatsapp is None:
+            raise falcon.HTTPNotFound(title="Not found", description="The media is not available.")
+        session = requests.Session()
+        client = GraphClient(
+            session,
+            self.services.settings.meta_graph_url,
+            config.whatsapp.phone_number_id,
+            config.whatsapp.access_token,
+        )
+        try:
+            info = client.media_url(link.media_id)
+            chunks = client.download(info.url, max_bytes=MAX_MEDIA_BYTES)
+        except MetaError as exc:
+            session.close()
+            if exc.http_status in (400, 404):
+                raise falcon.HTTPNotFound(
+                    title="Not found", description="Meta no longer has this media."
+                ) from None
+            raise falcon.HTTPBadGateway(
+                title="Meta unavailable", description="Meta did not provide the media."
+            ) from None
+        except ProviderError:
+            session.close()
+            raise falcon.HTTPBadGateway(
+                title="Meta unavailable", description="Meta did not provide the media."
+            ) from None
+        resp.content_type = info.mime_type or link.mime or "application/octet-stream"
+        if info.file_size:
+            resp.content_length = info.file_size
+        if link.filename:
+            resp.downloadable_as = link.filename
+        resp.stream = _closing(chunks, session)
+
+
+def _closing(chunks: Iterator[bytes], session: requests.Session) -> Iterator[bytes]:
+    try:
+        yield from chunks
+    finally:
+        session.close()
+
+
+def add_routes(app: falcon.App, services: Services) -> None:
+    app.add_route("/media/{token}", Media(services))

@@ -1,0 +1,166 @@
+"""Meta's webhook: the verification handshake, and notifications accepted durably before the 200.
+
+Order of checks: size (413), then the tenant (404), then the signature with that tenant's app
+secret (401), then the batch's coherence (403) and shape (400); only then is anything stored.
+Without a tenant in the path the body must be parsed to find the phone number id before the
+signature can be checked; with ``/webhooks/whatsapp/{tenantId}`` the signature comes first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import falcon
+
+from interlink.http.common import META_BODY_LIMIT, read_body
+from interlink.http.webhooks import accept_items, directory, refuse_unknown, valid_tenant_id
+from interlink.mapping._wire import MappingError
+from interlink.mapping.webhooks import MetaItem, phone_number_ids, split_meta_webhook
+from interlink.model import TenantConfig
+from interlink.services import Services
+from interlink.signatures import verify_meta
+from interlink.store.inbox import Item
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+
+
+class WhatsAppWebhook:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    # -- GET: Meta's handshake ------------------------------------------------------------------
+    def on_get(
+        self, req: falcon.Request, resp: falcon.Response, tenant_id: str | None = None
+    ) -> None:
+        mode = req.get_param("hub.mode")
+        token = req.get_param("hub.verify_token")
+        challenge = req.get_param("hub.challenge")
+        if mode != "subscribe" or not token or challenge is None or len(challenge) > 1024:
+            raise falcon.HTTPForbidden(
+                title="Verification failed", description="Not a valid subscription request."
+            )
+        owner = directory(self.services).by_verify_token(token)
+        if owner is None or (tenant_id is not None and owner != tenant_id):
+            raise falcon.HTTPForbidden(
+                title="Verification failed", description="The verify token matches no tenant."
+            )
+        resp.content_type = falcon.MEDIA_TEXT
+        resp.text = challenge
+
+    # -- POST: notifications --------------------------------------------------------------------
+    def on_post(
+        self, req: falcon.Request, resp: falcon.Response, tenant_id: str | None = None
+    ) -> None:
+        raw = read_body(req, META_BODY_LIMIT)
+        signature = req.get_header(SIGNATURE_HEADER)
+        tenants = directory(self.services)
+        if tenant_id is not None:
+            valid_tenant_id(tenant_id)
+            config = self._verified(tenants.config(tenant_id), raw, signature)
+            body = _parse(raw)
+            numbers = _numbers(body)
+        else:
+            body = _parse(raw)
+            numbers = _numbers(body)
+            owners = {tenants.by_phone(number) for number in numbers}
+            if not owners or None in owners:
+                refuse_unknown("No tenant owns the phone number id of this notification.")
+            if len(owners) > 1:
+                raise falcon.HTTPForbidden(
+                    title="Mixed tenants",
+                    description="The batch names phone number ids of several tenants.",
+                )
+            config = self._verified(tenants.config(owners.pop() or ""), raw, signature)
+        assert config.whatsapp is not None
+        # Every number in the batch must be the signer's: a valid signature of tenant A never
+        # carries messages for tenant B's number.
+        foreign = {
+            n
+            for n in numbers
+            if n != config.whatsapp.phone_number_id and tenants.by_phone(n) != config.tenant_id
+        }
+        if foreign:
+            raise falcon.HTTPForbidden(
+                title="Phone number of another tenant",
+                description="The batch names a phone number id that is not this tenant's.",
+            )
+        try:
+            updates = split_meta_webhook(body)
+        except MappingError as exc:
+            raise falcon.HTTPBadRequest(
+                title="Invalid notification", description=str(exc)
+            ) from None
+        items = [item for update in updates if (item := _to_item(config, update)) is not None]
+        resp.media = accept_items(self.services, items)
+
+    def _verified(
+        self, config: TenantConfig | None, raw: bytes, signature: str | None
+    ) -> TenantConfig:
+        if config is None or config.whatsapp is None:
+            refuse_unknown("Unknown or deleted tenant, or no WhatsApp configuration.")
+        assert config is not None and config.whatsapp is not None
+        if not verify_meta(config.whatsapp.app_secret, raw, signature):
+            self.services.metrics.counter(
+                "interlink_webhook_signature_failures_total",
+                "Webhooks refused for a bad signature.",
+            ).inc(provider="meta")
+            log.warning("meta webhook with a bad signature", extra={"tenant": config.tenant_id})
+            raise falcon.HTTPUnauthorized(
+                title="Invalid signature", description="X-Hub-Signature-256 does not match."
+            )
+        return config
+
+
+def _parse(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise falcon.HTTPBadRequest(
+            title="Malformed JSON", description="The body is not valid JSON."
+        ) from None
+
+
+def _numbers(body: Any) -> set[str]:
+    try:
+        return phone_number_ids(body)
+    except MappingError as exc:
+        raise falcon.HTTPBadRequest(title="Invalid notification", description=str(exc)) from None
+
+
+def _to_item(config: TenantConfig, update: MetaItem) -> Item | None:
+    """Messages and statuses go to the durable inbox; the rest is logged, with tenant context."""
+    if update.kind in ("message", "status") and update.dedupe_key is not None:
+        kind = "wa.message" if update.kind == "message" else "wa.status"
+        return Item(
+            config.tenant_id,
+            kind,
+            update.as_payload(),
+            conversation=update.user_key,
+            dedupe=f"{update.kind}:{update.dedupe_key}",
+        )
+    if update.kind in ("error", "invalid"):
+        log.warning(
+            "meta webhook item not processed",
+            extra={
+                "tenant": config.tenant_id,
+                "kind": update.kind,
+                "problem": update.problem,
+                "error": _error_code(update),
+            },
+        )
+    return None
+
+
+def _error_code(update: MetaItem) -> Any:
+    code = update.element.get("code") if isinstance(update.element, dict) else None
+    return code
+
+
+def add_routes(app: falcon.App, services: Services) -> None:
+    resource = WhatsAppWebhook(services)
+    app.add_route("/webhooks/whatsapp", resource)
+    app.add_route("/webhooks/whatsapp/{tenant_id}", resource)

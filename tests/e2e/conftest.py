@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.e2e.world import World, start_world
+
+
+@pytest.fixture
+def world(tmp_path: Path, redis_url: str, redis_client: redis.Redis) -> Iterator[World]:
+    world = start_world(tmp_path, redis_url)
+    try:
+        yield world
+    finally:
+        for shard in world.shards:
+            shard.kill() if shard.process and shard.process.poll() is not None else shard.stop()
+        world.sim.stop()
