@@ -13,6 +13,7 @@ from interlink import __version__
 COMMAND_MODULES = [
     "interlink.runtime",
     "interlink.sim.cli",
+    "interlink.tenants_cli",
 ]
 
 
