@@ -89,6 +89,24 @@ def ceiling() -> dict[str, Any]:
         return load(port, [request("GET", "/")])
 
 
+def webhooks(ceiling_rps: float) -> dict[str, Any]:
+    from bench.webhooks import signed_webhooks, world
+
+    with world() as w:
+        full_set = signed_webhooks(w["phone_number_id"], w["app_secret"])
+        full = load(w["port"], full_set)
+        half_rate = round(full["rps"] / 2)
+        half_set = signed_webhooks(
+            w["phone_number_id"], w["app_secret"], count=int(half_rate * DURATION * 1.2) + 100
+        )
+        half = load(w["port"], half_set, rate=half_rate)
+    return {
+        "full": full,
+        "ratio_to_ceiling": round(full["rps"] / ceiling_rps, 3),
+        "half_load": {"rate": half_rate, **half},
+    }
+
+
 def tenants() -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, "-m", "bench.tenants", "10000"],
@@ -116,8 +134,22 @@ def main() -> None:
     }
     results["ceiling"] = ceiling()
     results["tenants"] = tenants()
+    results["webhooks"] = hooks = webhooks(results["ceiling"]["rps"])
     rows = [
         ("bare Falcon hello world (ceiling)", f"{results['ceiling']['rps']:.0f} req/s", "-", ""),
+        ("signed webhook -> durable 200", f"{hooks['full']['rps']:.0f} req/s", "-", ""),
+        (
+            "  as a share of the ceiling",
+            f"{hooks['ratio_to_ceiling']:.2f}",
+            ">= 0.60",
+            _ok(hooks["ratio_to_ceiling"] >= 0.6),
+        ),
+        (
+            f"  p99 ack at half load ({hooks['half_load']['rate']}/s)",
+            f"{hooks['half_load']['p99_ms']} ms",
+            "<= 20 ms",
+            _ok(hooks["half_load"]["p99_ms"] <= 20),
+        ),
         ("10k tenants: activation p50", f"{results['tenants']['activation_p50_ms']} ms", "-", ""),
         (
             "10k tenants: activation p99",

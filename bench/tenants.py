@@ -13,8 +13,12 @@ import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
+import redis  # noqa: E402
+
 from interlink.actors import Control, GetTenant, Supervisor, TreeSpec  # noqa: E402
-from interlink.model import TenantConfig  # noqa: E402
+from interlink.model import GenesysCredentials, TenantConfig, WhatsAppConfig  # noqa: E402
+from interlink.services import Services  # noqa: E402
+from interlink.settings import load  # noqa: E402
 
 
 def rss_kib() -> int:
@@ -25,8 +29,23 @@ def rss_kib() -> int:
     return 0
 
 
+def config_of(tenant_id: str) -> TenantConfig:
+    """A fully configured tenant, so that every client object a real tree holds is built."""
+    creds = GenesysCredentials(
+        "client", "secret-" + tenant_id, "mypurecloud.ie", "integration-" + tenant_id, "w" * 20
+    )
+    whatsapp = WhatsAppConfig(
+        "pn-" + tenant_id, "waba", "token-" + tenant_id, "app-secret", "verify"
+    )
+    return TenantConfig(tenant_id=tenant_id, version=1, genesys=creds, whatsapp=whatsapp)
+
+
 def main(count: int) -> dict[str, float]:
-    spec = TreeSpec(load_config=lambda tenant_id: TenantConfig(tenant_id=tenant_id, version=1))
+    # A real Services object; its Redis client connects lazily and idle trees never touch it.
+    services = Services(
+        settings=load({}), redis=redis.Redis(), admin_token="-", secret_keys=(b"k" * 32,)
+    )
+    spec = TreeSpec(load_config=config_of, services=services)
     supervisor = Supervisor.start(spec)
     gc.collect()
     before = rss_kib()

@@ -18,7 +18,6 @@ from typing import Any
 import gevent
 import pykka
 import redis
-import requests
 
 from interlink import media_links
 from interlink.actors.base import Actor, describe
@@ -55,6 +54,7 @@ from interlink.providers.errors import (
 )
 from interlink.providers.genesys import download_attachment, genesys_download_hosts
 from interlink.providers.retry import backoff
+from interlink.providers.session import lazy_session
 from interlink.store.conversations import ConversationStore
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class Conversation(Actor):
         self.handled = 0
 
     def started(self) -> None:
-        self.session = requests.Session()  # attachment downloads
+        self.session = lazy_session()  # attachment downloads
 
     def stopping(self) -> None:
         session = getattr(self, "session", None)

@@ -15,7 +15,6 @@ from typing import Any
 import gevent
 import pykka
 import redis
-import requests
 
 from interlink.actors.base import Actor, describe
 from interlink.actors.context import TenantContext
@@ -36,6 +35,7 @@ from interlink.actors.tree import TreeSpec
 from interlink.actors.whatsapp_sender import WhatsAppSender
 from interlink.model import TenantConfig
 from interlink.providers.pacing import genesys_pacer
+from interlink.providers.session import lazy_session
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class TenantActor(Actor):
             self.actor_ref.stop(block=False)
             return
         self.config = config
-        self.session = requests.Session()
+        self.session = lazy_session()
         self.context = self._context(config)
         spec = self.spec
         token_cls = spec.token_manager or TokenManager

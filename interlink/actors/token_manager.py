@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import gevent
-import requests
 
 from interlink.actors.base import Actor
 from interlink.actors.messages import ConfigChanged, Control
@@ -23,6 +22,7 @@ from interlink.actors.tree import TreeSpec
 from interlink.model import TenantConfig
 from interlink.providers.errors import AuthError, PermanentError, TransientError
 from interlink.providers.genesys import fetch_token
+from interlink.providers.session import lazy_session
 from interlink.store.tokens import CachedToken, TokenStore
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class TokenManager(Actor):
         self.requests_made = 0
 
     def started(self) -> None:
-        self.session = requests.Session()
+        self.session = lazy_session()
         services = self.spec.services
         self.store = TokenStore(services.redis) if services is not None else None
 

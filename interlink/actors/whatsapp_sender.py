@@ -14,7 +14,6 @@ from typing import Any
 
 import gevent.event
 import gevent.pool
-import requests
 
 from interlink.actors.base import Actor
 from interlink.actors.messages import ConfigChanged
@@ -28,6 +27,7 @@ from interlink.providers.pacing import (
     meta_number_pacer,
     pair_pacer,
 )
+from interlink.providers.session import lazy_session
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class WhatsAppSender(Actor):
         self.sent = 0
 
     def started(self) -> None:
-        self.session = requests.Session()
+        self.session = lazy_session()
         self.client = self._client(self.config)
 
     def stopping(self) -> None:

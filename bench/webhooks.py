@@ -1,0 +1,147 @@
+"""Signed Meta webhooks → durable 200, against a real shard process, its embedded store and the
+simulators (so the accepted messages really flow on to the Genesys simulator meanwhile).
+
+Each request is a distinct, correctly signed notification (a new wamid), so none is a duplicate:
+every 200 is one Lua append in Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from bench.wire import request
+from interlink.signatures import meta_signature
+from interlink.store.embedded import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUESTS = 30_000
+USERS = 500
+
+
+@contextmanager
+def world() -> Iterator[dict[str, Any]]:
+    """A simulator process and a shard process with one configured tenant."""
+    data_dir = Path(tempfile.mkdtemp(prefix="interlink-bench-"))
+    sim_port, shard_port = free_port(), free_port()
+    sim_url, shard_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{shard_port}"
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "interlink", "simulate", "--port", str(sim_port)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    procs = [sim]
+    try:
+        _wait(sim_url + "/_sim/env")
+        env = requests.get(sim_url + "/_sim/env", timeout=5).json()
+        admin = secrets.token_urlsafe(32)
+        shard = subprocess.Popen(
+            [sys.executable, "-m", "interlink", "serve"],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                **env,
+                "INTERLINK_PORT": str(shard_port),
+                "INTERLINK_DATA_DIR": str(data_dir),
+                "INTERLINK_ADMIN_TOKEN": admin,
+                "INTERLINK_PUBLIC_URL": shard_url,
+                "INTERLINK_LOG_LEVEL": "WARNING",
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        procs.append(shard)
+        _wait(shard_url + "/readyz")
+        tenant = _tenant(sim_url, shard_url, admin)
+        yield {"sim": sim_url, "shard": shard_url, "port": shard_port, **tenant}
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _wait(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} not ready")
+
+
+def _tenant(sim: str, shard: str, admin: str) -> dict[str, Any]:
+    pnid, integration = "106540352242922", "integration-bench"
+    app_secret, access_token = secrets.token_urlsafe(24), secrets.token_urlsafe(40)
+    client_id, client_secret, webhook_secret = (
+        "client-bench",
+        secrets.token_urlsafe(24),
+        secrets.token_urlsafe(24),
+    )
+    region = "mypurecloud.ie"
+    requests.post(
+        sim + "/_sim/genesys/orgs",
+        json={"orgId": "org-bench", "region": region, "clientId": client_id, "clientSecret": client_secret,
+              "integrationIds": [integration], "webhookSecret": webhook_secret, "webhookUrl": shard + "/webhooks/genesys"},
+        timeout=5,
+    ).raise_for_status()  # fmt: skip
+    requests.post(
+        sim + "/_sim/meta/numbers",
+        json={
+            "phoneNumberId": pnid,
+            "accessToken": access_token,
+            "appSecret": app_secret,
+            "webhookUrl": shard + "/webhooks/whatsapp",
+        },
+        timeout=5,
+    ).raise_for_status()
+    auth = {"Authorization": f"Bearer {admin}"}
+    calls = [
+        ("POST", "/api/tenants", {"tenantId": "bench", "name": "Bench", "genesysOrgId": "org-bench", "genesysOrgName": "Bench", "genesysRegion": region}),
+        ("PUT", "/api/tenants/bench/genesys/credentials", {"clientId": client_id, "clientSecret": client_secret, "region": region, "integrationId": integration, "webhookSecret": webhook_secret}),
+        ("POST", "/api/tenants/bench/whatsapp/config", {"meta_access_token": access_token, "whatsapp_phone_number_id": pnid, "whatsapp_business_account_id": "waba-bench", "meta_app_secret": app_secret, "webhook_verify_token": secrets.token_urlsafe(12)}),
+    ]  # fmt: skip
+    for method, path, body in calls:
+        requests.request(
+            method, shard + path, json=body, headers=auth, timeout=10
+        ).raise_for_status()
+    return {"phone_number_id": pnid, "app_secret": app_secret}
+
+
+def signed_webhooks(phone_number_id: str, app_secret: str, count: int = REQUESTS) -> list[bytes]:
+    built = []
+    now = int(time.time())
+    for n in range(count):
+        user = f"3460{n % USERS:07d}"
+        body = json.dumps(
+            {"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550783881", "phone_number_id": phone_number_id},
+                "contacts": [{"profile": {"name": f"User {n % USERS}"}, "wa_id": user}],
+                "messages": [{"from": user, "id": f"wamid.bench.{secrets.token_hex(12)}", "timestamp": str(now),
+                              "type": "text", "text": {"body": f"message {n}"}}]}}]}]},
+            separators=(",", ":"),
+        ).encode()  # fmt: skip
+        headers = {
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": meta_signature(app_secret, body),
+        }
+        built.append(request("POST", "/webhooks/whatsapp", body, headers))
+    return built
