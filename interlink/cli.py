@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "interlink.runtime",
     "interlink.sim.cli",
     "interlink.tenants_cli",
+    "interlink.demo",
 ]
 
 
