@@ -14,6 +14,7 @@ from typing import Any
 import falcon
 import msgpack
 import pykka
+import redis
 
 from interlink.actors.messages import Control, GetTenant, Snapshot, TenantControl
 from interlink.actors.supervisor import SHARD_MESSAGES
@@ -46,7 +47,8 @@ def decode_message(req: falcon.Request, known: tuple[str, ...]) -> tuple[Control
                 title="Unsupported media type",
                 description="Send application/json or application/msgpack.",
             )
-    except (ValueError, msgpack.UnpackException, msgpack.ExtraData):
+    # RecursionError: 64 KiB of "[" nests deeper than the json module can parse.
+    except (ValueError, RecursionError, msgpack.UnpackException, msgpack.ExtraData):
         raise falcon.HTTPBadRequest(
             title="Malformed body", description=f"The body is not valid {media}."
         ) from None
@@ -86,7 +88,11 @@ class _Base:
             )
         return ref
 
-    def ask(self, ref: pykka.ActorRef[Any], message: Any, timeout: float = ASK_TIMEOUT) -> Any:
+    def ask(self, ref: pykka.ActorRef[Any], message: Any, timeout: float | None = None) -> Any:
+        """``ref``'s answer within ``timeout`` (default ``ASK_TIMEOUT``, read at call time), or
+        504 when it is late, 503 when the actor died before answering."""
+        if timeout is None:
+            timeout = ASK_TIMEOUT
         try:
             return ref.ask(message, timeout=timeout)
         except pykka.Timeout:
@@ -146,29 +152,61 @@ class TenantMessages(_Base):
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, tenant_id: str) -> None:
         require_operator(req)
-        if not TENANT_ID.match(tenant_id):
+        if not TENANT_ID.fullmatch(tenant_id):  # match() lets "acme\n" through
             raise falcon.HTTPBadRequest(
                 title="Invalid tenant id",
                 description="Tenant ids match ^[a-z0-9][a-z0-9_-]{0,63}$.",
             )
         message, media = decode_message(req, TENANT_MESSAGES)
         tenants: Any = getattr(self.services, "tenants", None)
-        if tenants is not None and tenants.version_of(tenant_id) is None:
+        try:
+            known = tenants is None or tenants.version_of(tenant_id) is not None
+        except redis.RedisError:
+            raise falcon.HTTPServiceUnavailable(
+                title="Store unavailable",
+                description="Cannot look the tenant up now.",
+                retry_after=1,
+            ) from None
+        if not known:
             raise falcon.HTTPNotFound(
                 title="Unknown tenant", description=f"No tenant {tenant_id!r}."
             )
         supervisor = self.supervisor()
         result = self.ask(supervisor, TenantControl(tenant_id, message))
         if result is None:
-            ref = self.ask(supervisor, GetTenant(tenant_id, activate=True))
-            if ref is None:
-                raise falcon.HTTPServiceUnavailable(
-                    title="Tenant unavailable",
-                    description="The tenant is failed or stopped; send 'start' first.",
-                    retry_after=1,
-                )
-            result = self.ask(ref, message)
+            result = self.ask(self.tenant_ref(supervisor, tenant_id), message)
         reply(resp, media, message, result)
+
+    def tenant_ref(self, supervisor: pykka.ActorRef[Any], tenant_id: str) -> pykka.ActorRef[Any]:
+        """The tenant's actor, activated if it is merely idle. An operator's question must not
+        undo an operator's decision: a stopped or failed tenant (409) and the tenants of a
+        draining shard (503) are not woken up by it; ``start`` is the way back."""
+        ref = self.ask(supervisor, GetTenant(tenant_id, activate=False))
+        if ref is not None:
+            return ref
+        # Not running here: find out why before activating (only the first message pays this).
+        snapshot = self.ask(supervisor, Snapshot())
+        state = next(
+            (t["state"] for t in snapshot["tenants"] if t["tenantId"] == tenant_id), "idle"
+        )
+        if state in ("stopped", "failed"):
+            raise _not_running(tenant_id, state)
+        if snapshot["shard"].get("draining"):
+            raise falcon.HTTPServiceUnavailable(
+                title="Shard draining",
+                description="This shard is draining: it activates no tenant any more.",
+            )
+        ref = self.ask(supervisor, GetTenant(tenant_id, activate=True))
+        if ref is None:  # it failed between our two questions
+            raise _not_running(tenant_id, "failed")
+        return ref
+
+
+def _not_running(tenant_id: str, state: str) -> falcon.HTTPConflict:
+    return falcon.HTTPConflict(
+        title=f"Tenant {state}",
+        description=f"Tenant {tenant_id!r} is {state}; send 'start' first.",
+    )
 
 
 class ShardMessages(_Base):
