@@ -26,6 +26,7 @@ from typing import Any, TextIO, TypeVar
 
 import gevent
 import gevent.event
+import greenlet
 import requests
 
 from interlink.demo_stack import DemoStack, StackError
@@ -127,11 +128,15 @@ class DemoTenant:
 class DemoResult:
     """What a run did. ``secrets``: every secret generated or issued during the run (admin token,
     tenant credentials, Genesys access tokens, media link tokens): none may appear in
-    ``transcript``. ``elapsed``: seconds from the first step to the last check."""
+    ``transcript``. ``elapsed``: seconds from the first step to the last check. ``data_dir``: the
+    temporary dir the shard used (removed by then); ``shard_exit_code``: how the shard ended
+    (0 for a clean stop, ``None`` if it never started)."""
 
     ok: bool = False
     elapsed: float = 0.0
     error: str | None = None
+    data_dir: str = ""
+    shard_exit_code: int | None = None
     transcript: list[str] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list, repr=False)
 
@@ -460,6 +465,7 @@ def run_demo(
     transcript = Transcript(out, color=color)
     result = DemoResult(transcript=transcript.lines)
     stack = DemoStack()
+    result.data_dir = str(stack.data_dir)
     began = time.monotonic()
     try:
         transcript.title("interlink demo: two tenants, one shard, the Meta and Genesys simulators")
@@ -481,7 +487,7 @@ def run_demo(
         if tail and isinstance(exc, DemoFailure):
             transcript.step("shard log", "last lines:\n" + tail.rstrip(), "fail")
     finally:
-        stack.stop()
+        result.shard_exit_code = stack.stop()
     return result
 
 
@@ -509,16 +515,21 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=demo_command)
 
 
-def _interrupt() -> None:
-    # Raised in a gevent signal handler, a KeyboardInterrupt is thrown into the main greenlet.
-    raise KeyboardInterrupt
+def _interrupt(main: greenlet.greenlet) -> None:
+    """Ctrl-C or SIGTERM: ``KeyboardInterrupt`` in the main greenlet, wherever it waits. Thrown
+    from a hub callback (as gevent itself does), not raised here: a handler that raises gets
+    its traceback printed by the hub."""
+    gevent.get_hub().loop.run_callback(main.throw, KeyboardInterrupt)
 
 
 def demo_command(args: argparse.Namespace) -> int:
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="replace")  # a C-locale terminal still gets every line
     # SIGTERM ends the demo as Ctrl-C does: the stack is stopped, nothing is left behind.
-    handlers = [gevent.signal_handler(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)]
+    main = greenlet.getcurrent()
+    handlers = [
+        gevent.signal_handler(sig, _interrupt, main) for sig in (signal.SIGTERM, signal.SIGINT)
+    ]
     try:
         result = run_demo(sys.stdout, keep_running=args.keep_running)
     except KeyboardInterrupt:
