@@ -7,6 +7,7 @@ every 200 is one Lua append in Redis.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import secrets
@@ -23,17 +24,24 @@ from typing import Any
 import requests
 
 from bench.wire import request
+from interlink import sharding
 from interlink.signatures import meta_signature
 from interlink.store.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUESTS = 30_000
 USERS = 500
+TENANTS = 50  # Genesys paces each tenant at 270 requests/min: one tenant alone would back up
 
 
 @contextmanager
-def world() -> Iterator[dict[str, Any]]:
-    """A simulator process and a shard process with one configured tenant."""
+def world(*, front_end_only: bool = False) -> Iterator[dict[str, Any]]:
+    """A simulator process and a shard process with ``TENANTS`` configured tenants.
+
+    ``front_end_only``: the shard is shard 0 of 2 and every tenant is owned by shard 1, which is
+    not running. The shard then does exactly what a front end does for another shard's tenants
+    (verify, accept durably, answer) and no delivery work competes with it: the accept path alone.
+    """
     data_dir = Path(tempfile.mkdtemp(prefix="interlink-bench-"))
     sim_port, shard_port = free_port(), free_port()
     sim_url, shard_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{shard_port}"
@@ -57,14 +65,28 @@ def world() -> Iterator[dict[str, Any]]:
                 "INTERLINK_ADMIN_TOKEN": admin,
                 "INTERLINK_PUBLIC_URL": shard_url,
                 "INTERLINK_LOG_LEVEL": "WARNING",
+                "INTERLINK_SHARD_COUNT": "2" if front_end_only else "1",
+                "INTERLINK_SHARD_ID": "0",
             },
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         procs.append(shard)
         _wait(shard_url + "/readyz")
-        tenant = _tenant(sim_url, shard_url, admin)
-        yield {"sim": sim_url, "shard": shard_url, "port": shard_port, **tenant}
+        names = (f"bench-{n}" for n in itertools.count())
+        if front_end_only:
+            names = (name for name in names if sharding.owner(name, 2) == 1)
+        tenants = [
+            _tenant(sim_url, shard_url, admin, name, n)
+            for n, name in zip(range(TENANTS), names, strict=False)
+        ]
+        yield {
+            "sim": sim_url,
+            "shard": shard_url,
+            "port": shard_port,
+            "tenants": tenants,
+            "pid": shard.pid,
+        }
     finally:
         for proc in reversed(procs):
             proc.terminate()
@@ -87,18 +109,16 @@ def _wait(url: str, timeout: float = 30) -> None:
     raise RuntimeError(f"{url} not ready")
 
 
-def _tenant(sim: str, shard: str, admin: str) -> dict[str, Any]:
-    pnid, integration = "106540352242922", "integration-bench"
+def _tenant(sim: str, shard: str, admin: str, tenant_id: str, n: int) -> dict[str, Any]:
+    org_id = f"org-{tenant_id}"
+    pnid, integration = f"1065403522{n:05d}", f"integration-bench-{n}"
     app_secret, access_token = secrets.token_urlsafe(24), secrets.token_urlsafe(40)
-    client_id, client_secret, webhook_secret = (
-        "client-bench",
-        secrets.token_urlsafe(24),
-        secrets.token_urlsafe(24),
-    )
+    client_id, client_secret = f"client-bench-{n}", secrets.token_urlsafe(24)
+    webhook_secret = secrets.token_urlsafe(24)
     region = "mypurecloud.ie"
     requests.post(
         sim + "/_sim/genesys/orgs",
-        json={"orgId": "org-bench", "region": region, "clientId": client_id, "clientSecret": client_secret,
+        json={"orgId": org_id, "region": region, "clientId": client_id, "clientSecret": client_secret,
               "integrationIds": [integration], "webhookSecret": webhook_secret, "webhookUrl": shard + "/webhooks/genesys"},
         timeout=5,
     ).raise_for_status()  # fmt: skip
@@ -114,9 +134,9 @@ def _tenant(sim: str, shard: str, admin: str) -> dict[str, Any]:
     ).raise_for_status()
     auth = {"Authorization": f"Bearer {admin}"}
     calls = [
-        ("POST", "/api/tenants", {"tenantId": "bench", "name": "Bench", "genesysOrgId": "org-bench", "genesysOrgName": "Bench", "genesysRegion": region}),
-        ("PUT", "/api/tenants/bench/genesys/credentials", {"clientId": client_id, "clientSecret": client_secret, "region": region, "integrationId": integration, "webhookSecret": webhook_secret}),
-        ("POST", "/api/tenants/bench/whatsapp/config", {"meta_access_token": access_token, "whatsapp_phone_number_id": pnid, "whatsapp_business_account_id": "waba-bench", "meta_app_secret": app_secret, "webhook_verify_token": secrets.token_urlsafe(12)}),
+        ("POST", "/api/tenants", {"tenantId": tenant_id, "name": "Bench", "genesysOrgId": org_id, "genesysOrgName": "Bench", "genesysRegion": region}),
+        ("PUT", f"/api/tenants/{tenant_id}/genesys/credentials", {"clientId": client_id, "clientSecret": client_secret, "region": region, "integrationId": integration, "webhookSecret": webhook_secret}),
+        ("POST", f"/api/tenants/{tenant_id}/whatsapp/config", {"meta_access_token": access_token, "whatsapp_phone_number_id": pnid, "whatsapp_business_account_id": "waba-bench", "meta_app_secret": app_secret, "webhook_verify_token": secrets.token_urlsafe(12)}),
     ]  # fmt: skip
     for method, path, body in calls:
         requests.request(
@@ -125,10 +145,12 @@ def _tenant(sim: str, shard: str, admin: str) -> dict[str, Any]:
     return {"phone_number_id": pnid, "app_secret": app_secret}
 
 
-def signed_webhooks(phone_number_id: str, app_secret: str, count: int = REQUESTS) -> list[bytes]:
+def signed_webhooks(tenants: list[dict[str, Any]], count: int = REQUESTS) -> list[bytes]:
     built = []
     now = int(time.time())
     for n in range(count):
+        tenant = tenants[n % len(tenants)]
+        phone_number_id, app_secret = tenant["phone_number_id"], tenant["app_secret"]
         user = f"3460{n % USERS:07d}"
         body = json.dumps(
             {"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {

@@ -44,27 +44,44 @@ MAX_PIPELINE = 512
 
 NEW, DUPLICATE, BACKLOGGED = 1, 0, -1
 
-# KEYS: dedupe marker, stream, tenant backlog counter.
-# ARGV: dedupe ttl, max backlog, "1" to dedupe / "0" not, then the entry's field/value pairs.
+# One call appends a whole group commit. Per item i (from 0): KEYS[3i+1..3i+3] = dedupe marker,
+# stream, tenant backlog counter; ARGV[4+5i..8+5i] = "1" to dedupe / "0" not, tenant, kind,
+# conversation, payload. ARGV[1..3] = dedupe ttl, max backlog, accept time (ms). Returns one
+# result per item: 1 appended, 0 seen before, -1 refused (the tenant's backlog is full).
 _ACCEPT = """
-if ARGV[3] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local backlog = tonumber(redis.call('GET', KEYS[3]) or '0')
-if backlog >= tonumber(ARGV[2]) then return -1 end
-if ARGV[3] == '1' then redis.call('SET', KEYS[1], '1', 'EX', ARGV[1]) end
-redis.call('XADD', KEYS[2], '*', unpack(ARGV, 4))
-redis.call('INCR', KEYS[3])
-return 1
+local results = {}
+local max_backlog = tonumber(ARGV[2])
+for i = 0, #KEYS / 3 - 1 do
+  local dedupe, stream, backlog = KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3]
+  local a = 3 + 5 * i
+  local result = 1
+  if ARGV[a + 1] == '1' and redis.call('EXISTS', dedupe) == 1 then
+    result = 0
+  elseif tonumber(redis.call('GET', backlog) or '0') >= max_backlog then
+    result = -1
+  else
+    if ARGV[a + 1] == '1' then redis.call('SET', dedupe, '1', 'EX', ARGV[1]) end
+    redis.call('XADD', stream, '*', 't', ARGV[a + 2], 'k', ARGV[a + 3], 'c', ARGV[a + 4], 'a', ARGV[3], 'p', ARGV[a + 5])
+    redis.call('INCR', backlog)
+  end
+  results[i + 1] = result
+end
+return results
 """
 
-# KEYS: stream, tenant backlog counter. ARGV: group, entry id. Exactly once per entry.
+# Acknowledge a batch, each entry exactly once: per entry i, KEYS[2i+1..2i+2] = stream, tenant
+# backlog counter and ARGV[i+2] = entry id; ARGV[1] = the group.
 _ACK = """
-if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 1 then
-  redis.call('XDEL', KEYS[1], ARGV[2])
-  local left = redis.call('DECR', KEYS[2])
-  if left <= 0 then redis.call('DEL', KEYS[2]) end
-  return 1
+local done = 0
+for i = 0, #KEYS / 2 - 1 do
+  local stream, backlog, id = KEYS[2 * i + 1], KEYS[2 * i + 2], ARGV[i + 2]
+  if redis.call('XACK', stream, ARGV[1], id) == 1 then
+    redis.call('XDEL', stream, id)
+    if redis.call('DECR', backlog) <= 0 then redis.call('DEL', backlog) end
+    done = done + 1
+  end
 end
-return 0
+return done
 """
 
 
@@ -151,24 +168,24 @@ class Inbox:
                 offset += len(batch.items)
 
     def _commit(self, items: list[Item]) -> list[int]:
-        pipe = self.redis.pipeline(transaction=False)
-        now = str(int(time.time() * 1000))
+        """One script call for the whole group: one round trip, one command to encode."""
+        script_keys: list[str] = []
+        args: list[Any] = [self.dedupe_ttl, self.max_backlog, int(time.time() * 1000)]
         for item in items:
             shard = sharding.owner(item.tenant_id, self.shard_count)
-            dedupe = keys.dedupe(item.tenant_id, "in", item.dedupe) if item.dedupe else "-"
-            fields = [
-                "t", item.tenant_id,
-                "k", item.kind,
-                "c", item.conversation or "",
-                "a", now,
-                "p", msgpack.packb(item.payload, use_bin_type=True),
-            ]  # fmt: skip
-            self._accept(
-                keys=[dedupe, keys.inbox(shard), backlog_key(item.tenant_id)],
-                args=[self.dedupe_ttl, self.max_backlog, "1" if item.dedupe else "0", *fields],
-                client=pipe,
+            script_keys += (
+                keys.dedupe(item.tenant_id, "in", item.dedupe) if item.dedupe else "-",
+                keys.inbox(shard),
+                backlog_key(item.tenant_id),
             )
-        return [int(r) for r in pipe.execute()]
+            args += (
+                "1" if item.dedupe else "0",
+                item.tenant_id,
+                item.kind,
+                item.conversation or "",
+                msgpack.packb(item.payload, use_bin_type=True),
+            )
+        return [int(r) for r in self._accept(keys=script_keys, args=args)]
 
 
 def decode_entry(entry_id: str, fields: dict[bytes, bytes]) -> Work:
@@ -311,14 +328,10 @@ class InboxReader:
                 acks.append(self._acks.get_nowait())
             while True:
                 try:
-                    pipe = self.redis.pipeline(transaction=False)
-                    for entry_id, tenant_id in acks:
-                        self._ack_script(
-                            keys=[self.stream, backlog_key(tenant_id)],
-                            args=[GROUP, entry_id],
-                            client=pipe,
-                        )
-                    pipe.execute()
+                    script_keys = [
+                        k for _, tenant in acks for k in (self.stream, backlog_key(tenant))
+                    ]
+                    self._ack_script(keys=script_keys, args=[GROUP, *(entry for entry, _ in acks)])
                     break
                 except redis.RedisError:
                     gevent.sleep(0.2)  # the effect is done; only its record waits for Redis
