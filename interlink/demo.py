@@ -364,7 +364,7 @@ class Play:
         def attachment() -> dict[str, Any] | None:
             for message in self.state.genesys.messages_from(t.integration_id, participant):
                 for item in message.body.get("content") or []:
-                    return dict(item["attachment"])
+                    return {**item["attachment"], "caption": message.body.get("text")}
             return None
 
         found = wait_for(attachment, f"{scene.user_name}'s photo at {t.org_id}")
@@ -380,7 +380,8 @@ class Play:
         shown = url[: -len(link_token)] + mask(link_token)
         self.out.step(
             f"Genesys {scene.tenant_id}",
-            f"received an {found.get('mediaType')} from {scene.user_name}: {shown}",
+            f'received an {found.get("mediaType")} "{found.get("caption")}" from '
+            f"{scene.user_name}: {shown}",
             "genesys",
         )
         self.out.step(
@@ -479,12 +480,12 @@ def run_demo(
         )
         if keep_running:
             _keep_running(stack, transcript, until or gevent.event.Event())
-    except (DemoFailure, StackError) as exc:
+    except (DemoFailure, StackError, requests.RequestException) as exc:
         result.elapsed = time.monotonic() - began
         result.error = str(exc)
         transcript.result(f"demo failed after {result.elapsed:.1f} s: {exc}", ok=False)
         tail = stack.log_tail(1500)
-        if tail and isinstance(exc, DemoFailure):
+        if tail and not isinstance(exc, StackError):  # a StackError carries the tail already
             transcript.step("shard log", "last lines:\n" + tail.rstrip(), "fail")
     finally:
         result.shard_exit_code = stack.stop()

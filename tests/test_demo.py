@@ -54,7 +54,7 @@ def test_run_demo_plays_both_tenants_and_prints_no_secret() -> None:
         assert f'{scene.user_name} receives "{scene.agent_answers}"' in text
         receipt = rf"^\[Genesys {scene.tenant_id}\] +receipt Delivered for \""
         assert re.search(receipt, text, re.MULTILINE)
-    assert "received an Image from Ana: http://127.0.0.1:" in text
+    assert 'received an Image "the label on my parcel" from Ana: http://127.0.0.1:' in text
     assert text.splitlines()[-1].startswith("✓ 2 tenants: 3 messages in, 2 replies out")
 
     # Every secret of the run, the issued Genesys tokens and the media link included, is known
