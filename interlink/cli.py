@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "interlink.sim.cli",
     "interlink.tenants_cli",
     "interlink.demo",
+    "interlink.ctl",
 ]
 
 

@@ -646,7 +646,7 @@ def test_a_body_without_a_declared_length_is_refused(services: Services, acme: N
     del env["CONTENT_LENGTH"]
     start = falcon.testing.StartResponseMock()
     body = b"".join(app(env, start))
-    assert start.status.startswith("400"), start.status
+    assert str(start.status).startswith("400"), start.status
     assert json.loads(body)["title"]
 
 
