@@ -20,7 +20,6 @@ from interlink.store.inbox import (
     InboxReader,
     InboxUnavailable,
     Item,
-    backlog_key,
 )
 
 
@@ -46,7 +45,7 @@ def test_accept_appends_once_and_recognises_redeliveries(redis_client: redis.Red
     assert inbox.accept([item(1), item(2)]) == [NEW, NEW]
     assert inbox.accept([item(2), item(3)]) == [DUPLICATE, NEW]
     assert redis_client.xlen(keys.inbox(0)) == 3
-    assert redis_client.get(backlog_key("acme")) == b"3"
+    assert redis_client.get(keys.backlog("acme")) == b"3"
     ttl = redis_client.ttl(keys.dedupe("acme", "in", "wamid.1"))
     assert 7 * 24 * 3600 < ttl <= 8 * 24 * 3600
 
@@ -102,7 +101,7 @@ def test_the_reader_delivers_in_order_and_acks_remove_entries(redis_client: redi
             reader.ack(work)
             reader.ack(work)  # twice: counted once
         wait_for(lambda: redis_client.xlen(keys.inbox(0)) == 0)
-        wait_for(lambda: not redis_client.exists(backlog_key("acme")))
+        wait_for(lambda: not redis_client.exists(keys.backlog("acme")))
         assert reader.inflight == {}
     finally:
         reader.stop()

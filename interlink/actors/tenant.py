@@ -36,6 +36,7 @@ from interlink.actors.whatsapp_sender import WhatsAppSender
 from interlink.model import TenantConfig
 from interlink.providers.pacing import genesys_pacer
 from interlink.providers.session import lazy_session
+from interlink.store.dead_letters import DeadLetters
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ TENANT_MESSAGES = (
     "start",
     "invalidate-token",
     "replay-dead-letters",
+    "dead-letters",
+    "drop-dead-letters",
 )
 
 
@@ -283,7 +286,30 @@ class TenantActor(Actor):
             if ref is not None and ref.is_alive():
                 ref.tell(message)
             return {"invalidated": True}
+        if message.type in ("dead-letters", "replay-dead-letters", "drop-dead-letters"):
+            return self._dead_letters(message)
         return {"unsupported": message.type}
+
+    def _dead_letters(self, message: Control) -> dict[str, Any]:
+        """List, replay (back into the inbox, in order) or drop the tenant's dead letters:
+        ``{"limit": n}`` (default 100, at most 10,000) or ``{"ids": [...]}`` choose which."""
+        services = self.spec.services
+        if services is None:
+            return {"deadLetters": 0}
+        letters = DeadLetters(services.redis, self.tenant_id, services.settings.shard_count)
+        limit = message.args.get("limit", 100)
+        ids = message.args.get("ids")
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 10_000:
+            raise ValueError("limit must be an integer from 1 to 10000")
+        if ids is not None and (
+            not isinstance(ids, list) or not all(isinstance(i, str) for i in ids)
+        ):
+            raise ValueError("ids must be a list of strings")
+        if message.type == "dead-letters":
+            return {"deadLetters": letters.count(), "entries": letters.entries(limit)}
+        if message.type == "replay-dead-letters":
+            return {"replayed": letters.replay(ids, limit), "deadLetters": letters.count()}
+        return {"dropped": letters.drop(ids, limit), "deadLetters": letters.count()}
 
     def snapshot(self) -> dict[str, Any]:
         actors = [self.status.snapshot()]

@@ -11,20 +11,18 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import msgpack
 import redis
 
 from interlink.store import keys
+from interlink.store.dead_letters import DeadLetters
 
 ALIAS_TTL = 400 * 24 * 3600  # a user's identity outlives any conversation
 CONVERSATION_TTL = 30 * 24 * 3600
 MESSAGE_TTL = 30 * 24 * 3600  # statuses arrive within days; replies quote older messages rarely
 DONE_TTL = 8 * 24 * 3600  # as long as a provider may redeliver (Meta: 7 days)
-DEAD_LETTER_MAXLEN = 10_000
 
 # Compare-and-set of a message's delivery state: two statuses of one message racing (through two
 # routes, or a redelivery) cannot both send a receipt.
@@ -114,18 +112,7 @@ class ConversationStore:
     def dead_letter(
         self, kind: str, payload: Mapping[str, Any], conversation: str | None, reason: str
     ) -> None:
-        self.redis.xadd(
-            keys.dead_letters(self.tenant_id),
-            {
-                "k": kind,
-                "c": conversation or "",
-                "r": reason[:500],
-                "a": str(int(time.time() * 1000)),
-                "p": msgpack.packb(dict(payload), use_bin_type=True),
-            },
-            maxlen=DEAD_LETTER_MAXLEN,
-            approximate=True,
-        )
+        DeadLetters(self.redis, self.tenant_id).add(kind, payload, conversation, reason)
 
 
 def _text(value: Any) -> str | None:

@@ -89,10 +89,6 @@ class InboxUnavailable(Exception):
     """Redis did not take the items: answer 503 and let the provider retry."""
 
 
-def backlog_key(tenant_id: str) -> str:
-    return f"{keys.NS}backlog:{tenant_id}"
-
-
 @dataclass(frozen=True, slots=True)
 class Item:
     """One thing to do for a tenant: a WhatsApp message or status, a Genesys message ..."""
@@ -176,7 +172,7 @@ class Inbox:
             script_keys += (
                 keys.dedupe(item.tenant_id, "in", item.dedupe) if item.dedupe else "-",
                 keys.inbox(shard),
-                backlog_key(item.tenant_id),
+                keys.backlog(item.tenant_id),
             )
             args += (
                 "1" if item.dedupe else "0",
@@ -329,7 +325,7 @@ class InboxReader:
             while True:
                 try:
                     script_keys = [
-                        k for _, tenant in acks for k in (self.stream, backlog_key(tenant))
+                        k for _, tenant in acks for k in (self.stream, keys.backlog(tenant))
                     ]
                     self._ack_script(keys=script_keys, args=[GROUP, *(entry for entry, _ in acks)])
                     break

@@ -67,6 +67,11 @@ def inbox(shard_id: int) -> str:
     return f"{NS}inbox:{{{shard_id}}}"
 
 
+def backlog(tenant_id: str) -> str:
+    """Counter of the tenant's accepted items not yet finished (its webhooks get 429 past a bound)."""
+    return f"{NS}backlog:{tenant_id}"
+
+
 def dedupe(tenant_id: str, kind: str, ident: str) -> str:
     """Marks a provider message as seen (``kind``: wamid, status, genesys, sent ...)."""
     return f"{NS}seen:{tenant_id}:{kind}:{ident}"
