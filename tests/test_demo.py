@@ -70,11 +70,10 @@ def test_run_demo_plays_both_tenants_and_prints_no_secret() -> None:
     assert not Path(result.data_dir).exists()
 
 
-def test_a_failed_step_stops_with_its_reason_and_cleans_up(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_step_stops_with_its_reason_and_cleans_up() -> None:
     bad = replace(demo.SCENES[0], region="mars.example")
-    monkeypatch.setattr(demo, "SCENES", (bad,))
     out = io.StringIO()
-    result = demo.run_demo(out, color=False)
+    result = demo.run_demo(out, color=False, scenes=[bad])
 
     assert not result.ok
     assert result.error is not None and "POST /api/tenants answered 400" in result.error
