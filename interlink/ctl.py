@@ -26,7 +26,7 @@ from typing import Any
 from interlink.store.tenants import is_tenant_id
 from interlink.tenants_cli import DEFAULT_URL, EXIT_OK, EXIT_USAGE, Api, CliError
 
-# The message types of INTERFACE.md, in its order (the shard refuses others with a 400 anyway).
+# The message types a tenant answers, INTERFACE.md's first (the shard refuses others: 400).
 TENANT_TYPES = (
     "ping",
     "stats",
@@ -35,7 +35,10 @@ TENANT_TYPES = (
     "start",
     "invalidate-token",
     "replay-dead-letters",
+    "dead-letters",
+    "drop-dead-letters",
 )
+DEAD_LETTER_TYPES = ("dead-letters", "replay-dead-letters", "drop-dead-letters")
 SHARD_TYPES = ("ping", "stats", "reload-all", "drain")
 HELP = {
     "ping": "check that the tenant's tree answers (activates an idle tenant)",
@@ -44,7 +47,9 @@ HELP = {
     "stop": "stop the tenant's tree; its work waits until start",
     "start": "start a stopped or failed tenant again",
     "invalidate-token": "drop the tenant's cached Genesys token (every shard fetches a new one)",
-    "replay-dead-letters": "replay the tenant's dead letters (the shard does not support it yet)",
+    "replay-dead-letters": "move the tenant's dead letters back into the inbox (oldest first)",
+    "dead-letters": "list the tenant's dead letters (oldest first, without their payloads)",
+    "drop-dead-letters": "delete the tenant's dead letters for good (needs --yes)",
 }
 
 
@@ -85,8 +90,15 @@ def cmd_tenant(args: argparse.Namespace) -> int:
         raise CliError(
             f"{args.tenant_id[:70]!r} is not a tenant id (^[a-z0-9][a-z0-9_-]{{0,63}}$)", EXIT_USAGE
         )
+    if args.type == "drop-dead-letters" and not args.yes:
+        raise CliError("dropped dead letters are gone for good; repeat with --yes", EXIT_USAGE)
+    body: dict[str, Any] = {"type": args.type}
+    if getattr(args, "limit", None) is not None:
+        body["limit"] = args.limit
+    if getattr(args, "ids", None):
+        body["ids"] = args.ids
     path = f"/control/tenants/{args.tenant_id}/messages"
-    _print(_api(args).call("POST", path, {"type": args.type}))
+    _print(_api(args).call("POST", path, body))
     return EXIT_OK
 
 
@@ -136,6 +148,16 @@ def register(subparsers: Any) -> None:
         p = actions.add_parser(kind, parents=[common], help=HELP[kind], description=HELP[kind])
         p.add_argument("tenant_id", metavar="TENANT_ID")
         p.set_defaults(func=_guard(cmd_tenant), type=kind)
+        if kind in DEAD_LETTER_TYPES:
+            p.add_argument(
+                "--limit", type=int, metavar="N", help="at most N entries (shard default: 100)"
+            )
+        if kind in DEAD_LETTER_TYPES[1:]:
+            p.add_argument(
+                "--id", dest="ids", action="append", metavar="ID", help="this entry (repeatable)"
+            )
+        if kind == "drop-dead-letters":
+            p.add_argument("--yes", action="store_true", help="confirm")
 
     p = actions.add_parser("shard", parents=[common], help="a message to the shard's supervisor")
     p.add_argument("type", choices=SHARD_TYPES, metavar="{" + ",".join(SHARD_TYPES) + "}")

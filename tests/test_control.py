@@ -22,6 +22,7 @@ from interlink.http.app import create_app
 from interlink.services import Services
 from interlink.store import keys
 from interlink.store.connection import connect
+from interlink.store.dead_letters import DeadLetters
 
 Client = falcon.testing.TestClient
 FAST = RestartPolicy(max_restarts=2, period=10.0, min_backoff=0.01, max_backoff=0.02)
@@ -35,6 +36,8 @@ TENANT_TYPES = (
     "start",
     "invalidate-token",
     "replay-dead-letters",
+    "dead-letters",
+    "drop-dead-letters",
 )
 SHARD_TYPES = ("ping", "stats", "reload-all", "drain")
 
@@ -140,13 +143,11 @@ def start_tree(services: Services) -> Iterator[Callable[..., pykka.ActorRef[Supe
     started: list[pykka.ActorRef[Supervisor]] = []
 
     def start(**overrides: Any) -> pykka.ActorRef[Supervisor]:
+        options: dict[str, Any] = {"tenant": ProbeTenant, "policy": FAST, "stop_timeout": 2.0}
         spec = TreeSpec(
             load_config=services.tenants.load_config,
             services=services,
-            tenant=ProbeTenant,
-            policy=FAST,
-            stop_timeout=2.0,
-            **overrides,
+            **{**options, **overrides},
         )
         ref = Supervisor.start(spec, shard_id=0, shard_count=1)
         services.supervisor = ref
@@ -257,6 +258,76 @@ def test_actors_shows_a_failed_tenant_and_other_tenants_unharmed(
     assert refused.status_code == 409, refused.text
     assert "start" in refused.json["description"]
     assert entry(client, services, "acme")["state"] == "active"  # type: ignore[index]
+
+
+def test_actors_shows_a_tenant_waiting_for_its_restart(
+    client: Client, services: Services, start_tree: Any
+) -> None:
+    slow = RestartPolicy(max_restarts=2, period=10.0, min_backoff=0.5, max_backoff=0.5)
+    supervisor = start_tree(policy=slow)
+    make_tenant(services, "acme")
+    supervisor.tell(Work("acme", "crash", {}))
+    # Dead, its death seen by the supervisor, the restart scheduled 0.5 s later.
+    wait_for(
+        lambda: (
+            (e := entry(client, services, "acme"))
+            and e["state"] == "restarting"
+            and e["restarts"] == 1
+        )
+    )
+    acme = entry(client, services, "acme")
+    assert acme is not None
+    assert (acme["version"], acme["actors"], acme["restarts"]) == (None, [], 1)
+    assert "tenant crashed on purpose" in acme["lastError"]
+    # A question meanwhile is told to come back, not left hanging.
+    waiting = tenant_msg(client, services, "acme", "ping")
+    assert waiting.status_code == 503 and waiting.headers.get("retry-after") == "1"
+    wait_for(lambda: entry(client, services, "acme")["state"] == "active")  # type: ignore[index]
+
+
+def test_no_secret_shows_in_the_tree_or_the_replies(
+    client: Client, services: Services, tree: Any
+) -> None:
+    make_tenant(services, "acme")
+    genesys_secret, webhook_secret = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+    access_token, app_secret = "EAA" + secrets.token_urlsafe(60), secrets.token_hex(16)
+    verify_token = secrets.token_urlsafe(16)
+    services.tenants.set_genesys(
+        "acme",
+        client_id="client-" + secrets.token_hex(4),
+        client_secret=genesys_secret,
+        region="mypurecloud.ie",
+        integration_id=secrets.token_hex(8),
+        webhook_secret=webhook_secret,
+    )
+    services.tenants.set_whatsapp(
+        "acme",
+        access_token=access_token,
+        phone_number_id=str(10**14 + secrets.randbelow(10**14)),
+        business_account_id=str(secrets.randbelow(10**15)),
+        app_secret=app_secret,
+        verify_token=verify_token,
+    )
+    cached_token = secrets.token_urlsafe(32)
+    services.redis.set(keys.token("acme"), cached_token, ex=600)
+    tree.tell(Work("acme", "crash", {}))
+    wait_for(lambda: (e := entry(client, services, "acme")) and e["restarts"] == 1)
+    seen = [client.simulate_get("/control/actors", headers=op(services)).text]
+    for kind in TENANT_TYPES:
+        seen.append(tenant_msg(client, services, "acme", kind).text)
+    for kind in SHARD_TYPES:
+        seen.append(shard_msg(client, services, kind).text)
+    text = "\n".join(seen)
+    for secret in (
+        genesys_secret,
+        webhook_secret,
+        access_token,
+        app_secret,
+        verify_token,
+        cached_token,
+        services.admin_token,
+    ):
+        assert secret not in text
 
 
 def test_actors_after_a_reload_shows_the_new_version(
@@ -424,18 +495,70 @@ def test_invalidate_token_drops_the_shared_token(
     assert services.redis.exists(keys.token(other))
 
 
-def test_replay_dead_letters_is_not_implemented_yet_and_says_so(
+def test_dead_letters_are_listed_replayed_into_the_inbox_and_dropped(
     client: Client, services: Services, tree: Any, media: str
 ) -> None:
-    # Current behaviour, documented: the tenant answers that it does not support it (no 500).
     make_tenant(services, "acme")
-    result = tenant_msg(client, services, "acme", "replay-dead-letters", media)
-    assert result.status_code == 200
-    assert decoded(result) == {
+    letters = DeadLetters(services.redis, "acme")
+    for n in range(3):
+        letters.add("wa.message", {"n": n, "text": "personal"}, f"u{n}", f"failed {n}")
+    path = "/control/tenants/acme/messages"
+
+    listed = decoded(send(client, services, path, {"type": "dead-letters"}, media=media))
+    assert listed["deadLetters"] == 3
+    assert [e["reason"] for e in listed["entries"]] == ["failed 0", "failed 1", "failed 2"]
+    assert "personal" not in json.dumps(listed)  # payloads stay out of listings
+    first, second, third = (e["id"] for e in listed["entries"])
+
+    inbox = keys.inbox(0)
+    before = services.redis.xlen(inbox)
+    replayed = send(
+        client, services, path, {"type": "replay-dead-letters", "ids": [first]}, media=media
+    )
+    assert decoded(replayed) == {
         "ok": True,
         "type": "replay-dead-letters",
-        "unsupported": "replay-dead-letters",
+        "replayed": 1,
+        "deadLetters": 2,
     }
+    assert services.redis.xlen(inbox) == before + 1
+
+    dropped = send(client, services, path, {"type": "drop-dead-letters", "limit": 1}, media=media)
+    assert decoded(dropped)["dropped"] == 1
+    assert [e["id"] for e in letters.entries()] == [third]
+    assert second not in json.dumps(letters.entries())
+    # Nothing left to replay is no error.
+    letters.drop()
+    empty = decoded(send(client, services, path, {"type": "replay-dead-letters"}, media=media))
+    assert (empty["replayed"], empty["deadLetters"]) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"limit": 0},
+        {"limit": 10_001},
+        {"limit": "5"},
+        {"limit": True},
+        {"limit": 1.5},
+        {"ids": "1-0"},
+        {"ids": [1]},
+        {"ids": ["x"]},
+        {"ids": ["1-0", "$"]},
+        {"ids": ["-"]},
+        {"ids": {"a": "1-0"}},
+    ],
+)
+@pytest.mark.parametrize("kind", ["dead-letters", "replay-dead-letters", "drop-dead-letters"])
+def test_bad_dead_letter_arguments_are_400(
+    client: Client, services: Services, tree: Any, kind: str, args: dict[str, Any]
+) -> None:
+    make_tenant(services, "acme")
+    DeadLetters(services.redis, "acme").add("wa.message", {}, "u1", "failed")
+    result = send(client, services, "/control/tenants/acme/messages", {"type": kind, **args})
+    assert result.status_code == 400, result.text
+    assert result.json["title"] == "Invalid message"
+    assert DeadLetters(services.redis, "acme").count() == 1
 
 
 def test_arguments_besides_the_type_are_accepted(

@@ -26,6 +26,9 @@ from interlink.services import Services
 ASK_TIMEOUT = 5.0
 SNAPSHOT_TIMEOUT = 3.0
 TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+DEAD_LETTER_TYPES = ("dead-letters", "replay-dead-letters", "drop-dead-letters")
+MAX_LIMIT = 10_000
+STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack", "application/vnd.msgpack")
 
 
@@ -62,9 +65,32 @@ def decode_message(req: falcon.Request, known: tuple[str, ...]) -> tuple[Control
             description=f"{body['type'][:40]!r} is not one of: {', '.join(known)}.",
         )
     args = {k: v for k, v in body.items() if k != "type"}
+    if body["type"] in DEAD_LETTER_TYPES:
+        check_dead_letter_args(args)
     return Control(body["type"], args), (
         "application/msgpack" if media in MSGPACK_TYPES else "application/json"
     )
+
+
+def check_dead_letter_args(args: dict[str, Any]) -> None:
+    """``limit`` (1 to 10,000) and ``ids`` (stream entry ids) are checked at the door: a bad one
+    is the caller's 400, not an error deep in the tenant actor or in Redis."""
+    limit = args.get("limit", 1)
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
+        raise falcon.HTTPBadRequest(
+            title="Invalid message",
+            description=f'"limit" must be an integer from 1 to {MAX_LIMIT}.',
+        )
+    ids = args.get("ids")
+    if ids is not None and (
+        not isinstance(ids, list)
+        or len(ids) > MAX_LIMIT
+        or not all(isinstance(i, str) and STREAM_ID.fullmatch(i) for i in ids)
+    ):
+        raise falcon.HTTPBadRequest(
+            title="Invalid message",
+            description='"ids" must be a list of dead-letter ids such as "1700000000000-0".',
+        )
 
 
 def reply(resp: falcon.Response, media: str, message: Control, result: dict[str, Any]) -> None:
@@ -105,6 +131,16 @@ class _Base:
                 title="Actor stopped",
                 description="The actor stopped before answering.",
                 retry_after=1,
+            ) from None
+        except redis.RedisError:
+            raise falcon.HTTPServiceUnavailable(
+                title="Store unavailable", description="The actor could not reach the store."
+            ) from None
+        except ValueError as exc:
+            # Control handlers refuse bad arguments with a ValueError (their messages are ours
+            # and carry no secret): the caller's mistake, answered as one.
+            raise falcon.HTTPBadRequest(
+                title="Invalid message", description=str(exc)[:200]
             ) from None
 
 
