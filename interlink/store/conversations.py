@@ -39,6 +39,8 @@ class ConversationStore:
         self.redis = client
         self.tenant_id = tenant_id
         self._advance = client.register_script(_ADVANCE)
+        self._done: dict[str, str] = {}
+        self._unsaved: dict[str, str] = {}
 
     # -- identity -------------------------------------------------------------------------------
     def known_alias(self, alias_keys: Sequence[str]) -> str | None:
@@ -100,12 +102,31 @@ class ConversationStore:
 
     # -- idempotence of provider calls -----------------------------------------------------------
     def done(self, step: str) -> bool:
+        """Whether ``step`` already succeeded. Steps marked through this object are known here
+        even when Redis was down at the time, so a retry of the same message never repeats a
+        provider call that succeeded; their markers are written as soon as Redis answers."""
+        if step in self._done:
+            self._flush()
+            return True
         return bool(self.redis.exists(keys.dedupe(self.tenant_id, "done", step)))
 
     def mark_done(self, step: str, value: str = "1") -> None:
-        self.redis.set(keys.dedupe(self.tenant_id, "done", step), value, ex=DONE_TTL)
+        self._done[step] = value
+        self._unsaved[step] = value
+        self._flush()
+
+    def _flush(self) -> None:
+        if not self._unsaved:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for step, value in self._unsaved.items():
+            pipe.set(keys.dedupe(self.tenant_id, "done", step), value, ex=DONE_TTL)
+        pipe.execute()
+        self._unsaved.clear()
 
     def done_value(self, step: str) -> str | None:
+        if step in self._done:
+            return self._done[step]
         return _text(self.redis.get(keys.dedupe(self.tenant_id, "done", step)))
 
     # -- dead letters ---------------------------------------------------------------------------
