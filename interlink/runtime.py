@@ -100,7 +100,9 @@ class Shard:
         admin_token = settings.admin_token
         if admin_token is None:
             path = data_dir / ADMIN_TOKEN_FILE
-            admin_token, created = ensure_secret_file(path, lambda: secrets.token_urlsafe(32))
+            admin_token, created = ensure_secret_file(
+                path, lambda: "ila_" + secrets.token_urlsafe(32)
+            )
             log.info(
                 "admin token %s %s", "generated into" if created else "read from", path.resolve()
             )

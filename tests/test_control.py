@@ -825,11 +825,7 @@ def test_an_unknown_tenant_is_404_in_both_types(
     assert actors(client, services)["tenants"] == []
 
 
-# -- known bugs of the actors (interlink/actors/supervisor.py), documented -------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="supervisor.py:227-233 snapshot lists a tenant that is both failed and held twice",
-)
+# -- bugs of the supervisor found by this suite, fixed -------------------------
 def test_a_failed_tenant_that_is_stopped_is_listed_once(
     client: Client, services: Services, tree: Any
 ) -> None:
@@ -841,10 +837,6 @@ def test_a_failed_tenant_that_is_stopped_is_listed_once(
     assert len(listed) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="supervisor.py:151-156 a deleted tenant stays in `held`: listed as stopped forever",
-)
 def test_a_stopped_tenant_that_is_deleted_is_forgotten(
     client: Client, services: Services, tree: Any
 ) -> None:
@@ -856,11 +848,6 @@ def test_a_stopped_tenant_that_is_deleted_is_forgotten(
     wait_for(lambda: entry(client, services, "acme") is None, timeout=0.5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="supervisor.py:127-129 forgets the restart count of a tenant it marks failed "
-    "(snapshot then reports restarts 0 for a tenant that was restarted max_restarts times)",
-)
 def test_a_failed_tenant_keeps_its_restart_count(
     client: Client, services: Services, tree: Any
 ) -> None:
@@ -870,11 +857,6 @@ def test_a_failed_tenant_keeps_its_restart_count(
     assert entry(client, services, "broken-one")["restarts"] == FAST.max_restarts  # type: ignore[index]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="supervisor.py:176-181 tenant_control('stop') waits for the tenant to finish its "
-    "mailbox inside the supervisor's handler: every tenant's work and the shard stall meanwhile",
-)
 def test_stopping_a_busy_tenant_does_not_stall_the_shard(
     client: Client, services: Services, tree: Any
 ) -> None:

@@ -73,7 +73,7 @@ def test_every_tenants_command(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    conn = ["--url", url, "--token", services.admin_token]
+    conn = ["--url", url, f"--token={services.admin_token}"]
     legacy = legacy_settings()
 
     assert (
@@ -130,13 +130,13 @@ def test_every_tenants_command(
     issued = json.loads(out.out)
     assert "shown this once" in out.err
     # The tenant key works with the CLI for its own tenant and nothing else.
-    assert run(["tenants", "show", "acme", "--url", url, "--token", issued["key"]]) == 0
+    assert run(["tenants", "show", "acme", "--url", url, f"--token={issued['key']}"]) == 0
     capsys.readouterr()
-    assert run(["tenants", "show", "beta", "--url", url, "--token", issued["key"]]) == 1
+    assert run(["tenants", "show", "beta", "--url", url, f"--token={issued['key']}"]) == 1
     assert "403" in capsys.readouterr().err
     assert run(["tenants", "revoke-key", "acme", issued["keyId"], *conn]) == 0
     capsys.readouterr()
-    assert run(["tenants", "show", "acme", "--url", url, "--token", issued["key"]]) == 1
+    assert run(["tenants", "show", "acme", "--url", url, f"--token={issued['key']}"]) == 1
     assert "401" in capsys.readouterr().err
 
     assert run(["tenants", "delete", "beta", *conn]) == 2
@@ -163,7 +163,7 @@ def test_token_and_url_from_the_environment(
 def test_refusals_are_one_clear_line(
     url: str, services: Services, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    conn = ["--url", url, "--token", services.admin_token]
+    conn = ["--url", url, f"--token={services.admin_token}"]
     assert run(["tenants", "show", "acme", "--url", url, "--token", "wrong"]) == 1
     assert "401" in capsys.readouterr().err
     assert run(["tenants", "show", "nobody", *conn]) == 1
@@ -202,7 +202,7 @@ def test_migration_is_idempotent_and_tells_what_is_missing(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    conn = ["--url", url, "--token", services.admin_token]
+    conn = ["--url", url, f"--token={services.admin_token}"]
     legacy = legacy_settings()
     partial = {
         k: v for k, v in legacy.items() if k not in ("GENESYS_WEBHOOK_SECRET", "META_APP_SECRET")

@@ -58,7 +58,9 @@ class Actor(pykka.ThreadingActor):
 
     @staticmethod
     def _create_actor_inbox() -> Any:
-        return gevent.queue.UnboundQueue()  # half the memory of Queue(); mailboxes are unbounded anyway
+        return (
+            gevent.queue.UnboundQueue()
+        )  # half the memory of Queue(); mailboxes are unbounded anyway
 
     def __init__(self, *, status: ChildStatus | None = None) -> None:
         super().__init__()

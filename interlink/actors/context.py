@@ -63,7 +63,8 @@ class TenantContext:
             raise TransientError("the token manager did not answer") from None
         return str(token)
 
-    def drop_token(self, token: str) -> None:
+    def drop_token(self, token: str | None) -> None:
+        """Drop ``token`` (or whatever token is cached, for None) here and in Redis."""
         ref = self._token_manager()
         if ref is not None:
             try:

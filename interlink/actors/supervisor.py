@@ -56,8 +56,9 @@ class Supervisor(Actor):
         self.shard_count = shard_count
         self.max_pending = max_pending
         self.tenants = Children(self.actor_ref, spec.policy)
-        self.failed: dict[str, str] = {}
+        self.failed: dict[str, tuple[str, int]] = {}  # tenant -> last error, restarts
         self.held: set[str] = set()  # stopped by an operator: work waits for "start"
+        self.starting: set[str] = set()  # "start" came while the old tree was still stopping
         self.pending: dict[str, deque[Work]] = {}
         self.draining = False
         self.activations = 0
@@ -99,7 +100,8 @@ class Supervisor(Actor):
         if tenant_id in self.failed:
             self.refused += 1
             return False
-        ref = self._ref(tenant_id, activate=not (self.draining or tenant_id in self.held))
+        held = self.draining or tenant_id in self.held or tenant_id in self.starting
+        ref = None if held else self._ref(tenant_id, activate=True)
         if ref is not None and _tell(ref, work):
             return True
         queue = self.pending.setdefault(tenant_id, deque())
@@ -124,13 +126,18 @@ class Supervisor(Actor):
         outcome = self.tenants.stopped(tenant_id, message.ref)
         if outcome == "exhausted":
             reason = (status and status.last_error) or "crashed"
-            self.failed[tenant_id] = reason
+            self.failed[tenant_id] = (reason, status.restarts if status else 0)
             self.tenants.forget(tenant_id)
             dropped = len(self.pending.pop(tenant_id, ()))
             log.error(
                 "tenant failed: restart budget exhausted",
                 extra={"tenant": tenant_id, "reason": reason, "dropped": dropped},
             )
+        elif outcome == "removed" and tenant_id in self.starting:
+            self.starting.discard(tenant_id)
+            ref = self._ref(tenant_id, activate=True)
+            if ref is not None:
+                self._flush(tenant_id, ref)
         elif outcome == "removed" and tenant_id not in self.held and not self.draining:
             # Deleted or unknown tenant: work still waiting for it has nowhere to go.
             self.pending.pop(tenant_id, None)
@@ -149,8 +156,13 @@ class Supervisor(Actor):
             self.pending.pop(tenant_id, None)
 
     def _changed(self, change: TenantChanged) -> None:
-        """A changed tenant gets another chance: a fixed configuration may cure a failed one."""
+        """A changed tenant gets another chance: a fixed configuration may cure a failed one.
+        A deleted one is forgotten, operator holds and waiting work included."""
         self.failed.pop(change.tenant_id, None)
+        if change.kind == "deleted":
+            self.held.discard(change.tenant_id)
+            self.starting.discard(change.tenant_id)
+            self.pending.pop(change.tenant_id, None)
         ref = self.tenants.ref(change.tenant_id)
         if ref is not None:
             _tell(ref, change)
@@ -174,14 +186,19 @@ class Supervisor(Actor):
     def tenant_control(self, tenant_id: str, message: Control) -> dict[str, Any] | None:
         """``stop`` and ``start`` are the supervisor's to do; None means: ask the tenant itself."""
         if message.type == "stop":
+            # From now on its work waits here; what is already in its mailbox finishes first.
+            # No waiting in this handler: every other tenant's work goes through it.
             self.held.add(tenant_id)
-            future = self.tenants.stop(tenant_id)
-            if future is not None:
-                future.get(timeout=self.spec.stop_timeout)
+            self.starting.discard(tenant_id)
+            self.tenants.stop(tenant_id)
             return {"state": STOPPED}
         if message.type == "start":
             self.held.discard(tenant_id)
             self.failed.pop(tenant_id, None)
+            status = self.tenants.status(tenant_id)
+            if status is not None and status.intended_stop:
+                self.starting.add(tenant_id)  # the old tree is still draining: start after it
+                return {"state": ACTIVE}
             ref = self._ref(tenant_id, activate=True)
             if ref is not None:
                 self._flush(tenant_id, ref)
@@ -191,10 +208,12 @@ class Supervisor(Actor):
     def state_of(self, tenant_id: str) -> str:
         if tenant_id in self.failed:
             return FAILED
+        if tenant_id in self.held:
+            return STOPPED
         ref = self.tenants.ref(tenant_id)
         if ref is not None:
             return ACTIVE if ref.is_alive() else RESTARTING
-        return STOPPED if tenant_id in self.held else "idle"
+        return "idle"
 
     def totals(self) -> dict[str, Any]:
         return {
@@ -224,11 +243,17 @@ class Supervisor(Actor):
                     "lastError": status.last_error if status else None,
                 }
             )
-        for tenant_id, reason in self.failed.items():
+        for tenant_id, (reason, restarts) in self.failed.items():
             tenants.append(
-                {"tenantId": tenant_id, "state": FAILED, "ref": None, "lastError": reason}
+                {
+                    "tenantId": tenant_id,
+                    "state": FAILED,
+                    "ref": None,
+                    "restarts": restarts,
+                    "lastError": reason,
+                }
             )
-        for tenant_id in self.held - set(self.tenants.keys()):
+        for tenant_id in self.held - set(self.tenants.keys()) - set(self.failed):
             tenants.append({"tenantId": tenant_id, "state": STOPPED, "ref": None})
         return {"shard": self.totals(), "tenants": tenants}
 

@@ -282,9 +282,9 @@ class TenantActor(Actor):
         if message.type == "reload":
             return self._reload(TenantChanged(self.tenant_id, None))
         if message.type == "invalidate-token":
-            ref = self.workers.ref(TOKEN_MANAGER)
-            if ref is not None and ref.is_alive():
-                ref.tell(message)
+            # Dropped from Redis for every shard before the operator gets the answer.
+            if self.context is not None:
+                self.context.drop_token(None)
             return {"invalidated": True}
         if message.type in ("dead-letters", "replay-dead-letters", "drop-dead-letters"):
             return self._dead_letters(message)

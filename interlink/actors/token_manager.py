@@ -44,7 +44,7 @@ class GetToken:
 class DropToken:
     """Genesys answered 401 to ``token``: forget it, here and in Redis, if it is still current."""
 
-    token: str
+    token: str | None  # None: whatever token is cached
 
 
 class TokenManager(Actor):

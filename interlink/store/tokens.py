@@ -65,7 +65,7 @@ class TokenStore:
     def drop(self, tenant_id: str, token: str | None = None) -> None:
         """Drop the cached token (only if it is still ``token``, when given)."""
         if token is None:
-            self.redis.delete(keys.token(tenant_id))
+            self.redis.delete(keys.token(tenant_id), keys.token_lifetime(tenant_id))
         else:
             self._delete_if_equal(keys=[keys.token(tenant_id)], args=[token])
 
