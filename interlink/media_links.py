@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import time
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ import msgpack
 
 DEFAULT_LIFETIME = 7 * 24 * 3600  # Meta keeps inbound media ids for 7 days (whatsapp.md §5.1)
 _CONTEXT = b"interlink/media-link/v1"
+_URLSAFE = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class InvalidLink(Exception):
@@ -41,7 +43,15 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Strict: only the URL-safe alphabet, no padding, and the one encoding ``_b64`` makes of
+    those bytes (base64 decoders skip foreign characters and ignore a last character's unused
+    bits, so otherwise several tokens would stand for one link)."""
+    if not _URLSAFE.fullmatch(text):
+        raise ValueError("not URL-safe base64")
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:
+        raise ValueError("not the canonical encoding")
+    return data
 
 
 def sign(link: MediaLink, master_keys: tuple[bytes, ...]) -> str:

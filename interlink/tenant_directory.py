@@ -4,7 +4,8 @@ The webhook path resolves a tenant and checks a signature on every request; read
 decrypting the tenant from Redis each time would cost a round trip and five AES-GCM operations.
 Entries live ``ttl`` seconds and are dropped at once when a change event for their tenant arrives
 (``interlink.reload``), so a rotated secret is used within the event's delivery time, and within
-``ttl`` even if an event is lost.
+``ttl`` even if an event is lost. A lookup that was waiting on Redis while an invalidation came
+is answered but not kept (it may have read the state from before the change).
 """
 
 from __future__ import annotations
@@ -27,13 +28,17 @@ class _TtlCache(Generic[V]):
     def __init__(self, ttl: float, max_entries: int, clock: Callable[[], float]) -> None:
         self.ttl, self.max_entries, self.clock = ttl, max_entries, clock
         self._data: OrderedDict[str, tuple[float, V]] = OrderedDict()
+        self._generation = 0  # bumped by every invalidation
 
     def get(self, key: str, load: Callable[[str], V]) -> V:
         now = self.clock()
         hit = self._data.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
-        value = load(key)
+        generation = self._generation
+        value = load(key)  # may yield to other greenlets (Redis)
+        if generation != self._generation:
+            return value  # invalidated meanwhile: possibly stale, do not keep it
         self._data[key] = (now + self.ttl, value)
         self._data.move_to_end(key)
         while len(self._data) > self.max_entries:
@@ -41,13 +46,16 @@ class _TtlCache(Generic[V]):
         return value
 
     def drop(self, key: str) -> None:
+        self._generation += 1
         self._data.pop(key, None)
 
     def drop_where(self, predicate: Callable[[V], bool]) -> None:
+        self._generation += 1
         for key in [k for k, (_, v) in self._data.items() if predicate(v)]:
             del self._data[key]
 
     def clear(self) -> None:
+        self._generation += 1
         self._data.clear()
 
 

@@ -5,6 +5,12 @@ the customer's first message was delivered), then from the integration id. The s
 ``sha256=<base64 HMAC>`` with the tenant's webhook secret (Meta's header of the same name is hex:
 two verifiers on purpose). Any non-2xx makes Genesys fail the whole chat, so once a request is
 authentic, trouble with one message later becomes a ``Failed`` receipt, never an error status.
+
+Refusals: 413 over 512,000 bytes (before parsing), 400 malformed, 404 when neither the
+conversation nor the integration id names a tenant (or the tenant is deleted or has no Genesys
+credentials), 401 bad signature, 403 a path tenant the body disagrees with, 503 with
+``Retry-After`` when Redis does not answer (Genesys retries 5xx; a lookup that failed is never
+replaced by a guess from the integration id, which could name another tenant and fail the chat).
 """
 
 from __future__ import annotations
@@ -14,10 +20,15 @@ import logging
 from typing import Any
 
 import falcon
-import redis
 
 from interlink.http.common import GENESYS_BODY_LIMIT, read_body
-from interlink.http.webhooks import accept_items, directory, refuse_unknown, valid_tenant_id
+from interlink.http.webhooks import (
+    accept_items,
+    directory,
+    refuse_unknown,
+    unavailable_when_store_down,
+    valid_tenant_id,
+)
 from interlink.mapping._wire import MappingError
 from interlink.mapping.webhooks import GenesysNotification, parse_genesys_notification
 from interlink.model import TenantConfig
@@ -25,6 +36,7 @@ from interlink.services import Services
 from interlink.signatures import verify_genesys
 from interlink.store import keys
 from interlink.store.inbox import Item
+from interlink.store.tenants import is_provider_id
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +47,7 @@ class GenesysWebhook:
     def __init__(self, services: Services) -> None:
         self.services = services
 
+    @unavailable_when_store_down
     def on_post(
         self, req: falcon.Request, resp: falcon.Response, tenant_id: str | None = None
     ) -> None:
@@ -59,13 +72,10 @@ class GenesysWebhook:
         resp.media = self._accept(config, notification)
 
     def _owner(self, notification: GenesysNotification) -> str | None:
-        if notification.conversation_id:
-            try:
-                found = self.services.redis.get(
-                    keys.genesys_conversation(notification.conversation_id)
-                )
-            except redis.RedisError:
-                found = None  # the integration id still tells; the accept will report an outage
+        # Conversation ids are UUIDs: anything else (a lone surrogate Redis cannot encode, 500 kB
+        # of text) is not looked up.
+        if notification.conversation_id and is_provider_id(notification.conversation_id):
+            found = self.services.redis.get(keys.genesys_conversation(notification.conversation_id))
             if found is not None:
                 return found.decode() if isinstance(found, bytes) else str(found)
         channel = notification.raw.get("channel")
@@ -98,15 +108,16 @@ class GenesysWebhook:
     def _accept(self, config: TenantConfig, notification: GenesysNotification) -> dict[str, Any]:
         if not notification.is_agent_message:
             # Receipts and events about our own messages, or types nobody has seen yet: noted.
+            kind = _shown(notification.type)
             log.info(
                 "genesys notification not forwarded",
                 extra={
                     "tenant": config.tenant_id,
-                    "type": notification.type,
-                    "direction": notification.direction,
+                    "type": kind,
+                    "direction": _shown(notification.direction),
                 },
             )
-            return {"accepted": 0, "duplicates": 0, "ignored": notification.type}
+            return {"accepted": 0, "duplicates": 0, "ignored": kind}
         assert notification.message_id is not None and notification.user_id is not None
         item = Item(
             config.tenant_id,
@@ -118,10 +129,18 @@ class GenesysWebhook:
         return accept_items(self.services, [item])
 
 
+def _shown(value: str | None, limit: int = 64) -> str | None:
+    """A value of the body fit for a log line or our reply: cut short, and without lone
+    surrogates (valid in JSON, not encodable in UTF-8)."""
+    if value is None:
+        return None
+    return value[:limit].encode("utf-8", "replace").decode("utf-8")
+
+
 def _parse(raw: bytes) -> GenesysNotification:
     try:
         return parse_genesys_notification(json.loads(raw))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise falcon.HTTPBadRequest(
             title="Malformed JSON", description="The body is not valid JSON."
         ) from None

@@ -5,13 +5,14 @@ resolved with the tenant's own access token, and is never stored here."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 
 import falcon
 import requests
 
 from interlink import media_links
-from interlink.http.webhooks import directory
+from interlink.http.webhooks import directory, unavailable_when_store_down
 from interlink.providers.errors import MetaError, ProviderError
 from interlink.providers.meta import GraphClient
 from interlink.services import Services
@@ -19,12 +20,18 @@ from interlink.services import Services
 log = logging.getLogger(__name__)
 
 MAX_MEDIA_BYTES = 100 * 1024 * 1024  # WhatsApp's largest inbound file (documents)
+MAX_FILENAME = 255
+FALLBACK_TYPE = "application/octet-stream"
+# The file name is the WhatsApp user's: nothing that can end or break out of a quoted header value.
+_FILENAME_UNSAFE = re.compile(r'[\x00-\x1f\x7f"\\\ud800-\udfff]')
+_MEDIA_TYPE = re.compile(r"[!-~]+/[!-~]+(?:[ \t]*;[ \t]*[!-~]+)*")
 
 
 class Media:
     def __init__(self, services: Services) -> None:
         self.services = services
 
+    @unavailable_when_store_down
     def on_get(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
         try:
             link = media_links.verify(token, self.services.secret_keys)
@@ -60,12 +67,21 @@ class Media:
             raise falcon.HTTPBadGateway(
                 title="Meta unavailable", description="Meta did not provide the media."
             ) from None
-        resp.content_type = info.mime_type or link.mime or "application/octet-stream"
+        resp.content_type = _media_type(info.mime_type or link.mime)
+        # The user's file, on our origin: never sniffed into something else, never a live page.
+        resp.set_header("X-Content-Type-Options", "nosniff")
+        resp.set_header("Content-Security-Policy", "default-src 'none'; sandbox")
         if info.file_size:
             resp.content_length = info.file_size
-        if link.filename:
-            resp.downloadable_as = link.filename
+        filename = _FILENAME_UNSAFE.sub("_", link.filename).strip()[:MAX_FILENAME]
+        if filename:
+            resp.downloadable_as = filename
         resp.stream = _closing(chunks, session)
+
+
+def _media_type(value: str) -> str:
+    """The type as Meta gave it when it is a well-formed header value, else a neutral one."""
+    return value if _MEDIA_TYPE.fullmatch(value) else FALLBACK_TYPE
 
 
 def _closing(chunks: Iterator[bytes], session: requests.Session) -> Iterator[bytes]:

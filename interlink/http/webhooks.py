@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
-from collections.abc import Sequence
-from typing import Any, NoReturn
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TypeVar, cast
 
 import falcon
+import msgpack
+import redis
 
 from interlink.services import Services
 from interlink.store.inbox import BACKLOGGED, DUPLICATE, InboxUnavailable, Item
 from interlink.tenant_directory import TenantDirectory
 
-TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+log = logging.getLogger(__name__)
+
+TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 RETRY_AFTER_OVERLOADED = 5
 RETRY_AFTER_UNAVAILABLE = 5
+
+# The largest and smallest integers msgpack (the inbox's encoding) can carry.
+_INT_MAX, _INT_MIN = 2**64 - 1, -(2**63)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+Responder = TypeVar("Responder", bound=Callable[..., None])
 
 
 def directory(services: Services) -> TenantDirectory:
@@ -26,8 +38,37 @@ def directory(services: Services) -> TenantDirectory:
 
 
 def valid_tenant_id(tenant_id: str) -> None:
-    if not TENANT_ID.match(tenant_id):
+    if not TENANT_ID.fullmatch(tenant_id):  # fullmatch: "$" alone lets a trailing newline in
         refuse_unknown("No such tenant.")
+
+
+def store_unavailable() -> falcon.HTTPServiceUnavailable:
+    return falcon.HTTPServiceUnavailable(
+        title="Store unavailable",
+        description="The message store does not answer; retry later.",
+        retry_after=RETRY_AFTER_UNAVAILABLE,
+    )
+
+
+def unavailable_when_store_down(responder: Responder) -> Responder:
+    """Wrap a responder so that Redis failing under a lookup (tenant, phone number, integration,
+    verify token, conversation) is a 503 with ``Retry-After`` — the provider retries — not a 500."""
+
+    @functools.wraps(responder)
+    def wrapper(self: Any, req: falcon.Request, resp: falcon.Response, **params: Any) -> None:
+        try:
+            responder(self, req, resp, **params)
+        except redis.RedisError as exc:
+            self.services.metrics.counter(
+                "interlink_webhook_unavailable_total", "Webhooks refused: store down."
+            ).inc()
+            log.warning(
+                "store unavailable for a lookup",
+                extra={"route": req.path, "error": type(exc).__name__},
+            )
+            raise store_unavailable() from None
+
+    return cast(Responder, wrapper)
 
 
 def refuse_unknown(description: str) -> NoReturn:
@@ -37,17 +78,14 @@ def refuse_unknown(description: str) -> NoReturn:
 def accept_items(services: Services, items: Sequence[Item]) -> dict[str, Any]:
     """Store every item durably, or answer so that the provider retries the whole request:
     429 when a tenant has too much unfinished work, 503 when Redis does not answer."""
+    storable = [found for item in items if (found := _storable(item)) is not None]
     try:
-        results = services.inbox.accept(items)
+        results = services.inbox.accept(storable)
     except InboxUnavailable:
         services.metrics.counter(
             "interlink_webhook_unavailable_total", "Webhooks refused: store down."
         ).inc()
-        raise falcon.HTTPServiceUnavailable(
-            title="Store unavailable",
-            description="The message store does not answer; retry later.",
-            retry_after=RETRY_AFTER_UNAVAILABLE,
-        ) from None
+        raise store_unavailable() from None
     if BACKLOGGED in results:
         raise falcon.HTTPTooManyRequests(
             title="Tenant overloaded",
@@ -60,4 +98,51 @@ def accept_items(services: Services, items: Sequence[Item]) -> dict[str, Any]:
         "interlink_items_accepted_total", "Webhook items stored durably."
     )
     counter.inc(accepted)
+    services.metrics.counter(
+        "interlink_items_duplicate_total", "Webhook items recognised as redeliveries."
+    ).inc(duplicates)
     return {"accepted": accepted, "duplicates": duplicates}
+
+
+def _storable(item: Item) -> Item | None:
+    """``item`` as the inbox can encode it. Valid JSON may hold what msgpack and Redis cannot:
+    integers beyond 64 bits, lone surrogates in strings. Such values are rewritten (the integer
+    as its decimal text, the surrogate as U+FFFD) — the same way every time, so a redelivery is
+    still recognised — rather than letting one signed body stall the shared inbox commit."""
+    try:
+        msgpack.packb(item.payload, use_bin_type=True)
+        for text in (item.tenant_id, item.kind, item.conversation or "", item.dedupe or ""):
+            text.encode("utf-8")
+        return item
+    except (ValueError, OverflowError, TypeError):  # UnicodeEncodeError is a ValueError
+        pass
+    try:
+        payload = _clean(item.payload)
+    except RecursionError:
+        log.warning(
+            "webhook item cannot be stored; dropped",
+            extra={"tenant": item.tenant_id, "kind": item.kind},
+        )
+        return None
+    log.info("webhook item made storable", extra={"tenant": item.tenant_id, "kind": item.kind})
+    return Item(
+        item.tenant_id,
+        item.kind,
+        payload,
+        conversation=None if item.conversation is None else _clean(item.conversation),
+        dedupe=None if item.dedupe is None else _clean(item.dedupe),
+    )
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return value
+    if isinstance(value, int):
+        return value if _INT_MIN <= value <= _INT_MAX else str(value)
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return str(value)

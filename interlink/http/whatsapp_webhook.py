@@ -4,6 +4,11 @@ Order of checks: size (413), then the tenant (404), then the signature with that
 secret (401), then the batch's coherence (403) and shape (400); only then is anything stored.
 Without a tenant in the path the body must be parsed to find the phone number id before the
 signature can be checked; with ``/webhooks/whatsapp/{tenantId}`` the signature comes first.
+
+A body that names no phone number id at all (only account-level fields such as
+``message_template_status_update``) cannot be tied to a tenant without the path: it is answered
+200 and nothing is stored or processed, so that Meta does not redeliver it for days. Redis failing
+under any lookup is a 503 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -15,13 +20,20 @@ from typing import Any
 import falcon
 
 from interlink.http.common import META_BODY_LIMIT, read_body
-from interlink.http.webhooks import accept_items, directory, refuse_unknown, valid_tenant_id
+from interlink.http.webhooks import (
+    accept_items,
+    directory,
+    refuse_unknown,
+    unavailable_when_store_down,
+    valid_tenant_id,
+)
 from interlink.mapping._wire import MappingError
 from interlink.mapping.webhooks import MetaItem, phone_number_ids, split_meta_webhook
 from interlink.model import TenantConfig
 from interlink.services import Services
 from interlink.signatures import verify_meta
 from interlink.store.inbox import Item
+from interlink.tenant_directory import TenantDirectory
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +45,7 @@ class WhatsAppWebhook:
         self.services = services
 
     # -- GET: Meta's handshake ------------------------------------------------------------------
+    @unavailable_when_store_down
     def on_get(
         self, req: falcon.Request, resp: falcon.Response, tenant_id: str | None = None
     ) -> None:
@@ -52,6 +65,7 @@ class WhatsAppWebhook:
         resp.text = challenge
 
     # -- POST: notifications --------------------------------------------------------------------
+    @unavailable_when_store_down
     def on_post(
         self, req: falcon.Request, resp: falcon.Response, tenant_id: str | None = None
     ) -> None:
@@ -66,15 +80,11 @@ class WhatsAppWebhook:
         else:
             body = _parse(raw)
             numbers = _numbers(body)
-            owners = {tenants.by_phone(number) for number in numbers}
-            if not owners or None in owners:
-                refuse_unknown("No tenant owns the phone number id of this notification.")
-            if len(owners) > 1:
-                raise falcon.HTTPForbidden(
-                    title="Mixed tenants",
-                    description="The batch names phone number ids of several tenants.",
-                )
-            config = self._verified(tenants.config(owners.pop() or ""), raw, signature)
+            if not numbers:
+                resp.media = _unroutable(body)
+                return
+            owner = _owner(tenants, numbers)
+            config = self._verified(tenants.config(owner), raw, signature)
         assert config.whatsapp is not None
         # Every number in the batch must be the signer's: a valid signature of tenant A never
         # carries messages for tenant B's number.
@@ -115,10 +125,43 @@ class WhatsAppWebhook:
         return config
 
 
+def _owner(tenants: TenantDirectory, numbers: set[str]) -> str:
+    """The one tenant owning every number: 404 at the first unknown one (one lookup is all an
+    unsigned body of made-up numbers costs), 403 when they belong to several tenants."""
+    owners: set[str] = set()
+    for number in sorted(numbers):
+        owner = tenants.by_phone(number)
+        if owner is None:
+            refuse_unknown("No tenant owns the phone number id of this notification.")
+        owners.add(owner)
+    if len(owners) > 1:
+        raise falcon.HTTPForbidden(
+            title="Mixed tenants",
+            description="The batch names phone number ids of several tenants.",
+        )
+    return owners.pop()
+
+
+def _unroutable(body: Any) -> dict[str, Any]:
+    """A body naming no phone number id: only changes of fields we do not process (a
+    ``messages`` change without its number is malformed: 400). Nothing is stored."""
+    try:
+        updates = split_meta_webhook(body)
+    except MappingError as exc:
+        raise falcon.HTTPBadRequest(title="Invalid notification", description=str(exc)) from None
+    if any(update.kind != "ignored" for update in updates):  # not reachable: belt and braces
+        refuse_unknown("No tenant owns the phone number id of this notification.")
+    log.info(
+        "meta webhook naming no phone number id ignored",
+        extra={"fields": sorted({update.field[:64] for update in updates})[:10]},
+    )
+    return {"accepted": 0, "duplicates": 0}
+
+
 def _parse(raw: bytes) -> Any:
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise falcon.HTTPBadRequest(
             title="Malformed JSON", description="The body is not valid JSON."
         ) from None
