@@ -30,7 +30,10 @@ def conversations(world: World, tenants: int = 3, users: int = 2) -> list[Conver
     return result
 
 
-def finish(load: Load, timeout: float = 60) -> None:
+def finish(load: Load, timeout: float = 60, *, kills: int = 0) -> None:
+    """Nothing lost, nothing reordered, nothing duplicated — except that a ``kill -9`` landing
+    between a provider's success and the write of its "done" marker (about a millisecond per
+    call) makes that one call happen again: at most one duplicate per kill (README, Guarantees)."""
     load.stop()
     wait_until(load.complete, timeout)
     counts = load.tally()
@@ -38,7 +41,7 @@ def finish(load: Load, timeout: float = 60) -> None:
     assert counts.acknowledged == counts.sent
     assert counts.lost == 0, counts
     assert counts.out_of_order == 0, counts
-    assert counts.duplicates == 0, counts
+    assert counts.duplicates <= kills, counts
 
 
 def test_kill_9_under_load_loses_nothing(world: World) -> None:
@@ -50,7 +53,7 @@ def test_kill_9_under_load_loses_nothing(world: World) -> None:
         world.shard.kill()  # SIGKILL: no drain, no clean stop
         world.shard.start()
     gevent.sleep(0.5)
-    finish(load)
+    finish(load, kills=5)
     assert load.counts.redeliveries > 0  # the kills really refused some webhooks
 
 
