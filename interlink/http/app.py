@@ -14,6 +14,7 @@ import falcon
 
 from interlink.http import control, genesys_webhook, health, media, tenants, whatsapp_webhook
 from interlink.http.auth import AuthMiddleware
+from interlink.http.webhooks import directory
 from interlink.services import Services
 
 log = logging.getLogger(__name__)
@@ -38,9 +39,32 @@ def _unexpected_error(
     raise falcon.HTTPInternalServerError(title="Internal error", description="See the shard's log.")
 
 
+class ForgetChangedTenants:
+    """After a successful admin write, this process stops using its cached view of the tenant at
+    once (other processes learn it from the change event, ``interlink.reload``)."""
+
+    WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def process_resource(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict[str, Any]
+    ) -> None:
+        req.context.changed_tenant = params.get("tenantId") if req.method in self.WRITES else None
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
+    ) -> None:
+        tenant_id = getattr(req.context, "changed_tenant", None)
+        if tenant_id and req_succeeded and req.path.startswith("/api/tenants/"):
+            directory(self.services).invalidate(tenant_id)
+
+
 def create_app(services: Services, *, route_modules: list[RouteModule] | None = None) -> falcon.App:
     # Authentication runs before routing for /api/ and /control/ (interlink.http.auth).
-    app = falcon.App(middleware=[AuthMiddleware(services)])
+    middleware: list[Any] = [AuthMiddleware(services), ForgetChangedTenants(services)]
+    app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     app.add_error_handler(Exception, _unexpected_error)
     for add_routes in route_modules or ROUTE_MODULES:

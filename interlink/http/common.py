@@ -38,7 +38,7 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     """A JSON object or a 400 that says what is wrong (never the body itself)."""
     try:
         value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise falcon.HTTPBadRequest(
             title="Malformed JSON", description="The body is not valid JSON."
         ) from None

@@ -14,6 +14,7 @@ import redis
 
 from interlink.services import Services
 from interlink.store.inbox import BACKLOGGED, DUPLICATE, InboxUnavailable, Item
+from interlink.store.secrets import SecretError
 from interlink.tenant_directory import TenantDirectory
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,11 @@ def unavailable_when_store_down(responder: Responder) -> Responder:
     def wrapper(self: Any, req: falcon.Request, resp: falcon.Response, **params: Any) -> None:
         try:
             responder(self, req, resp, **params)
+        except SecretError as exc:
+            # The operator's problem (a master key missing from INTERLINK_SECRET_KEY): the
+            # provider keeps the message and retries; the log says what to fix.
+            log.error("tenant secret unreadable", extra={"route": req.path, "error": str(exc)})
+            raise store_unavailable() from None
         except redis.RedisError as exc:
             self.services.metrics.counter(
                 "interlink_webhook_unavailable_total", "Webhooks refused: store down."

@@ -158,10 +158,25 @@ class Inbox:
                 for batch in batches:
                     batch.done.set_exception(error)
                 continue
+            except Exception:
+                # An item that cannot even be encoded: commit each request alone, so that only
+                # the request carrying it fails and this loop lives on.
+                for batch in batches:
+                    self._commit_alone(batch)
+                continue
             offset = 0
             for batch in batches:
                 batch.done.set(results[offset : offset + len(batch.items)])
                 offset += len(batch.items)
+
+    def _commit_alone(self, batch: _Batch) -> None:
+        try:
+            batch.done.set(self._commit(list(batch.items)))
+        except redis.RedisError as exc:
+            batch.done.set_exception(InboxUnavailable(f"store error: {type(exc).__name__}"))
+        except Exception as exc:
+            log.error("inbox item could not be stored", extra={"error": type(exc).__name__})
+            batch.done.set_exception(exc)
 
     def _commit(self, items: list[Item]) -> list[int]:
         """One script call for the whole group: one round trip, one command to encode."""
