@@ -72,9 +72,7 @@ def main() -> None:
 
             results.append(drill(f"kill -9 x{KILLS}", world, kills))
         finally:
-            for shard in world.shards:
-                shard.kill()
-            world.sim.stop()
+            world.close()
 
         world = start_world(Path(tmp) / "redis", store.url)
         try:
@@ -88,9 +86,7 @@ def main() -> None:
 
             results.append(drill(f"redis restart x{REDIS_RESTARTS}", world, redis_restarts))
         finally:
-            for shard in world.shards:
-                shard.kill()
-            world.sim.stop()
+            world.close()
             store.stop()
 
     columns = [

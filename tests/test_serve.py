@@ -66,35 +66,35 @@ def test_generated_admin_token_and_secret_key_are_private_files(tmp_path: Path) 
 
 def test_data_in_the_embedded_store_survives_a_restart_and_a_kill(tmp_path: Path) -> None:
     shard = ShardProcess(tmp_path).start()
-    client = redis.Redis(port=embedded_store_port(shard), socket_timeout=5)
-    client.set("il:test:survivor", b"still here")
-    client.close()
-    assert shard.stop() == 0
-
-    shard = ShardProcess(tmp_path).start()
-    port = embedded_store_port(shard)
-    client = redis.Redis(port=port, socket_timeout=5)
-    assert client.get("il:test:survivor") == b"still here"
-    client.set("il:test:after-kill", b"acknowledged")
-    client.close()
-    shard.kill()  # kill -9: no clean shutdown; the embedded server dies with its parent
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            redis.Redis(port=port, socket_timeout=0.2).ping()
-            time.sleep(0.05)
-        except redis.ConnectionError:
-            break
-    else:
-        raise AssertionError("the embedded store outlived its shard")
-
-    shard = ShardProcess(tmp_path).start()
     try:
+        client = redis.Redis(port=embedded_store_port(shard), socket_timeout=5)
+        client.set("il:test:survivor", b"still here")
+        client.close()
+        assert shard.stop() == 0
+
+        shard = ShardProcess(tmp_path).start()
+        port = embedded_store_port(shard)
+        client = redis.Redis(port=port, socket_timeout=5)
+        assert client.get("il:test:survivor") == b"still here"
+        client.set("il:test:after-kill", b"acknowledged")
+        client.close()
+        shard.kill()  # kill -9: no clean shutdown; the embedded server dies with its parent
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                redis.Redis(port=port, socket_timeout=0.2).ping()
+                time.sleep(0.05)
+            except redis.ConnectionError:
+                break
+        else:
+            raise AssertionError("the embedded store outlived its shard")
+
+        shard = ShardProcess(tmp_path).start()
         client = redis.Redis(port=embedded_store_port(shard), socket_timeout=5)
         assert client.get("il:test:after-kill") == b"acknowledged"
         client.close()
     finally:
-        shard.stop()
+        shard.kill()
 
 
 def test_a_port_in_use_is_one_clear_line_and_exit_1(tmp_path: Path) -> None:

@@ -15,6 +15,4 @@ def world(tmp_path: Path, redis_url: str, redis_client: redis.Redis) -> Iterator
     try:
         yield world
     finally:
-        for shard in world.shards:
-            shard.kill() if shard.process and shard.process.poll() is not None else shard.stop()
-        world.sim.stop()
+        world.close()

@@ -224,6 +224,4 @@ def test_one_token_for_a_thousand_messages_through_two_shards(
         assert len(state.genesys.tokens_of("org-acme")) == 1
         assert len(state.requests(kind="genesys.token")) == 1
     finally:
-        for shard in world.shards:
-            shard.stop()
-        world.sim.stop()
+        world.close()
