@@ -133,6 +133,18 @@ class World:
         assert whatsapp.status_code in (200, 201), whatsapp.text
         return t
 
+    def close(self) -> None:
+        """Stop every shard (SIGTERM, then SIGKILL if it lingers) and the simulators."""
+        for shard in self.shards:
+            try:
+                if shard.process is not None and shard.process.poll() is None:
+                    shard.stop(timeout=15)
+            except Exception:
+                pass
+            finally:
+                shard.kill()
+        self.sim.stop()
+
     def user(
         self, phone: str | None = None, *, bsuid: str | None = None, name: str = "Ana"
     ) -> WhatsAppUser:
