@@ -140,7 +140,12 @@ class Supervisor(Actor):
                 self._flush(tenant_id, ref)
         elif outcome == "removed" and tenant_id not in self.held and not self.draining:
             # Deleted or unknown tenant: work still waiting for it has nowhere to go.
-            self.pending.pop(tenant_id, None)
+            for work in self.pending.pop(tenant_id, ()):
+                log.warning(
+                    "work of a deleted tenant dropped",
+                    extra={"tenant": tenant_id, "kind": work.kind},
+                )
+                self.spec.ack(work)
 
     def _restart(self, tenant_id: str) -> None:
         ref = self.tenants.restart(tenant_id)

@@ -162,6 +162,14 @@ class TenantActor(Actor):
 
     def route(self, work: Work) -> Any:
         """Conversation work goes to that user's actor (started on demand); the rest stays here."""
+        if self.config is None:
+            # Accepted just before the tenant was deleted: there is nobody left to deliver it for.
+            log.warning(
+                "work of a deleted tenant dropped",
+                extra={"tenant": self.tenant_id, "kind": work.kind},
+            )
+            self.spec.ack(work)
+            return None
         if work.conversation is None:
             return self.handle(work)
         key = CONVERSATION_PREFIX + work.conversation

@@ -65,6 +65,8 @@ class GenesysOrg:
     webhook_secret: str = field(default="", repr=False)
     token_lifetime: int = DEFAULT_TOKEN_LIFETIME
     webhook_url: str | None = None  # the integrations' outboundNotificationWebhookUrl
+    # More OAuth clients of the same org (a credential rotation: client id -> secret).
+    other_clients: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(slots=True)
@@ -322,6 +324,17 @@ class GenesysWorld:
                 self._integrations[integration_id] = org
             return org
 
+    def add_client(self, org_id: str, client_id: str, client_secret: str) -> None:
+        """Another OAuth client of ``org_id`` (how an org rotates credentials: the new client
+        works while the old one still does)."""
+        with self._lock:
+            owner = self._clients.get(client_id)
+            if owner is not None and owner.org_id != org_id:
+                raise ValueError(f"client id {client_id} belongs to org {owner.org_id}")
+            org = self.orgs[org_id]
+            org.other_clients[client_id] = client_secret
+            self._clients[client_id] = org
+
     def org_for_integration(self, integration_id: str) -> GenesysOrg | None:
         return self._integrations.get(integration_id)
 
@@ -334,7 +347,12 @@ class GenesysWorld:
         org = self._clients.get(client_id)
         if org is None or org.region != region:
             return None
-        if not hmac.compare_digest(org.client_secret.encode(), client_secret.encode()):
+        expected = (
+            org.client_secret
+            if client_id == org.client_id
+            else org.other_clients.get(client_id, "")
+        )
+        if not expected or not hmac.compare_digest(expected.encode(), client_secret.encode()):
             return None
         now = self.clock()
         issued = IssuedToken(

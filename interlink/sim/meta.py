@@ -175,6 +175,16 @@ class MetaWorld:
             self._by_token[access_token] = number
         return number
 
+    def grant_token(self, phone_number_id: str, token: str) -> None:
+        """Another valid access token for the number (Meta allows several system-user tokens;
+        a rotation issues the new one before revoking the old)."""
+        with self._lock:
+            self._by_token[token] = self.numbers[phone_number_id]
+
+    def revoke_token(self, token: str) -> None:
+        with self._lock:
+            self._by_token.pop(token, None)
+
     def set_window(self, phone_number_id: str, user: str, open_: bool | None) -> None:
         """Force a user's 24 h window open or closed (``None``: back to the number's rule)."""
         key = (phone_number_id, recipient_key(user))

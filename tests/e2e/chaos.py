@@ -45,7 +45,10 @@ class Counts:
 
 class Load:
     """``rate`` messages per second in total, alternating user and agent messages per conversation.
-    Each message is redelivered until our webhook answers 2xx, as Meta and Genesys do."""
+    Each message is redelivered until our webhook answers 2xx, as Meta and Genesys do.
+
+    Keep each conversation's agent side under Meta's pair rate (a burst of 45, then one message
+    per 6 s to one user): beyond it interlink paces the replies, correctly, but slowly."""
 
     def __init__(self, world: World, conversations: list[Conversation], rate: float) -> None:
         self.world = world
@@ -69,8 +72,10 @@ class Load:
         gevent.joinall(self._greenlets, timeout=120, raise_error=True)
 
     def _run(self, conversation: Conversation, rate: float) -> None:
+        inbound = False  # the user wrote first (start): the agent answers, and so on
         while not self._stop:
-            self._deliver(conversation, inbound=next(self._seq) % 2 == 0)
+            self._deliver(conversation, inbound=inbound)
+            inbound = not inbound
             gevent.sleep(1 / rate)
 
     def _deliver(self, conversation: Conversation, *, inbound: bool) -> None:

@@ -139,8 +139,8 @@ class World:
             try:
                 if shard.process is not None and shard.process.poll() is None:
                     shard.stop(timeout=15)
-            except Exception:
-                pass
+            except Exception as exc:  # teardown must reach the kill below
+                print(f"shard did not stop cleanly: {exc!r}")
             finally:
                 shard.kill()
         self.sim.stop()
