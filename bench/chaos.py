@@ -39,7 +39,7 @@ def conversations(
     return found
 
 
-def drill(name: str, world: World, disrupt: Any) -> dict[str, Any]:
+def drill(name: str, world: World, disrupt: Any, *, kills: int = 0) -> dict[str, Any]:
     load = Load(world, conversations(world, name.split()[0].replace("-", "")), RATE)
     started = time.monotonic()
     load.start()
@@ -70,7 +70,7 @@ def main() -> None:
                     world.shard.kill()
                     world.shard.start()
 
-            results.append(drill(f"kill -9 x{KILLS}", world, kills))
+            results.append(drill(f"kill -9 x{KILLS}", world, kills, kills=KILLS))
         finally:
             world.close()
 
