@@ -16,30 +16,25 @@ unreachable, 2 usage (no token).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from interlink.store.tenants import is_tenant_id
-from interlink.tenants_cli import DEFAULT_URL, EXIT_OK, EXIT_USAGE, Api, CliError
-
-# The message types a tenant answers, INTERFACE.md's first (the shard refuses others: 400).
-TENANT_TYPES = (
-    "ping",
-    "stats",
-    "reload",
-    "stop",
-    "start",
-    "invalidate-token",
-    "replay-dead-letters",
-    "dead-letters",
-    "drop-dead-letters",
+from interlink.actors.supervisor import SHARD_MESSAGES
+from interlink.actors.tenant import TENANT_MESSAGES
+from interlink.api_client import (
+    EXIT_OK,
+    EXIT_USAGE,
+    Api,
+    CliError,
+    api_from_args,
+    connection_options,
+    guard,
+    print_json,
 )
+from interlink.store.tenants import is_tenant_id
+
 DEAD_LETTER_TYPES = ("dead-letters", "replay-dead-letters", "drop-dead-letters")
-SHARD_TYPES = ("ping", "stats", "reload-all", "drain")
+# One entry per type in TENANT_MESSAGES (the shard refuses others: 400).
 HELP = {
     "ping": "check that the tenant's tree answers (activates an idle tenant)",
     "stats": "the tenant's version, conversations and actors",
@@ -53,34 +48,13 @@ HELP = {
 }
 
 
-def _token(args: argparse.Namespace) -> str:
-    """``--token``, then ``INTERLINK_ADMIN_TOKEN``, then the file a shard generates."""
-    if args.token:
-        return str(args.token)
-    env = os.environ.get("INTERLINK_ADMIN_TOKEN")
-    if env:
-        return env
-    path = Path(os.environ.get("INTERLINK_DATA_DIR") or "./var") / "admin-token"
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except OSError:
-        raise CliError(
-            "no operator token: pass --token, set INTERLINK_ADMIN_TOKEN, or run next to the "
-            f"shard's {path}",
-            EXIT_USAGE,
-        ) from None
-
-
 def _api(args: argparse.Namespace) -> Api:
-    return Api(args.url or os.environ.get("INTERLINK_URL") or DEFAULT_URL, _token(args))
-
-
-def _print(data: Any) -> None:
-    print(json.dumps(data, indent=2))
+    # The control endpoint takes the operator token only; the usage error says so.
+    return api_from_args(args, role="operator")
 
 
 def cmd_actors(args: argparse.Namespace) -> int:
-    _print(_api(args).call("GET", "/control/actors"))
+    print_json(_api(args).call("GET", "/control/actors"))
     return EXIT_OK
 
 
@@ -98,38 +72,17 @@ def cmd_tenant(args: argparse.Namespace) -> int:
     if getattr(args, "ids", None):
         body["ids"] = args.ids
     path = f"/control/tenants/{args.tenant_id}/messages"
-    _print(_api(args).call("POST", path, body))
+    print_json(_api(args).call("POST", path, body))
     return EXIT_OK
 
 
 def cmd_shard(args: argparse.Namespace) -> int:
-    _print(_api(args).call("POST", "/control/shard/messages", {"type": args.type}))
+    print_json(_api(args).call("POST", "/control/shard/messages", {"type": args.type}))
     return EXIT_OK
 
 
-def _guard(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """One line on stderr and an exit code for every failure we expect; the token never shows."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return func(args)
-        except CliError as exc:
-            print(f"interlink: {exc}", file=sys.stderr)
-            return exc.code
-        except KeyboardInterrupt:
-            return 130
-
-    return run
-
-
 def register(subparsers: Any) -> None:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--url", help=f"the shard's base URL (INTERLINK_URL, default {DEFAULT_URL})"
-    )
-    common.add_argument(
-        "--token", help="operator token (prefer INTERLINK_ADMIN_TOKEN: argv is visible to others)"
-    )
+    common = connection_options()
     ctl = subparsers.add_parser(
         "ctl",
         help="look into a shard's actors and send them admin messages",
@@ -142,12 +95,12 @@ def register(subparsers: Any) -> None:
     p = actions.add_parser(
         "actors", parents=[common], help="the shard's actor tree (GET /control/actors)"
     )
-    p.set_defaults(func=_guard(cmd_actors))
+    p.set_defaults(func=guard(cmd_actors))
 
-    for kind in TENANT_TYPES:
+    for kind in TENANT_MESSAGES:
         p = actions.add_parser(kind, parents=[common], help=HELP[kind], description=HELP[kind])
         p.add_argument("tenant_id", metavar="TENANT_ID")
-        p.set_defaults(func=_guard(cmd_tenant), type=kind)
+        p.set_defaults(func=guard(cmd_tenant), type=kind)
         if kind in DEAD_LETTER_TYPES:
             p.add_argument(
                 "--limit", type=int, metavar="N", help="at most N entries (shard default: 100)"
@@ -160,5 +113,5 @@ def register(subparsers: Any) -> None:
             p.add_argument("--yes", action="store_true", help="confirm")
 
     p = actions.add_parser("shard", parents=[common], help="a message to the shard's supervisor")
-    p.add_argument("type", choices=SHARD_TYPES, metavar="{" + ",".join(SHARD_TYPES) + "}")
-    p.set_defaults(func=_guard(cmd_shard))
+    p.add_argument("type", choices=SHARD_MESSAGES, metavar="{" + ",".join(SHARD_MESSAGES) + "}")
+    p.set_defaults(func=guard(cmd_shard))

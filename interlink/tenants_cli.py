@@ -17,22 +17,25 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TextIO
 
-import requests
-
+from interlink.api_client import (
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    api_from_args,
+    connection_options,
+    guard,
+    print_json,
+)
 from interlink.regions import UnknownRegion, region_from_legacy_setting
 from interlink.settings import SettingsError, read_env_file
 
-DEFAULT_URL = "http://127.0.0.1:8080"
-TIMEOUT = 15.0
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+EXIT_INCOMPLETE = 3  # migration: some settings are still missing
 
 
 @dataclass(frozen=True)
@@ -63,83 +66,6 @@ WHATSAPP = (
     Field("meta_app_secret", ("META_APP_SECRET",), secret=True),
     Field("webhook_verify_token", ("META_VERIFY_TOKEN", "WEBHOOK_VERIFY_TOKEN"), secret=True),
 )
-
-
-class CliError(Exception):
-    """A failure to report on one line; ``code`` is the exit status."""
-
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-# -- HTTP ----------------------------------------------------------------------------------------
-class Api:
-    """A thin client of the admin API; every error becomes a CliError naming status and reason."""
-
-    def __init__(self, url: str, token: str, session: requests.Session | None = None) -> None:
-        self.url = url.rstrip("/")
-        self.token = token
-        self.session = session or requests.Session()
-
-    def __repr__(self) -> str:
-        return f"Api(url={self.url!r})"
-
-    def call(
-        self, method: str, path: str, body: Mapping[str, Any] | None = None, *, ok_404: bool = False
-    ) -> Any:
-        try:
-            response = self.session.request(
-                method,
-                self.url + path,
-                json=body,
-                headers={"Authorization": f"Bearer {self.token}"},
-                timeout=TIMEOUT,
-            )
-        except requests.RequestException as exc:
-            raise CliError(f"cannot reach {self.url}: {type(exc).__name__}") from None
-        if ok_404 and response.status_code == 404:
-            return None
-        if response.status_code >= 400:
-            raise CliError(f"{method} {path}: {response.status_code} {_reason(response)}")
-        if response.status_code == 204 or not response.content:
-            return {}
-        try:
-            return response.json()
-        except ValueError:
-            raise CliError(f"{method} {path}: the answer is not JSON") from None
-
-
-def _reason(response: requests.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.reason or ""
-    if isinstance(body, dict):
-        return " - ".join(str(body[k]) for k in ("title", "description") if body.get(k))
-    return response.reason or ""
-
-
-def _token(args: argparse.Namespace) -> str:
-    if args.token:
-        return str(args.token)
-    env = os.environ.get("INTERLINK_ADMIN_TOKEN")
-    if env:
-        return env
-    # The shard generates one on its first start when none is configured.
-    path = Path(os.environ.get("INTERLINK_DATA_DIR") or "./var") / "admin-token"
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except OSError:
-        raise CliError(
-            "no admin token: pass --token, set INTERLINK_ADMIN_TOKEN, or run next to the shard's "
-            f"{path}",
-            EXIT_USAGE,
-        ) from None
-
-
-def _api(args: argparse.Namespace) -> Api:
-    return Api(args.url or os.environ.get("INTERLINK_URL") or DEFAULT_URL, _token(args))
 
 
 # -- secrets -------------------------------------------------------------------------------------
@@ -202,10 +128,6 @@ class Values:
         return found, missing
 
 
-def _print(data: Any) -> None:
-    print(json.dumps(data, indent=2, sort_keys=False))
-
-
 # -- commands ------------------------------------------------------------------------------------
 def cmd_create(args: argparse.Namespace) -> int:
     body = {"tenantId": args.tenant_id, "name": args.name or args.tenant_id}
@@ -216,12 +138,12 @@ def cmd_create(args: argparse.Namespace) -> int:
     ):
         if getattr(args, flag):
             body[api] = getattr(args, flag)
-    _print(_api(args).call("POST", "/api/tenants", body))
+    print_json(api_from_args(args).call("POST", "/api/tenants", body))
     return EXIT_OK
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    api = _api(args)
+    api = api_from_args(args)
     items: list[dict[str, Any]] = []
     cursor: str | None = None
     while True:
@@ -232,7 +154,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         if not cursor:
             break
     if args.json:
-        _print(items)
+        print_json(items)
         return EXIT_OK
     print(f"{'TENANT':<24} {'VERSION':>7}  {'REGION':<24} GENESYS  WHATSAPP  NAME")
     for t in items:
@@ -244,7 +166,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    _print(_api(args).call("GET", f"/api/tenants/{args.tenant_id}"))
+    print_json(api_from_args(args).call("GET", f"/api/tenants/{args.tenant_id}"))
     return EXIT_OK
 
 
@@ -253,7 +175,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
         raise CliError(
             f"deleting {args.tenant_id} stops its traffic; repeat with --yes", EXIT_USAGE
         )
-    _api(args).call("DELETE", f"/api/tenants/{args.tenant_id}")
+    api_from_args(args).call("DELETE", f"/api/tenants/{args.tenant_id}")
     print(f"deleted {args.tenant_id}")
     return EXIT_OK
 
@@ -271,7 +193,7 @@ def _set_section(
             "--secrets-stdin, the environment or the prompt)",
             EXIT_USAGE,
         )
-    _print(_api(args).call(method, path.format(tenant=args.tenant_id), found))
+    print_json(api_from_args(args).call(method, path.format(tenant=args.tenant_id), found))
     return EXIT_OK
 
 
@@ -284,14 +206,14 @@ def cmd_set_whatsapp(args: argparse.Namespace) -> int:
 
 
 def cmd_issue_key(args: argparse.Namespace) -> int:
-    issued = _api(args).call("POST", f"/api/tenants/{args.tenant_id}/keys")
-    _print(issued)
+    issued = api_from_args(args).call("POST", f"/api/tenants/{args.tenant_id}/keys")
+    print_json(issued)
     print("The key is shown this once; store it now.", file=sys.stderr)
     return EXIT_OK
 
 
 def cmd_revoke_key(args: argparse.Namespace) -> int:
-    _api(args).call("DELETE", f"/api/tenants/{args.tenant_id}/keys/{args.key_id}")
+    api_from_args(args).call("DELETE", f"/api/tenants/{args.tenant_id}/keys/{args.key_id}")
     print(f"revoked {args.key_id}")
     return EXIT_OK
 
@@ -322,7 +244,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     env.update(os.environ)  # as for `serve`: the environment wins over the file
     # Migration reads the old settings only: no prompt, so it can run unattended.
     values = Values(args, env, sys.stdin, prompt=None)
-    api = _api(args)
+    api = api_from_args(args)
     tenant_id = args.tenant_id
     done: list[str] = []
     kept: list[str] = []
@@ -395,32 +317,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 # -- wiring --------------------------------------------------------------------------------------
-def _guard(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return func(args)
-        except CliError as exc:
-            print(f"interlink: {exc}", file=sys.stderr)
-            return exc.code
-        except KeyboardInterrupt:
-            return 130
-
-    return run
-
-
-def _connection_options() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--url", help=f"the shard's base URL (INTERLINK_URL, default {DEFAULT_URL})"
-    )
-    common.add_argument(
-        "--token", help="operator token (prefer INTERLINK_ADMIN_TOKEN: argv is visible to others)"
-    )
-    return common
-
-
 def register(subparsers: Any) -> None:
-    common = _connection_options()
+    common = connection_options()
     tenants = subparsers.add_parser(
         "tenants", help="manage tenants through the admin API", description=__doc__.split("\n\n")[0]
     )
@@ -431,7 +329,7 @@ def register(subparsers: Any) -> None:
         name: str, func: Callable[[argparse.Namespace], int], help: str
     ) -> argparse.ArgumentParser:
         parser = actions.add_parser(name, parents=[common], help=help, description=help)
-        parser.set_defaults(func=_guard(func))
+        parser.set_defaults(func=guard(func))
         return parser
 
     p = action("create", cmd_create, "create a tenant")
@@ -495,4 +393,4 @@ def register(subparsers: Any) -> None:
     migrate.add_argument(
         "--force", action="store_true", help="rewrite sections that look unchanged"
     )
-    migrate.set_defaults(func=_guard(cmd_migrate))
+    migrate.set_defaults(func=guard(cmd_migrate))
