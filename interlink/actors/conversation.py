@@ -10,6 +10,7 @@ that cannot pass becomes a dead letter, or for an agent's message a ``Failed`` r
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -59,7 +60,7 @@ from interlink.store.conversations import ConversationStore
 
 log = logging.getLogger(__name__)
 
-RETRY_ROUNDS = 10  # transient failures of one message before it becomes a dead letter
+RETRY_FOR = 600.0  # seconds a message that may still pass is retried before it is a dead letter
 RETRY_BASE = 1.0
 RETRY_CAP = 30.0
 SEND_TIMEOUT = 120.0  # pacing may hold a send; past this the outcome is unknown
@@ -135,13 +136,14 @@ class Conversation(Actor):
         store: ConversationStore,
         work: Work,
     ) -> None:
-        for attempt in range(RETRY_ROUNDS + 1):
+        give_up_at = time.monotonic() + RETRY_FOR
+        for attempt in itertools.count():
             try:
                 flow(context, store, work)
                 return
             except (TransientError, redis.ConnectionError, redis.TimeoutError) as exc:
                 reason = f"still failing after {attempt + 1} attempts: {describe(exc)}"
-                if attempt == RETRY_ROUNDS:
+                if time.monotonic() >= give_up_at:
                     break
                 delay = backoff(attempt, base=RETRY_BASE, cap=RETRY_CAP)
                 log.info(
