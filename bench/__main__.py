@@ -132,6 +132,9 @@ def main() -> None:
     }
     results["ceiling"] = ceiling()
     results["tenants"] = tenants()
+    from bench.webhooks import genesys_scaling
+
+    results["genesys_scaling"] = scaling = [genesys_scaling(1), genesys_scaling(100)]
     results["webhooks"] = hooks = webhooks(results["ceiling"]["rps"], front_end_only=True)
     results["webhooks_with_delivery"] = busy = webhooks(
         results["ceiling"]["rps"], front_end_only=False
@@ -157,6 +160,13 @@ def main() -> None:
             f"{busy['half_load']['p99_ms']} ms",
             "-",
             "",
+        ),
+        ("Genesys deliveries/s, 1 tenant with a backlog", f"{scaling[0]['per_second']}/s", "-", ""),
+        (
+            "Genesys deliveries/s, 100 tenants with backlogs",
+            f"{scaling[1]['per_second']}/s",
+            "scales",
+            _ok(scaling[1]["per_second"] >= 20 * scaling[0]["per_second"]),
         ),
         ("10k tenants: activation p50", f"{results['tenants']['activation_p50_ms']} ms", "-", ""),
         (

@@ -35,7 +35,7 @@ TENANTS = 50  # Genesys paces each tenant at 270 requests/min: one tenant alone 
 
 
 @contextmanager
-def world(*, front_end_only: bool = False) -> Iterator[dict[str, Any]]:
+def world(*, front_end_only: bool = False, tenants: int = TENANTS) -> Iterator[dict[str, Any]]:
     """A simulator process and a shard process with ``TENANTS`` configured tenants.
 
     ``front_end_only``: the shard is shard 0 of 2 and every tenant is owned by shard 1, which is
@@ -78,7 +78,7 @@ def world(*, front_end_only: bool = False) -> Iterator[dict[str, Any]]:
             names = (name for name in names if sharding.owner(name, 2) == 1)
         tenants = [
             _tenant(sim_url, shard_url, admin, name, n)
-            for n, name in zip(range(TENANTS), names, strict=False)
+            for n, name in zip(range(tenants), names, strict=False)
         ]
         yield {
             "sim": sim_url,
@@ -167,3 +167,40 @@ def signed_webhooks(tenants: list[dict[str, Any]], count: int = REQUESTS) -> lis
         }
         built.append(request("POST", "/webhooks/whatsapp", body, headers))
     return built
+
+
+def genesys_scaling(tenants: int, per_tenant: int = 40) -> dict[str, Any]:
+    """Messages delivered to Genesys per second when ``tenants`` tenants each have a backlog of
+    ``per_tenant``: each tenant is paced at 270 requests/min, so one tenant alone delivers about
+    4.5/s after its burst; many tenants together should add up instead of sharing one cap."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with world(tenants=tenants) as w:
+        raw = signed_webhooks(w["tenants"], count=tenants * per_tenant)
+        session = requests.Session()
+
+        def post(wire: bytes) -> int:
+            head, _, body = wire.partition(b"\r\n\r\n")
+            headers = dict(line.split(": ", 1) for line in head.decode().split("\r\n")[2:])
+            headers.pop("Content-Length", None)
+            return session.post(
+                w["shard"] + "/webhooks/whatsapp", data=body, headers=headers, timeout=30
+            ).status_code
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(16) as pool:
+            statuses = list(pool.map(post, raw))
+        assert set(statuses) == {200}, set(statuses)
+        total = len(raw)
+        delivered = 0
+        while time.monotonic() - started < 120:
+            log = requests.get(
+                w["sim"] + "/_sim/requests", params={"kind": "genesys.message"}, timeout=30
+            ).json()
+            delivered = sum(1 for r in log["items"] if r.get("status") == 200)
+            if delivered >= total:
+                break
+            time.sleep(0.5)
+        elapsed = time.monotonic() - started
+    return {"tenants": tenants, "messages": total, "delivered": delivered, "seconds": round(elapsed, 1),
+            "per_second": round(delivered / elapsed, 1)}  # fmt: skip
