@@ -47,10 +47,16 @@ class Registry:
             lines.append(f"# TYPE {metric.name} {metric.kind}")
             for labels, value in sorted(metric.values.items()):
                 text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+                number = _number(value)
                 lines.append(
-                    f"{metric.name}{{{text}}} {value:g}" if text else f"{metric.name} {value:g}"
+                    f"{metric.name}{{{text}}} {number}" if text else f"{metric.name} {number}"
                 )
         return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    """Exact: counts as integers, other values as the shortest repr (``:g`` rounds 1234567)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def _escape(value: str) -> str:

@@ -192,8 +192,10 @@ class Shard:
             return False
         return True
 
-    def _wait_for_redis(self, client: redis.Redis, url: str, timeout: float = 10.0) -> None:
-        """A configured Redis may still be starting (a pod next to ours): wait a little."""
+    def _wait_for_redis(self, client: redis.Redis, url: str, timeout: float = 5.0) -> None:
+        """A configured Redis may still be starting (a pod next to ours): wait a little, then
+        serve anyway. ``/readyz`` says 503 and webhooks get 503 until it answers; every part
+        that uses it retries by itself."""
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -201,7 +203,11 @@ class Shard:
                 return
             except redis.RedisError as exc:
                 if time.monotonic() > deadline:
-                    raise StartupError(f"Redis at {redacted(url)} does not answer: {exc}") from None
+                    log.warning(
+                        "Redis does not answer yet; serving with /readyz at 503 until it does",
+                        extra={"redis": redacted(url), "error": type(exc).__name__},
+                    )
+                    return
                 gevent.sleep(0.2)
 
     # -- run and stop ---------------------------------------------------------------------------

@@ -170,10 +170,8 @@ def _secret_keys(raw: str | None) -> tuple[bytes, ...]:
 def _int(name: str, raw: object, default: int, low: int, high: int) -> int:
     if raw is None:
         return default
-    try:
-        value = int(str(raw).strip())
-    except ValueError:
-        value = low - 1
+    text = str(raw).strip()
+    value = int(text) if re.fullmatch(r"-?[0-9]+", text) else low - 1  # int() would take "1_0"
     if not low <= value <= high:
         raise SettingsError(PREFIX + name, f"an integer from {low} to {high}", str(raw))
     return value

@@ -40,12 +40,17 @@ class ShardProcess:
             or (self.data_dir / "admin-token").read_text().strip()
         )
 
-    def start(self, timeout: float = 20.0) -> ShardProcess:
+    def start_process(self) -> None:
+        """Start without waiting for readiness."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "interlink", "serve"], env=self.env, stdout=log, stderr=log
         )
+
+    def start(self, timeout: float = 20.0) -> ShardProcess:
+        self.start_process()
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -466,14 +466,15 @@ def test_media_meta_no_longer_has_is_404(
 
 
 # -- dependencies down ---------------------------------------------------------------------------
-def test_meta_unreachable_is_502(
+def test_meta_unreachable_is_503_with_retry_after(
     client: Client, services: Services, sim: SimServer, acme: MediaTenant
 ) -> None:
     blob = sim.state.meta.add_media(acme.phone, b"bytes", "image/jpeg")
     token = link_for(services, acme, blob.id)
     sim.stop()
     result = fetch(client, token)
-    assert result.status_code == 502, result.text
+    assert result.status_code == 503, result.text
+    assert result.headers["Retry-After"] == "30"
 
 
 def test_redis_down_is_503_with_retry_after(

@@ -599,3 +599,20 @@ def test_concurrent_deliveries_of_one_message_store_it_once(
     assert sorted(r["accepted"] for r in results) == [0] * 9 + [1]
     assert sum(r["duplicates"] for r in results) == 9
     assert redis_client.xlen(keys.inbox(0)) == 1
+
+
+def test_the_path_variant_refuses_an_integration_of_no_tenant(
+    client: Client, redis_client: redis.Redis, acme: GcTenant
+) -> None:
+    # Signed with acme's own secret, but naming an integration nobody owns: nothing is processed.
+    raw = encode(sample("genesys_text", "integration-of-nobody"))
+    result = post(client, raw, acme.webhook_secret, path=f"{HOOK}/acme")
+    assert result.status_code == 404
+    assert stored(redis_client) == []
+
+
+def test_valid_json_of_the_wrong_shape_is_titled_as_such(client: Client, acme: GcTenant) -> None:
+    raw = encode({"type": "Text", "channel": None})
+    result = post(client, raw, acme.webhook_secret, path=f"{HOOK}/acme")
+    assert result.status_code == 400
+    assert result.json["title"] == "Invalid notification"

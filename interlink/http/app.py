@@ -61,12 +61,24 @@ class ForgetChangedTenants:
             directory(self.services).invalidate(tenant_id)
 
 
+def _json_errors(req: falcon.Request, resp: falcon.Response, exception: falcon.HTTPError) -> None:
+    """Every error is ``{"title", "description"}`` in JSON, whatever the client accepts: Falcon's
+    own 404 and 405 carry no description, and it would answer XML to an XML-preferring client."""
+    resp.content_type = falcon.MEDIA_JSON
+    body = exception.to_dict()
+    title = str(body.get("title") or exception.status)
+    body["title"] = title
+    body.setdefault("description", title.split(" ", 1)[-1] if title[:3].isdigit() else title)
+    resp.media = body
+
+
 def create_app(services: Services, *, route_modules: list[RouteModule] | None = None) -> falcon.App:
     # Authentication runs before routing for /api/ and /control/ (interlink.http.auth).
     middleware: list[Any] = [AuthMiddleware(services), ForgetChangedTenants(services)]
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     app.add_error_handler(Exception, _unexpected_error)
+    app.set_error_serializer(_json_errors)
     for add_routes in route_modules or ROUTE_MODULES:
         add_routes(app, services)
     return app

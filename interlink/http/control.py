@@ -32,6 +32,11 @@ STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack", "application/vnd.msgpack")
 
 
+def _stream_id(text: str) -> bool:
+    """A Redis stream id: two unsigned 64-bit integers (a longer number is an error in Redis)."""
+    return bool(STREAM_ID.fullmatch(text)) and all(int(part) < 2**64 for part in text.split("-"))
+
+
 def _media_type(req: falcon.Request) -> str:
     return (req.content_type or "").split(";")[0].strip().lower()
 
@@ -85,7 +90,7 @@ def check_dead_letter_args(args: dict[str, Any]) -> None:
     if ids is not None and (
         not isinstance(ids, list)
         or len(ids) > MAX_LIMIT
-        or not all(isinstance(i, str) and STREAM_ID.fullmatch(i) for i in ids)
+        or not all(isinstance(i, str) and _stream_id(i) for i in ids)
     ):
         raise falcon.HTTPBadRequest(
             title="Invalid message",
@@ -134,7 +139,9 @@ class _Base:
             ) from None
         except redis.RedisError:
             raise falcon.HTTPServiceUnavailable(
-                title="Store unavailable", description="The actor could not reach the store."
+                title="Store unavailable",
+                description="The actor could not reach the store.",
+                retry_after=1,
             ) from None
         except ValueError as exc:
             # Control handlers refuse bad arguments with a ValueError (their messages are ours
@@ -231,6 +238,7 @@ class TenantMessages(_Base):
             raise falcon.HTTPServiceUnavailable(
                 title="Shard draining",
                 description="This shard is draining: it activates no tenant any more.",
+                retry_after=30,
             )
         ref = self.ask(supervisor, GetTenant(tenant_id, activate=True))
         if ref is None:  # it failed between our two questions

@@ -58,7 +58,9 @@ class GenesysWebhook:
             config = self._verified(tenant_id, raw, signature)
             notification = _parse(raw)
             owner = self._owner(notification)
-            if owner is not None and owner != tenant_id:
+            if owner is None:
+                refuse_unknown("This conversation or integration belongs to no tenant.")
+            if owner != tenant_id:
                 raise falcon.HTTPForbidden(
                     title="Tenant mismatch",
                     description="The notification belongs to another tenant.",
@@ -139,12 +141,14 @@ def _shown(value: str | None, limit: int = 64) -> str | None:
 
 def _parse(raw: bytes) -> GenesysNotification:
     try:
-        return parse_genesys_notification(json.loads(raw))
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise falcon.HTTPBadRequest(
             title="Malformed JSON", description="The body is not valid JSON."
         ) from None
-    except MappingError as exc:
+    try:
+        return parse_genesys_notification(body)
+    except MappingError as exc:  # a ValueError too: checked apart so the title says what it is
         raise falcon.HTTPBadRequest(title="Invalid notification", description=str(exc)) from None
 
 

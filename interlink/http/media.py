@@ -59,14 +59,10 @@ class Media:
                 raise falcon.HTTPNotFound(
                     title="Not found", description="Meta no longer has this media."
                 ) from None
-            raise falcon.HTTPBadGateway(
-                title="Meta unavailable", description="Meta did not provide the media."
-            ) from None
+            raise _meta_unavailable() from None
         except ProviderError:
             session.close()
-            raise falcon.HTTPBadGateway(
-                title="Meta unavailable", description="Meta did not provide the media."
-            ) from None
+            raise _meta_unavailable() from None
         resp.content_type = _media_type(info.mime_type or link.mime)
         # The user's file, on our origin: never sniffed into something else, never a live page.
         resp.set_header("X-Content-Type-Options", "nosniff")
@@ -89,6 +85,15 @@ def _closing(chunks: Iterator[bytes], session: requests.Session) -> Iterator[byt
         yield from chunks
     finally:
         session.close()
+
+
+def _meta_unavailable() -> falcon.HTTPServiceUnavailable:
+    """A dependency that is down is a 503 with Retry-After (INTERFACE.md), Genesys retries."""
+    return falcon.HTTPServiceUnavailable(
+        title="Meta unavailable",
+        description="Meta did not provide the media; retry later.",
+        retry_after=30,
+    )
 
 
 def add_routes(app: falcon.App, services: Services) -> None:

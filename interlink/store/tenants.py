@@ -199,9 +199,18 @@ def _provider_id(field: str, value: str) -> str:
     return value
 
 
+def _encodable(field: str, value: str) -> None:
+    """JSON can carry lone UTF-16 surrogates that no store or reply can encode: refuse them."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidTenantData(field, "must be valid Unicode text") from None
+
+
 def _text(field: str, value: str, *, required: bool = False) -> str:
     if not isinstance(value, str):
         raise InvalidTenantData(field, "must be a string")
+    _encodable(field, value)
     if required and not value.strip():
         raise InvalidTenantData(field, "must not be empty")
     if len(value) > MAX_TEXT:
@@ -217,6 +226,7 @@ _MASKED = re.compile(r"\*{4}.{0,4}", re.DOTALL)
 def _secret(field: str, value: str, minimum: int = MIN_SECRET) -> str:
     if not isinstance(value, str):
         raise InvalidTenantData(field, "must be a string")
+    _encodable(field, value)
     if _MASKED.fullmatch(value):
         # A GET-then-PUT round trip would otherwise store the mask as the secret.
         raise InvalidTenantData(field, "looks like a masked value; send the secret itself")
