@@ -47,10 +47,12 @@ class TenantConfig:
     whatsapp: WhatsAppConfig | None = None
     settings: dict[str, object] = field(default_factory=dict)
 
+    def genesys_login(self) -> tuple[str, str, str] | None:
+        """What a Genesys token is granted for: when it changes, the cached token must go."""
+        g = self.genesys
+        return (g.client_id, g.client_secret, g.region) if g else None
+
     def credentials_fingerprint(self) -> tuple[object, ...]:
-        """Changes exactly when a credential changes (a reload then also drops the cached token)."""
-        g, w = self.genesys, self.whatsapp
-        return (
-            g and (g.client_id, g.client_secret, g.region),
-            w and (w.access_token, w.phone_number_id),
-        )
+        """Changes exactly when a credential of either side changes."""
+        w = self.whatsapp
+        return (self.genesys_login(), w and (w.access_token, w.phone_number_id))

@@ -125,7 +125,12 @@ def test_invalidate_and_a_credential_change_drop_the_token(
     assert not services.redis.exists(keys.token("acme"))
     ref.ask(GetToken(), timeout=10)
     ref.ask(
-        ConfigChanged(config(secrets.token_urlsafe(24), 2), credentials_changed=True), timeout=5
+        ConfigChanged(
+            config(secrets.token_urlsafe(24), 2),
+            credentials_changed=True,
+            genesys_login_changed=True,
+        ),
+        timeout=5,
     )
     assert not services.redis.exists(keys.token("acme"))
     ref.ask(GetToken(), timeout=10)

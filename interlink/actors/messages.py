@@ -77,7 +77,8 @@ class ConfigChanged:
     """Sent by a tenant actor to its children: use this configuration from now on."""
 
     config: Any  # interlink.model.TenantConfig
-    credentials_changed: bool = False
+    credentials_changed: bool = False  # either side's
+    genesys_login_changed: bool = False  # the Genesys client: the cached token must go
 
 
 @dataclass(frozen=True, slots=True)

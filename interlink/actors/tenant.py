@@ -272,8 +272,12 @@ class TenantActor(Actor):
         changed = (
             current is None or config.credentials_fingerprint() != current.credentials_fingerprint()
         )
+        login_changed = current is None or config.genesys_login() != current.genesys_login()
         self.config = config
-        notice = ConfigChanged(config, credentials_changed=changed)
+        # A new Meta token alone must not cost a Genesys token request.
+        notice = ConfigChanged(
+            config, credentials_changed=changed, genesys_login_changed=login_changed
+        )
         for group in (self.workers, self.conversations):
             for key in group.keys():
                 ref = group.ref(key)

@@ -76,7 +76,7 @@ class TokenManager(Actor):
             return self.drop(message.token)
         if isinstance(message, ConfigChanged):
             self.config = message.config
-            if message.credentials_changed:
+            if message.genesys_login_changed:
                 self.drop(None)
             return None
         if isinstance(message, Control) and message.type == "invalidate-token":
