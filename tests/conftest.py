@@ -8,6 +8,7 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import logging  # noqa: E402
 import os  # noqa: E402
 import secrets  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
@@ -77,3 +78,37 @@ def client(services: Services) -> falcon.testing.TestClient:
 def _no_actor_survives_a_test() -> Iterator[None]:
     yield
     pykka.ActorRegistry.stop_all(block=True, timeout=10)
+
+
+@pytest.fixture
+def hidden(
+    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> Iterator[list[str]]:
+    """Secrets a test appends here must reach neither a log record (message, fields, traceback)
+    nor the process's stdout/stderr (where a greenlet's crash report goes)."""
+    caplog.set_level(logging.DEBUG)
+    secrets_list: list[str] = []
+    yield secrets_list
+    formatter = logging.Formatter()
+    records = caplog.get_records("setup") + caplog.get_records("call")
+    text = [formatter.format(record) + repr(vars(record)) for record in records]
+    assert records, "nothing was logged: the check would prove nothing"
+    out, err = capfd.readouterr()
+    everything = "\n".join([*text, out, err])
+    for secret in secrets_list:
+        assert secret not in everything, "a secret reached the logs"
+
+
+@pytest.fixture
+def down(services: Services) -> Iterator[Services]:
+    """The same shard, but its Redis is a closed port."""
+    dead = connect("redis://127.0.0.1:1/0", pool_timeout=0.5, socket_timeout=0.5)
+    try:
+        yield Services(
+            settings=services.settings,
+            redis=dead,
+            admin_token=services.admin_token,
+            secret_keys=services.secret_keys,
+        )
+    finally:
+        dead.close()

@@ -17,6 +17,8 @@ import pytest
 
 from interlink.actors import RestartPolicy, Supervisor, TenantActor, TreeSpec, Work
 from interlink.actors.messages import Control, TenantChanged
+from interlink.actors.supervisor import SHARD_MESSAGES
+from interlink.actors.tenant import TENANT_MESSAGES
 from interlink.http import control
 from interlink.http.app import create_app
 from interlink.services import Services
@@ -28,18 +30,8 @@ Client = falcon.testing.TestClient
 FAST = RestartPolicy(max_restarts=2, period=10.0, min_backoff=0.01, max_backoff=0.02)
 SLOW_CONTROL = 0.6  # seconds a "slow-*" tenant takes to answer a control message
 MSGPACK = "application/msgpack"
-TENANT_TYPES = (
-    "ping",
-    "stats",
-    "reload",
-    "stop",
-    "start",
-    "invalidate-token",
-    "replay-dead-letters",
-    "dead-letters",
-    "drop-dead-letters",
-)
-SHARD_TYPES = ("ping", "stats", "reload-all", "drain")
+TENANT_TYPES = TENANT_MESSAGES
+SHARD_TYPES = SHARD_MESSAGES
 
 
 class ProbeTenant(TenantActor):

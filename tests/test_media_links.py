@@ -5,7 +5,6 @@ attachment, streamed from the Meta simulator on a real socket. Every refusal is 
 from __future__ import annotations
 
 import base64
-import logging
 import secrets
 import time
 from collections.abc import Iterator
@@ -38,23 +37,6 @@ class MediaTenant:
     access_token: str
     app_secret: str
     verify_token: str
-
-
-@pytest.fixture
-def hidden(
-    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
-) -> Iterator[list[str]]:
-    caplog.set_level(logging.DEBUG)
-    secrets_list: list[str] = []
-    yield secrets_list
-    formatter = logging.Formatter()
-    records = caplog.get_records("setup") + caplog.get_records("call")
-    text = [formatter.format(record) + repr(vars(record)) for record in records]
-    assert records, "nothing was logged: the check would prove nothing"
-    out, err = capfd.readouterr()
-    everything = "\n".join([*text, out, err])
-    for secret in secrets_list:
-        assert secret not in everything, "a secret reached the logs"
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 import secrets
 import socket
 import time
@@ -29,7 +28,6 @@ from interlink.metrics import REGISTRY
 from interlink.services import Services
 from interlink.signatures import genesys_signature, meta_signature
 from interlink.store import keys
-from interlink.store.connection import connect
 from interlink.store.inbox import Inbox, decode_entry
 from interlink.tenant_directory import TenantDirectory
 
@@ -45,24 +43,6 @@ class GcTenant:
     integration_id: str
     webhook_secret: str
     client_secret: str
-
-
-@pytest.fixture
-def hidden(
-    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
-) -> Iterator[list[str]]:
-    """Secrets that must reach neither a log record nor the process's stdout/stderr."""
-    caplog.set_level(logging.DEBUG)
-    secrets_list: list[str] = []
-    yield secrets_list
-    formatter = logging.Formatter()
-    records = caplog.get_records("setup") + caplog.get_records("call")
-    text = [formatter.format(record) + repr(vars(record)) for record in records]
-    assert records, "nothing was logged: the check would prove nothing"
-    out, err = capfd.readouterr()
-    everything = "\n".join([*text, out, err])
-    for secret in secrets_list:
-        assert secret not in everything, "a secret reached the logs"
 
 
 @pytest.fixture(autouse=True)
@@ -516,20 +496,6 @@ def test_no_junk_anywhere_in_a_signed_body_is_a_500(
 
 
 # -- Redis down ----------------------------------------------------------------------------------
-@pytest.fixture
-def down(services: Services) -> Iterator[Services]:
-    dead = connect("redis://127.0.0.1:1/0", pool_timeout=0.5, socket_timeout=0.5)
-    try:
-        yield Services(
-            settings=services.settings,
-            redis=dead,
-            admin_token=services.admin_token,
-            secret_keys=services.secret_keys,
-        )
-    finally:
-        dead.close()
-
-
 def assert_503(result: falcon.testing.Result) -> None:
     assert result.status_code == 503, result.text
     assert int(result.headers["retry-after"]) > 0
