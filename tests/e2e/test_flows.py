@@ -225,3 +225,28 @@ def test_one_token_for_a_thousand_messages_through_two_shards(
         assert len(state.requests(kind="genesys.token")) == 1
     finally:
         world.close()
+
+
+def test_a_pair_rate_refusal_backs_off_that_recipient_only(world: World) -> None:
+    tenant = world.add_tenant("acme")
+    ana, bob = world.user(name="Ana"), world.user(name="Bob")
+    state = world.state
+    for user in (ana, bob):
+        state.user.say(tenant.phone_number_id, user, "text", body="hi")
+    wait_for(lambda: len(state.genesys.messages_from(tenant.integration_id)) == 2)
+    # Meta refuses the next send with 131056 (too many messages to this user): 4^0 s for Ana.
+    state.faults.inject("meta.messages", meta_error=131056, count=1)
+    started = time.monotonic()
+    state.agent.send(tenant.integration_id, str(ana.wa_id), text="for Ana")
+    gevent.sleep(0.05)
+    state.agent.send(tenant.integration_id, str(bob.wa_id), text="for Bob")
+    to_bob = wait_for(lambda: state.meta.sent_to(tenant.phone_number_id, bob.wa_id))
+    bob_after = time.monotonic() - started
+    wait_for(lambda: state.meta.sent_to(tenant.phone_number_id, ana.wa_id))
+    ana_after = time.monotonic() - started
+    assert to_bob[0].body["text"]["body"] == "for Bob"
+    assert bob_after < 0.9  # Bob is not held up by Ana's back-off
+    assert ana_after >= 1.0  # Ana waited Meta's 4^0 seconds, then got her message once
+    assert [
+        s.body["text"]["body"] for s in state.meta.sent_to(tenant.phone_number_id, ana.wa_id)
+    ] == ["for Ana"]
