@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import re
@@ -116,10 +117,10 @@ def _storable(item: Item) -> Item | None:
     as its decimal text, the surrogate as U+FFFD) — the same way every time, so a redelivery is
     still recognised — rather than letting one signed body stall the shared inbox commit."""
     try:
-        msgpack.packb(item.payload, use_bin_type=True)
+        packed = msgpack.packb(item.payload, use_bin_type=True)
         for text in (item.tenant_id, item.kind, item.conversation or "", item.dedupe or ""):
             text.encode("utf-8")
-        return item
+        return dataclasses.replace(item, packed=packed)  # packed once, stored as is
     except (ValueError, OverflowError, TypeError):  # UnicodeEncodeError is a ValueError
         pass
     try:

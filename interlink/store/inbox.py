@@ -98,6 +98,14 @@ class Item:
     payload: dict[str, Any]
     conversation: str | None = None
     dedupe: str | None = None  # e.g. "wamid:<id>"; None: never deduplicated
+    packed: bytes | None = None  # the payload in msgpack, when the caller has it already
+
+    def payload_bytes(self) -> bytes:
+        return (
+            self.packed
+            if self.packed is not None
+            else msgpack.packb(self.payload, use_bin_type=True)
+        )
 
 
 @dataclass(slots=True)
@@ -194,7 +202,7 @@ class Inbox:
                 item.tenant_id,
                 item.kind,
                 item.conversation or "",
-                msgpack.packb(item.payload, use_bin_type=True),
+                item.payload_bytes(),
             )
         return [int(r) for r in self._accept(keys=script_keys, args=args)]
 
