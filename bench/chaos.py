@@ -20,7 +20,7 @@ from typing import Any  # noqa: E402
 import gevent  # noqa: E402
 
 from interlink.store.embedded import EmbeddedValkey  # noqa: E402
-from tests.e2e.chaos import Conversation, Load, wait_until  # noqa: E402
+from tests.e2e.chaos import Conversation, Load, repeats_announced, wait_until  # noqa: E402
 from tests.e2e.world import World, start_world  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -51,6 +51,8 @@ def drill(name: str, world: World, disrupt: Any, *, kills: int = 0) -> dict[str,
         "drill": name,
         "seconds": round(time.monotonic() - started, 1),
         "complete": complete,
+        "kills": kills,
+        "repeats": repeats_announced(world),
         **counts,
     }
 
@@ -96,6 +98,7 @@ def main() -> None:
         "acknowledged",
         "delivered",
         "redeliveries",
+        "repeats",
         "duplicates",
         "lost",
         "out_of_order",
@@ -104,9 +107,15 @@ def main() -> None:
     for row in results:
         print("  ".join(f"{row[c]!s:>14}" for c in columns))
     (HERE / "chaos.json").write_text(json.dumps(results, indent=2) + "\n")
+    # A kill -9 between a provider's success and the write of its "done" marker repeats that call
+    # (README, "Guarantees"); the shard logs each such repeat, so every duplicate must be one.
     bad = [
-        r for r in results if r["lost"] or r["duplicates"] or r["out_of_order"] or not r["complete"]
+        r
+        for r in results
+        if r["lost"] or r["out_of_order"] or not r["complete"] or r["duplicates"] > r["repeats"]
     ]
+    verdict = "met" if not bad else "NOT met"
+    print(f"\nnothing lost or reordered, every duplicate a repeat the shard announced: {verdict}")
     raise SystemExit(1 if bad else 0)
 
 

@@ -74,6 +74,13 @@ class ShardProcess:
             self.process.kill()
             self.process.wait(10)
 
+    def log_text(self) -> str:
+        """Everything this shard (and its earlier runs in the same data dir) wrote."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
     def log(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-4000:]

@@ -22,7 +22,9 @@ def embedded_store_port(shard: ShardProcess) -> int:
     """The port of the latest start (the log file is appended to across restarts)."""
     ports = [
         int(entry["port"])
-        for entry in map(json.loads, filter(lambda line: line.startswith("{"), shard.log().splitlines()))
+        for entry in map(
+            json.loads, filter(lambda line: line.startswith("{"), shard.log().splitlines())
+        )
         if entry["msg"] == "embedded store started"
     ]
     assert ports, "no embedded store in the log"
@@ -40,7 +42,9 @@ def test_serve_answers_on_a_socket_and_exits_0_on_a_signal(tmp_path: Path, sig: 
         assert shard.stop(sig) == 0
     finally:
         shard.kill()
-    messages = [json.loads(line)["msg"] for line in shard.log().splitlines() if line.startswith("{")]
+    messages = [
+        json.loads(line)["msg"] for line in shard.log().splitlines() if line.startswith("{")
+    ]
     assert messages[-2:] == ["shard stopping", "shard stopped"]
 
 

@@ -196,7 +196,7 @@ class Conversation(Actor):
         wamid = str(message["id"])
         for index, body in enumerate(bodies):
             step = f"in:{wamid}:{index}"
-            if store.done(step):
+            if not store.start(step):
                 continue
             result = context.genesys.send_inbound(body)
             store.mark_done(step, str(result.get("id") or "1"))
@@ -232,7 +232,7 @@ class Conversation(Actor):
         new_state, receipt = next_receipt(state, state_name)
         if receipt is not None and context.genesys is not None:
             step = f"receipt:{genesys_id}:{receipt}"
-            if not store.done(step):
+            if store.start(step):
                 at = float(unix_seconds(status.get("timestamp"), "status.timestamp"))
                 reasons = failure_reasons(status) if receipt == "Failed" else None
                 body = receipt_body(
@@ -268,7 +268,7 @@ class Conversation(Actor):
         sender = context.sender()
         for index, body in enumerate(sends):
             step = f"out:{genesys_id}:{index}"
-            if store.done(step):
+            if not store.start(step):
                 continue
             try:
                 if "link" in body.get(body.get("type", ""), {}):
@@ -346,7 +346,7 @@ class Conversation(Actor):
     ) -> None:
         """Tell the agent, through a ``Failed`` receipt, that this message will not arrive."""
         step = f"receipt:{genesys_id}:Failed"
-        if context.genesys is None or store.done(step):
+        if context.genesys is None or not store.start(step):
             return
         context.genesys.send_receipt(failed_receipt(genesys_id, participant, reason, text))
         store.mark_done(step)

@@ -15,6 +15,7 @@ from interlink import media_links
 from interlink.http.webhooks import directory, unavailable_when_store_down
 from interlink.providers.errors import MetaError, ProviderError
 from interlink.providers.meta import GraphClient
+from interlink.providers.session import new_session
 from interlink.services import Services
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ class Media:
         config = directory(self.services).config(link.tenant_id)
         if config is None or config.whatsapp is None:
             raise falcon.HTTPNotFound(title="Not found", description="The media is not available.")
-        session = requests.Session()
+        session = new_session()
         client = GraphClient(
             session,
             self.services.settings.meta_graph_url,

@@ -11,13 +11,21 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis
 
+from interlink.metrics import REGISTRY
 from interlink.store import keys
 from interlink.store.dead_letters import DeadLetters
+
+log = logging.getLogger(__name__)
+REPEATED_AFTER_CRASH = REGISTRY.counter(
+    "interlink_provider_calls_repeated_after_crash_total",
+    "Provider calls made again because a crash hid whether the first one succeeded.",
+)
 
 ALIAS_TTL = 400 * 24 * 3600  # a user's identity outlives any conversation
 CONVERSATION_TTL = 30 * 24 * 3600
@@ -41,6 +49,7 @@ class ConversationStore:
         self._advance = client.register_script(_ADVANCE)
         self._done: dict[str, str] = {}
         self._unsaved: dict[str, str] = {}
+        self._begun: set[str] = set()  # steps this object started (its own retries are no repeat)
 
     # -- identity -------------------------------------------------------------------------------
     def known_alias(self, alias_keys: Sequence[str]) -> str | None:
@@ -109,6 +118,28 @@ class ConversationStore:
             self._flush()
             return True
         return bool(self.redis.exists(keys.dedupe(self.tenant_id, "done", step)))
+
+    def start(self, step: str) -> bool:
+        """Before a provider call: False when ``step`` already succeeded (skip it), else True.
+
+        Also records that the call is being made. Finding that record from an earlier process
+        means a crash came between a call and its "done" marker: the call may have succeeded, and
+        making it again may duplicate it. That is logged (``repeated_after_crash``) so that every
+        such duplicate can be accounted for; it is the one window the README documents.
+        """
+        if self.done(step):
+            return False
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(keys.dedupe(self.tenant_id, "begun", step), "1", ex=DONE_TTL, get=True)
+        (previous,) = pipe.execute()
+        if previous is not None and step not in self._begun:
+            log.warning(
+                "provider call repeated after a crash",
+                extra={"tenant": self.tenant_id, "step": step},
+            )
+            REPEATED_AFTER_CRASH.inc()
+        self._begun.add(step)
+        return True
 
     def mark_done(self, step: str, value: str = "1") -> None:
         self._done[step] = value

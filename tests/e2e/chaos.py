@@ -148,3 +148,11 @@ def wait_until(predicate: Callable[[], Any], timeout: float) -> bool:
             return True
         gevent.sleep(0.2)
     return bool(predicate())
+
+
+def repeats_announced(world: World) -> int:
+    """Provider calls the shards made again after a crash hid their outcome, as they logged them:
+    the only calls that may have been duplicated (README, "Guarantees")."""
+    return sum(
+        shard.log_text().count("provider call repeated after a crash") for shard in world.shards
+    )

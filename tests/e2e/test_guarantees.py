@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from interlink.store.embedded import EmbeddedValkey
-from tests.e2e.chaos import Conversation, Load, wait_until
+from tests.e2e.chaos import Conversation, Load, repeats_announced, wait_until
 from tests.e2e.world import World, start_world, wait_for
 
 
@@ -29,18 +29,20 @@ def conversations(world: World, tenants: int = 3, users: int = 2) -> list[Conver
     return result
 
 
-def finish(load: Load, timeout: float = 60, *, kills: int = 0) -> None:
+def finish(load: Load, timeout: float = 60) -> None:
     """Nothing lost, nothing reordered, nothing duplicated — except that a ``kill -9`` landing
-    between a provider's success and the write of its "done" marker (about a millisecond per
-    call) makes that one call happen again: at most one duplicate per kill (README, Guarantees)."""
+    between a provider's success and the write of its "done" marker makes that call happen again
+    on redelivery. Each such repeat is logged by the shard, so every duplicate must be one of
+    them (README, "Guarantees")."""
     load.stop()
     wait_until(load.complete, timeout)
     counts = load.tally()
-    print("counts:", counts.as_dict())
+    repeats = repeats_announced(load.world)
+    print("counts:", counts.as_dict(), "repeats announced:", repeats)
     assert counts.acknowledged == counts.sent
     assert counts.lost == 0, counts
     assert counts.out_of_order == 0, counts
-    assert counts.duplicates <= kills, counts
+    assert counts.duplicates <= repeats, (counts, repeats)
 
 
 def test_kill_9_under_load_loses_nothing(world: World) -> None:
@@ -52,7 +54,7 @@ def test_kill_9_under_load_loses_nothing(world: World) -> None:
         world.shard.kill()  # SIGKILL: no drain, no clean stop
         world.shard.start()
     gevent.sleep(0.5)
-    finish(load, kills=5)
+    finish(load)
     assert load.counts.redeliveries > 0  # the kills really refused some webhooks
 
 
