@@ -30,6 +30,7 @@ from interlink.signatures import genesys_signature, meta_signature
 from interlink.store import keys
 from interlink.store.inbox import Inbox, decode_entry
 from interlink.tenant_directory import TenantDirectory
+from tests.fuzz import paths, replaced
 
 Client = falcon.testing.TestClient
 PAYLOADS = Path(__file__).parent / "payloads"
@@ -455,27 +456,6 @@ def test_odd_but_authentic_values_are_stored_not_500(
 JUNK: list[Any] = [None, True, -1, 10**30, 1.5, "", "\ud800", [], {}, "x" * 5000, [None, {}]]
 
 
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    yield prefix
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            yield from _paths(value, (*prefix, index))
-
-
-def _replaced(body: Any, path: tuple[Any, ...], junk: Any) -> Any:
-    if not path:
-        return copy.deepcopy(junk)
-    copied = copy.deepcopy(body)
-    node = copied
-    for step in path[:-1]:
-        node = node[step]
-    node[path[-1]] = copy.deepcopy(junk)
-    return copied
-
-
 @pytest.mark.parametrize(
     "name", ["genesys_text", "genesys_image", "genesys_receipt", "genesys_typing"]
 )
@@ -484,9 +464,9 @@ def test_no_junk_anywhere_in_a_signed_body_is_a_500(
 ) -> None:
     body = sample(name, acme.integration_id)
     seen: set[int] = set()
-    for path in _paths(body):
+    for path in paths(body):
         for junk in JUNK:
-            raw = encode(_replaced(body, path, junk))
+            raw = encode(replaced(body, path, junk))
             for where in (HOOK, f"{HOOK}/acme"):
                 result = post(client, raw, acme.webhook_secret, path=where)
                 assert result.status_code in (200, 400, 404), (path, junk, result.text)

@@ -31,6 +31,7 @@ from interlink.signatures import genesys_signature, meta_signature
 from interlink.store import keys
 from interlink.store.inbox import decode_entry
 from interlink.tenant_directory import TenantDirectory
+from tests.fuzz import paths, replaced
 
 Client = falcon.testing.TestClient
 PAYLOADS = Path(__file__).parent / "payloads"
@@ -830,36 +831,15 @@ def test_values_msgpack_cannot_pack_do_not_stall_the_inbox(
 JUNK: list[Any] = [None, True, -1, 10**30, 1.5, "", "\ud800", [], {}, "x" * 5000, [None, 1, "a"]]
 
 
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    yield prefix
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            yield from _paths(value, (*prefix, index))
-
-
-def _replaced(body: Any, path: tuple[Any, ...], junk: Any) -> Any:
-    if not path:
-        return copy.deepcopy(junk)
-    copied = copy.deepcopy(body)
-    node = copied
-    for step in path[:-1]:
-        node = node[step]
-    node[path[-1]] = copy.deepcopy(junk)
-    return copied
-
-
 @pytest.mark.parametrize("name", ["meta_text", "meta_status_failed", "meta_image"])
 def test_no_junk_anywhere_in_a_signed_body_is_a_500(
     client: Client, redis_client: redis.Redis, acme: WaTenant, name: str
 ) -> None:
     body = sample(name, acme.phone)
     seen: set[int] = set()
-    for path in _paths(body):
+    for path in paths(body):
         for junk in JUNK:
-            raw = encode(_replaced(body, path, junk))
+            raw = encode(replaced(body, path, junk))
             for where in (HOOK, f"{HOOK}/acme"):
                 result = post(client, raw, acme.app_secret, path=where)
                 assert result.status_code in (200, 400, 403, 404), (path, junk, result.text)

@@ -170,14 +170,20 @@ def _check_string_map(value: Any, where: str) -> Refusal | None:
     return None
 
 
-def check_inbound_message(body: dict[str, Any]) -> Refusal | None:
-    """``OpenInboundNormalizedMessage`` as the swagger requires it."""
+def _check_sender_channel(body: dict[str, Any]) -> Refusal | None:
+    """``channel`` with ``from`` and ``time``, as messages and events both require."""
     channel = body.get("channel")
     if not isinstance(channel, dict):
         return _bad("channel is required")
-    refusal = _check_recipient(channel.get("from"), "channel.from") or _check_time(channel)
+    return _check_recipient(channel.get("from"), "channel.from") or _check_time(channel)
+
+
+def check_inbound_message(body: dict[str, Any]) -> Refusal | None:
+    """``OpenInboundNormalizedMessage`` as the swagger requires it."""
+    refusal = _check_sender_channel(body)
     if refusal:
         return refusal
+    channel = body["channel"]
     metadata = channel.get("metadata")
     if metadata is not None:
         if not isinstance(metadata, dict):
@@ -241,10 +247,7 @@ def check_receipt(body: dict[str, Any]) -> Refusal | None:
 
 def check_event(body: dict[str, Any]) -> Refusal | None:
     """``OpenInboundNormalizedEvent``: ``channel{from,time}``, ``events[{eventType:"Typing"}]``."""
-    channel = body.get("channel")
-    if not isinstance(channel, dict):
-        return _bad("channel is required")
-    refusal = _check_recipient(channel.get("from"), "channel.from") or _check_time(channel)
+    refusal = _check_sender_channel(body)
     if refusal:
         return refusal
     events = body.get("events")

@@ -127,11 +127,16 @@ class ConversationStore:
         making it again may duplicate it. That is logged (``repeated_after_crash``) so that every
         such duplicate can be accounted for; it is the one window the README documents.
         """
-        if self.done(step):
+        if step in self._done:
+            self._flush()
             return False
+        # One round trip: is it done, and (marking it begun) was it begun before?
         pipe = self.redis.pipeline(transaction=False)
+        pipe.exists(keys.dedupe(self.tenant_id, "done", step))
         pipe.set(keys.dedupe(self.tenant_id, "begun", step), "1", ex=DONE_TTL, get=True)
-        (previous,) = pipe.execute()
+        done, previous = pipe.execute()
+        if done:
+            return False
         if previous is not None and step not in self._begun:
             log.warning(
                 "provider call repeated after a crash",
