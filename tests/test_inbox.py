@@ -156,3 +156,56 @@ def test_an_unreachable_store_raises_inbox_unavailable(redis_url: str) -> None:
     inbox = Inbox(dead, 1, timeout=3)
     with pytest.raises(InboxUnavailable):
         inbox.accept([item(1)])
+
+
+def test_the_accept_script_is_loaded_again_when_the_server_lost_it(
+    redis_client: redis.Redis,
+) -> None:
+    inbox = Inbox(redis_client, 1)
+    assert inbox.accept([item(1)]) == [NEW]
+    redis_client.script_flush()  # what a restarted Redis without persistence looks like
+    assert inbox.accept([item(2), item(1)]) == [NEW, DUPLICATE]
+
+
+def test_a_connection_the_server_closed_is_replaced_without_an_error(
+    redis_client: redis.Redis,
+) -> None:
+    inbox = Inbox(redis_client, 1)
+    assert inbox.accept([item(1)]) == [NEW]
+    redis_client.client_kill_filter(_type="normal", skipme=True)  # every other connection
+    assert inbox.accept([item(2)]) == [NEW]
+    assert redis_client.xlen(keys.inbox(0)) == 2
+
+
+def test_a_store_that_never_answers_is_unavailable_after_the_timeout() -> None:
+    from gevent.server import StreamServer
+
+    def swallow(sock: object, _address: object) -> None:
+        while sock.recv(65536):  # type: ignore[attr-defined]
+            pass
+
+    silent = StreamServer(("127.0.0.1", 0), swallow)
+    silent.start()
+    client = connect(f"redis://127.0.0.1:{silent.server_port}/0", socket_timeout=30)
+    try:
+        started = time.monotonic()
+        with pytest.raises(InboxUnavailable):
+            Inbox(client, 1, timeout=0.5).accept([item(1)])
+        assert time.monotonic() - started < 3
+    finally:
+        client.close()
+        silent.stop()
+
+
+def test_requests_waiting_on_a_stopped_commit_loop_are_answered(
+    redis_client: redis.Redis,
+) -> None:
+    inbox = Inbox(redis_client, 1)
+    assert inbox.accept([item(1)]) == [NEW]
+    committer = inbox._committer
+    assert committer is not None
+    waiting = gevent.spawn(inbox.accept, [item(2)])
+    committer.kill()  # before the waiting request's batch was committed
+    with pytest.raises(InboxUnavailable):
+        waiting.get(timeout=2)
+    assert inbox.accept([item(3)]) == [NEW]  # a new commit loop takes over

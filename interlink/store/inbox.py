@@ -28,6 +28,7 @@ import redis
 from interlink import sharding
 from interlink.actors.messages import Work
 from interlink.store import keys
+from interlink.store.connection import FastScript
 
 log = logging.getLogger(__name__)
 
@@ -43,22 +44,24 @@ DEFAULT_REDELIVER_AFTER = 120.0  # an entry held this long without an ack is off
 MAX_PIPELINE = 512
 
 NEW, DUPLICATE, BACKLOGGED = 1, 0, -1
+_RESULTS = {ord("1"): NEW, ord("0"): DUPLICATE, ord("-"): BACKLOGGED}
 
 # One call appends a whole group commit. Per item i (from 0): KEYS[3i+1..3i+3] = dedupe marker,
 # stream, tenant backlog counter; ARGV[4+5i..8+5i] = "1" to dedupe / "0" not, tenant, kind,
 # conversation, payload. ARGV[1..3] = dedupe ttl, max backlog, accept time (ms). Returns one
-# result per item: 1 appended, 0 seen before, -1 refused (the tenant's backlog is full).
+# character per item: "1" appended, "0" seen before, "-" refused (the tenant's backlog is full);
+# one string, because a reply of thousands of integers costs more to read than the script to run.
 _ACCEPT = """
 local results = {}
 local max_backlog = tonumber(ARGV[2])
 for i = 0, #KEYS / 3 - 1 do
   local dedupe, stream, backlog = KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3]
   local a = 3 + 5 * i
-  local result = 1
+  local result = '1'
   if ARGV[a + 1] == '1' and redis.call('EXISTS', dedupe) == 1 then
-    result = 0
+    result = '0'
   elseif tonumber(redis.call('GET', backlog) or '0') >= max_backlog then
-    result = -1
+    result = '-'
   else
     if ARGV[a + 1] == '1' then redis.call('SET', dedupe, '1', 'EX', ARGV[1]) end
     redis.call('XADD', stream, '*', 't', ARGV[a + 2], 'k', ARGV[a + 3], 'c', ARGV[a + 4], 'a', ARGV[3], 'p', ARGV[a + 5])
@@ -66,7 +69,7 @@ for i = 0, #KEYS / 3 - 1 do
   end
   results[i + 1] = result
 end
-return results
+return table.concat(results)
 """
 
 # Acknowledge a batch, each entry exactly once: per entry i, KEYS[2i+1..2i+2] = stream, tenant
@@ -131,7 +134,7 @@ class Inbox:
         self.dedupe_ttl = dedupe_ttl
         self.max_backlog = max_backlog
         self.timeout = timeout
-        self._accept = client.register_script(_ACCEPT)
+        self._accept = FastScript(client, _ACCEPT)
         self._queue: gevent.queue.Queue[_Batch] = gevent.queue.Queue()
         self._committer: gevent.Greenlet | None = None
 
@@ -145,37 +148,55 @@ class Inbox:
             self._committer = gevent.spawn(self._commit_loop)
         batch = _Batch(items)
         self._queue.put(batch)
-        try:
-            result: list[int] = batch.done.get(timeout=self.timeout)
-        except gevent.Timeout:
-            raise InboxUnavailable("the store did not answer in time") from None
+        # No timer per request: the commit loop bounds each group commit by ``timeout`` and
+        # answers every waiting batch, even when it is killed.
+        result: list[int] = batch.done.get()
         return result
 
     def _commit_loop(self) -> None:
-        while True:
-            batches = [self._queue.get()]
-            size = len(batches[0].items)
-            while size < MAX_PIPELINE and not self._queue.empty():
-                batch = self._queue.get_nowait()
-                batches.append(batch)
-                size += len(batch.items)
-            try:
-                results = self._commit([item for b in batches for item in b.items])
-            except redis.RedisError as exc:
-                error = InboxUnavailable(f"store error: {type(exc).__name__}")
-                for batch in batches:
-                    batch.done.set_exception(error)
-                continue
-            except Exception:
-                # An item that cannot even be encoded: commit each request alone, so that only
-                # the request carrying it fails and this loop lives on.
-                for batch in batches:
-                    self._commit_alone(batch)
-                continue
-            offset = 0
+        batches: list[_Batch] = []
+        try:
+            while True:
+                batches = [self._queue.get()]
+                size = len(batches[0].items)
+                while size < MAX_PIPELINE and not self._queue.empty():
+                    batch = self._queue.get_nowait()
+                    batches.append(batch)
+                    size += len(batch.items)
+                self._commit_group(batches)
+                batches = []
+        except BaseException:
+            stopped = InboxUnavailable("the inbox is stopping")
+            while not self._queue.empty():
+                batches.append(self._queue.get_nowait())
             for batch in batches:
-                batch.done.set(results[offset : offset + len(batch.items)])
-                offset += len(batch.items)
+                if not batch.done.ready():
+                    batch.done.set_exception(stopped)
+            raise
+
+    def _commit_group(self, batches: list[_Batch]) -> None:
+        try:
+            with gevent.Timeout(self.timeout, InboxUnavailable("the store did not answer in time")):
+                results = self._commit([item for b in batches for item in b.items])
+        except (redis.RedisError, InboxUnavailable) as exc:
+            error = (
+                exc
+                if isinstance(exc, InboxUnavailable)
+                else InboxUnavailable(f"store error: {type(exc).__name__}")
+            )
+            for batch in batches:
+                batch.done.set_exception(error)
+            return
+        except Exception:
+            # An item that cannot even be encoded: commit each request alone, so that only
+            # the request carrying it fails and this loop lives on.
+            for batch in batches:
+                self._commit_alone(batch)
+            return
+        offset = 0
+        for batch in batches:
+            batch.done.set(results[offset : offset + len(batch.items)])
+            offset += len(batch.items)
 
     def _commit_alone(self, batch: _Batch) -> None:
         try:
@@ -191,20 +212,21 @@ class Inbox:
         script_keys: list[str] = []
         args: list[Any] = [self.dedupe_ttl, self.max_backlog, int(time.time() * 1000)]
         for item in items:
-            shard = sharding.owner(item.tenant_id, self.shard_count)
+            tenant_id = item.tenant_id
             script_keys += (
-                keys.dedupe(item.tenant_id, "in", item.dedupe) if item.dedupe else "-",
-                keys.inbox(shard),
-                keys.backlog(item.tenant_id),
+                keys.dedupe(tenant_id, "in", item.dedupe) if item.dedupe else "-",
+                keys.inbox(sharding.owner(tenant_id, self.shard_count)),
+                keys.backlog(tenant_id),
             )
             args += (
                 "1" if item.dedupe else "0",
-                item.tenant_id,
+                tenant_id,
                 item.kind,
                 item.conversation or "",
                 item.payload_bytes(),
             )
-        return [int(r) for r in self._accept(keys=script_keys, args=args)]
+        reply = self._accept(script_keys, args)
+        return [_RESULTS[r] for r in (reply.encode() if isinstance(reply, str) else reply)]
 
 
 def decode_entry(entry_id: str, fields: dict[bytes, bytes]) -> Work:
@@ -251,7 +273,7 @@ class InboxReader:
         self._room = gevent.event.Event()
         self._room.set()
         self._acks: gevent.queue.Queue[tuple[str, str]] = gevent.queue.Queue()
-        self._ack_script = client.register_script(_ACK)
+        self._ack_script = FastScript(client, _ACK)
         self._greenlets: list[gevent.Greenlet] = []
         self.healthy = False
 
@@ -350,7 +372,7 @@ class InboxReader:
                     script_keys = [
                         k for _, tenant in acks for k in (self.stream, keys.backlog(tenant))
                     ]
-                    self._ack_script(keys=script_keys, args=[GROUP, *(entry for entry, _ in acks)])
+                    self._ack_script(script_keys, [GROUP, *(entry for entry, _ in acks)])
                     break
                 except redis.RedisError:
                     gevent.sleep(0.2)  # the effect is done; only its record waits for Redis
