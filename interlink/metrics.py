@@ -17,7 +17,7 @@ class Metric:
         self.values: dict[Labels, float] = defaultdict(float)
 
     def inc(self, amount: float = 1.0, **labels: str) -> None:
-        self.values[tuple(sorted(labels.items()))] += amount
+        self.values[tuple(sorted(labels.items())) if labels else ()] += amount
 
     def set(self, value: float, **labels: str) -> None:
         self.values[tuple(sorted(labels.items()))] = value
@@ -29,10 +29,13 @@ class Registry:
         self._collectors: list[Callable[[], None]] = []
 
     def counter(self, name: str, help_text: str) -> Metric:
-        return self._metrics.setdefault(name, Metric(name, help_text, "counter"))
+        return self._metrics.get(name) or self._add(Metric(name, help_text, "counter"))
 
     def gauge(self, name: str, help_text: str) -> Metric:
-        return self._metrics.setdefault(name, Metric(name, help_text, "gauge"))
+        return self._metrics.get(name) or self._add(Metric(name, help_text, "gauge"))
+
+    def _add(self, metric: Metric) -> Metric:
+        return self._metrics.setdefault(metric.name, metric)
 
     def on_collect(self, collector: Callable[[], None]) -> None:
         """``collector`` refreshes gauges just before each scrape."""

@@ -79,6 +79,10 @@ class NoDelayHandler(WSGIHandler):
             pass  # a unix socket has no Nagle to disable
         super().__init__(sock, address, server, rfile)
 
+    def log_request(self) -> None:
+        """No access log (the server runs with ``log=None``); gevent would still format a line
+        per request, a date included, only to discard it."""
+
 
 class Shard:
     """One shard process's parts. ``start()`` then ``stop()``; ``run()`` does both around signals."""

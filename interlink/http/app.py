@@ -6,6 +6,7 @@ routing of a shard.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -77,6 +78,11 @@ def create_app(services: Services, *, route_modules: list[RouteModule] | None = 
     middleware: list[Any] = [AuthMiddleware(services), ForgetChangedTenants(services)]
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
+    # Falcon's default JSON handler builds a new encoder per response (non-default dumps
+    # arguments); plain json.dumps reuses one, and its ASCII escapes cannot fail on odd text.
+    app.resp_options.media_handlers[falcon.MEDIA_JSON] = falcon.media.JSONHandler(
+        dumps=json.dumps, loads=json.loads
+    )
     app.add_error_handler(Exception, _unexpected_error)
     app.set_error_serializer(_json_errors)
     for add_routes in route_modules or ROUTE_MODULES:

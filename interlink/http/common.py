@@ -28,10 +28,12 @@ def check_length(req: falcon.Request, limit: int) -> None:
 def read_body(req: falcon.Request, limit: int) -> bytes:
     """The raw body, read once; 413 when it is, or turns out to be, larger than ``limit``."""
     check_length(req, limit)
-    # Without Content-Length (chunked transfer) Falcon's bounded stream reads nothing: read the
-    # decoded stream itself, never more than one byte past the limit.
-    stream = req.bounded_stream if req.content_length is not None else req.stream
-    data = stream.read(limit + 1)
+    # Without Content-Length (chunked transfer) read the decoded stream, never more than one
+    # byte past the limit.
+    length = req.content_length
+    if length is not None:  # checked above: at most ``limit``; WSGI allows reading exactly it
+        return req.stream.read(length)
+    data = req.stream.read(limit + 1)
     if len(data) > limit:
         raise _too_large(limit)
     return data

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import re
@@ -120,7 +119,9 @@ def _storable(item: Item) -> Item | None:
         packed = msgpack.packb(item.payload, use_bin_type=True)
         for text in (item.tenant_id, item.kind, item.conversation or "", item.dedupe or ""):
             text.encode("utf-8")
-        return dataclasses.replace(item, packed=packed)  # packed once, stored as is
+        return Item(  # packed once, stored as is
+            item.tenant_id, item.kind, item.payload, item.conversation, item.dedupe, packed
+        )
     except (ValueError, OverflowError, TypeError):  # UnicodeEncodeError is a ValueError
         pass
     try:

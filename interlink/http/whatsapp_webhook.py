@@ -88,12 +88,8 @@ class WhatsAppWebhook:
         assert config.whatsapp is not None
         # Every number in the batch must be the signer's: a valid signature of tenant A never
         # carries messages for tenant B's number.
-        foreign = {
-            n
-            for n in numbers
-            if n != config.whatsapp.phone_number_id and tenants.by_phone(n) != config.tenant_id
-        }
-        if foreign:
+        own = config.whatsapp.phone_number_id
+        if any(n != own and tenants.by_phone(n) != config.tenant_id for n in numbers):
             raise falcon.HTTPForbidden(
                 title="Phone number of another tenant",
                 description="The batch names a phone number id that is not this tenant's.",
