@@ -62,6 +62,7 @@ def main(count: int) -> dict[str, float]:
         for tenant in (supervisor.ask(GetTenant("tenant-0"), timeout=10),)
     )
     started = time.perf_counter()
+    gc.freeze()  # as the shard does before it stops its trees (interlink.runtime.Shard.stop)
     supervisor.stop(timeout=60)
     stop_s = time.perf_counter() - started
     latencies.sort()
