@@ -56,6 +56,8 @@ class Delivery:
     error: str | None = None
     wamids: list[str] = field(default_factory=list)
     message_id: str | None = None
+    kind: str = ""
+    tenant: str = ""
 
     @property
     def ok(self) -> bool:
@@ -129,7 +131,24 @@ class _Poster:
             raw=raw,
             headers=headers,
             error=error,
+            kind=kind,
+            tenant=tenant,
         )
+
+    def redeliver(self, delivery: Delivery, *, timeout: float = DEFAULT_TIMEOUT) -> Delivery:
+        """The same webhook again, byte for byte (same message ids, same signature): what Meta
+        and Genesys do with one that was not acknowledged with a 2xx."""
+        again = self.post(
+            kind=delivery.kind,
+            tenant=delivery.tenant,
+            url=delivery.url,
+            payload=delivery.payload,
+            raw=delivery.raw,
+            headers=delivery.headers,
+            timeout=timeout,
+        )
+        again.wamids, again.message_id = delivery.wamids, delivery.message_id
+        return again
 
 
 class UserDriver(_Poster):

@@ -83,15 +83,17 @@ class Load:
         label = f"{'u' if inbound else 'a'}-{user.wa_id}-{next(self._seq)}"
         self.counts.sent += 1
         state = self.world.state
-        while True:
-            if inbound:
-                delivery = state.user.say(tenant.phone_number_id, user, "text", body=label)
-            else:
-                delivery = state.agent.send(tenant.integration_id, str(user.wa_id), text=label)
-            if 200 <= delivery.status < 300:
-                break
+        driver = state.user if inbound else state.agent
+        if inbound:
+            delivery = state.user.say(tenant.phone_number_id, user, "text", body=label)
+        else:
+            delivery = state.agent.send(tenant.integration_id, str(user.wa_id), text=label)
+        while not 200 <= delivery.status < 300:
+            # The same message again, as the providers redeliver: a first attempt that was
+            # stored but not acknowledged (a 503, a dropped connection) is recognised.
             self.counts.redeliveries += 1
             gevent.sleep(REDELIVERY_DELAY)
+            delivery = driver.redeliver(delivery)
         self.counts.acknowledged += 1
         (conversation.sent_in if inbound else conversation.sent_out).append(label)
 
