@@ -16,7 +16,7 @@ import pykka
 import pytest
 
 from interlink.actors import RestartPolicy, Supervisor, TenantActor, TreeSpec, Work
-from interlink.actors.messages import Control, TenantChanged
+from interlink.actors.messages import Control, GetTenant, TenantChanged
 from interlink.actors.supervisor import SHARD_MESSAGES
 from interlink.actors.tenant import TENANT_MESSAGES
 from interlink.http import control
@@ -335,6 +335,57 @@ def test_actors_after_a_reload_shows_the_new_version(
     # Nothing newer: a second reload changes nothing and says so.
     again = tenant_msg(client, services, "acme", "reload").json
     assert again["version"] == 2
+
+
+def test_a_reload_gives_the_next_messages_the_new_genesys_integration_and_settings(
+    services: Services, tree: Any
+) -> None:
+    make_tenant(services, "acme")
+
+    def set_genesys(integration_id: str, region: str) -> None:
+        services.tenants.set_genesys(
+            "acme",
+            client_id="client-1",
+            client_secret=secrets.token_urlsafe(16),
+            region=region,
+            integration_id=integration_id,
+            webhook_secret=secrets.token_urlsafe(20),
+        )
+
+    set_genesys("integration-1", "mypurecloud.ie")
+    tenant = tree.ask(GetTenant("acme"), timeout=5)
+    tenant.ask(Control("ping"), timeout=5)
+    before = tenant.proxy().current_context().get(timeout=5)
+    set_genesys("integration-2", "mypurecloud.de")
+    services.tenants.update("acme", {"settings": {"reactionsAsText": False}})
+    assert tenant.ask(Control("reload"), timeout=5)["reloaded"] is True
+    after = tenant.proxy().current_context().get(timeout=5)
+    assert (before.genesys.integration_id, after.genesys.integration_id) == (
+        "integration-1",
+        "integration-2",
+    )
+    assert after.genesys.api_base.endswith("mypurecloud.de")
+    assert after.config.settings["reactionsAsText"] is False
+
+
+def test_the_sender_paces_at_the_tenants_messages_per_second_after_a_reload(
+    services: Services, tree: Any
+) -> None:
+    from interlink.actors.tenant import SENDER
+
+    make_tenant(services, "acme")
+    services.tenants.update("acme", {"settings": {"messagesPerSecond": 5}})
+    tenant = tree.ask(GetTenant("acme"), timeout=5)
+    tenant.ask(Control("ping"), timeout=5)
+
+    def sender_rate() -> float:
+        sender = tenant.proxy().workers.get(timeout=5).ref(SENDER)
+        return float(sender.proxy().number_pacer.get(timeout=5).rate)
+
+    assert sender_rate() == 5
+    services.tenants.update("acme", {"settings": {"messagesPerSecond": 40}})
+    tenant.ask(Control("reload"), timeout=5)
+    wait_for(lambda: sender_rate() == 40)
 
 
 def test_actors_after_deletion_forgets_the_tenant(

@@ -274,6 +274,9 @@ class TenantActor(Actor):
         )
         login_changed = current is None or config.genesys_login() != current.genesys_login()
         self.config = config
+        # Conversations take the context at each message: from the next one on they use the new
+        # Genesys client (integration, region) and settings; calls in flight finish on the old.
+        self.context = self._context(config)
         # A new Meta token alone must not cost a Genesys token request.
         notice = ConfigChanged(
             config, credentials_changed=changed, genesys_login_changed=login_changed
