@@ -79,7 +79,7 @@ def test_walk_a_tenant_through_every_route(client: Client, services: Services) -
     )
     assert set(created) == {
         "tenantId", "name", "genesysOrgId", "genesysOrgName", "genesysRegion",
-        "version", "createdAt", "updatedAt", "genesys", "whatsapp",
+        "version", "createdAt", "updatedAt", "genesys", "whatsapp", "settings",
     }  # fmt: skip
     assert created["genesysRegion"] == "aps1.pure.cloud" and created["version"] == 1
     assert created["genesys"] is None and created["whatsapp"] is None
@@ -692,3 +692,50 @@ def test_redis_down_is_503_not_500(services: Services) -> None:
     assert client.simulate_get("/api/tenants/acme", headers=op(services)).status_code == 503
     key = "ilk_0123456789abcdef_" + "a" * 43
     assert client.simulate_get("/api/tenants/acme", headers=bearer(key)).status_code == 503
+
+
+# -- tenant settings -------------------------------------------------------------------------------
+def test_settings_default_and_are_replaced_whole_by_a_patch(
+    client: Client, services: Services
+) -> None:
+    tenant = make_tenant(client, services, "acme")
+    assert tenant["settings"] == {"messagesPerSecond": 80, "reactionsAsText": True}
+    result = client.simulate_patch(
+        "/api/tenants/acme", json={"settings": {"messagesPerSecond": 20}}, headers=op(services)
+    )
+    assert result.status_code == 200, result.text
+    assert result.json["settings"] == {"messagesPerSecond": 20, "reactionsAsText": True}
+    assert result.json["version"] == tenant["version"] + 1
+    client.simulate_patch(
+        "/api/tenants/acme", json={"settings": {"reactionsAsText": False}}, headers=op(services)
+    )
+    config = services.tenants.load_config("acme")
+    assert config is not None
+    assert config.settings == {"messagesPerSecond": 80, "reactionsAsText": False}
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        "fast",
+        [],
+        {"messagesPerSecond": 0},
+        {"messagesPerSecond": -5},
+        {"messagesPerSecond": 1001},
+        {"messagesPerSecond": "80"},
+        {"messagesPerSecond": True},
+        {"reactionsAsText": "no"},
+        {"reactionsAsText": 1},
+        {"reactionSAsText": False},
+    ],
+)
+def test_bad_settings_are_a_400_naming_the_field(
+    client: Client, services: Services, settings: Any
+) -> None:
+    make_tenant(client, services, "acme")
+    result = client.simulate_patch(
+        "/api/tenants/acme", json={"settings": settings}, headers=op(services)
+    )
+    assert result.status_code == 400, result.text
+    assert "settings" in result.json["description"]
+    assert services.tenants.load_config("acme").settings["messagesPerSecond"] == 80  # type: ignore[union-attr]

@@ -60,8 +60,7 @@ class WhatsAppSender(Actor):
         super().__init__(status=status)
         self.config = config
         self.spec = spec
-        rate = float(config.settings.get("messagesPerSecond", DEFAULT_META_MESSAGES_PER_SECOND))  # type: ignore[arg-type]
-        self.number_pacer = meta_number_pacer(rate)
+        self.number_pacer = meta_number_pacer(_rate(config))
         self.pair_pacer = pair_pacer(burst=PAIR_BURST)
         self.pool = gevent.pool.Pool(DEFAULT_CONCURRENCY)
         self.client: GraphClient | None = None
@@ -93,6 +92,8 @@ class WhatsAppSender(Actor):
             self.pool.spawn(self._guarded, message.reply, self._upload, message)
             return None
         if isinstance(message, ConfigChanged):
+            if _rate(message.config) != _rate(self.config):
+                self.number_pacer = meta_number_pacer(_rate(message.config))
             self.config = message.config
             self.client = self._client(message.config)
             return None
@@ -135,3 +136,9 @@ class WhatsAppSender(Actor):
         if client is None:
             raise PermanentError(None, "not.configured", "the tenant has no WhatsApp configuration")
         return client.upload(message.data, message.mime, message.filename)
+
+
+def _rate(config: TenantConfig) -> float:
+    """The tenant's ``messagesPerSecond`` setting: Meta's throughput for its business number."""
+    rate = config.settings.get("messagesPerSecond", DEFAULT_META_MESSAGES_PER_SECOND)
+    return float(rate) if isinstance(rate, int | float) else DEFAULT_META_MESSAGES_PER_SECOND

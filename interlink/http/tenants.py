@@ -39,7 +39,8 @@ from interlink.store.tenants import (
 log = logging.getLogger(__name__)
 
 TENANT_FIELDS = ("tenantId", "name", "genesysOrgId", "genesysOrgName", "genesysRegion")
-PATCH_FIELDS = ("name", "genesysOrgId", "genesysOrgName", "genesysRegion")
+PATCH_FIELDS = ("name", "genesysOrgId", "genesysOrgName", "genesysRegion", "settings")
+OBJECT_FIELDS = ("settings",)  # JSON objects; every other accepted field is a string
 # Fields of the tenant shape a client may echo back in a PATCH (read-modify-write); ignored.
 READ_ONLY_FIELDS = ("tenantId", "version", "createdAt", "updatedAt", "genesys", "whatsapp")
 GENESYS_FIELDS = ("clientId", "clientSecret", "region", "integrationId", "webhookSecret")
@@ -63,8 +64,9 @@ def read_fields(
     accepted: tuple[str, ...],
     required: tuple[str, ...] = (),
     ignored: tuple[str, ...] = (),
-) -> dict[str, str]:
-    """The body's accepted string fields; 400 for unknown fields, wrong types, missing ones."""
+) -> dict[str, Any]:
+    """The body's accepted fields (strings; objects for ``OBJECT_FIELDS``); 400 for unknown
+    fields, wrong types, missing ones."""
     body = json_body(req)
     unknown = [k for k in body if k not in accepted and k not in ignored]
     if unknown:
@@ -73,10 +75,15 @@ def read_fields(
             description=f"Not a field of this resource: {_names(unknown)}. "
             f"Accepted: {', '.join(accepted)}.",
         )
-    wrong = [k for k in accepted if k in body and not isinstance(body[k], str)]
+    wrong = [
+        k
+        for k in accepted
+        if k in body and not isinstance(body[k], dict if k in OBJECT_FIELDS else str)
+    ]
     if wrong:
         raise falcon.HTTPBadRequest(
-            title="Wrong type", description=f"Must be strings: {', '.join(wrong)}."
+            title="Wrong type",
+            description=f"Must be strings (settings: an object): {', '.join(wrong)}.",
         )
     missing = [k for k in required if k not in body]
     if missing:

@@ -53,6 +53,12 @@ DEFAULT_PAGE = 50
 MAX_PAGE = 200
 
 PLAIN_FIELDS = ("name", "genesysOrgId", "genesysOrgName", "genesysRegion")
+# Per-tenant behaviour, with its default: the whole object is replaced by a PATCH of "settings".
+SETTINGS: dict[str, object] = {
+    "messagesPerSecond": 80,  # Meta's default throughput per business number (whatsapp.md §5)
+    "reactionsAsText": True,  # a user's reaction reaches the agent as a short text, else nothing
+}
+MAX_MESSAGES_PER_SECOND = 1000  # Meta's highest throughput tier
 GENESYS_SECRETS = ("clientSecret", "webhookSecret")
 WHATSAPP_SECRETS = ("meta_access_token", "meta_app_secret", "webhook_verify_token")
 
@@ -223,6 +229,32 @@ def _text(field: str, value: str, *, required: bool = False) -> str:
 _MASKED = re.compile(r"\*{4}.{0,4}", re.DOTALL)
 
 
+def _settings(value: object) -> dict[str, object]:
+    """A ``settings`` object: known keys only, each of its type and range."""
+    if not isinstance(value, dict):
+        raise InvalidTenantData("settings", "must be an object")
+    unknown = [str(k)[:40] for k in value if k not in SETTINGS]
+    if unknown:
+        raise InvalidTenantData(
+            "settings", f"unknown keys {unknown[:5]}; known: {', '.join(SETTINGS)}"
+        )
+    rate = value.get("messagesPerSecond", SETTINGS["messagesPerSecond"])
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or rate != rate:  # NaN
+        raise InvalidTenantData("settings.messagesPerSecond", "must be a number")
+    if not 0 < rate <= MAX_MESSAGES_PER_SECOND:
+        raise InvalidTenantData(
+            "settings.messagesPerSecond", f"must be above 0 and at most {MAX_MESSAGES_PER_SECOND}"
+        )
+    reactions = value.get("reactionsAsText", SETTINGS["reactionsAsText"])
+    if not isinstance(reactions, bool):
+        raise InvalidTenantData("settings.reactionsAsText", "must be true or false")
+    return {"messagesPerSecond": rate, "reactionsAsText": reactions}
+
+
+def _stored_settings(record: Mapping[str, str]) -> dict[str, object]:
+    return {**SETTINGS, **json.loads(record.get("settings") or "{}")}
+
+
 def _secret(field: str, value: str, minimum: int = MIN_SECRET) -> str:
     if not isinstance(value, str):
         raise InvalidTenantData(field, "must be a string")
@@ -320,14 +352,18 @@ class TenantStore:
         self._apply(tenant_id, "create", CREATED, fields)
         return self._require_view(tenant_id)
 
-    def update(self, tenant_id: str, changes: Mapping[str, str]) -> dict[str, Any]:
-        """Change plain fields (``name``, ``genesysOrgId``, ``genesysOrgName``, ``genesysRegion``).
+    def update(self, tenant_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Change plain fields (``name``, ``genesysOrgId``, ``genesysOrgName``, ``genesysRegion``)
+        and the ``settings`` object (replaced whole: a key left out takes its default).
 
         Even an empty change is a change: the version is bumped and ``updated`` published, so a
         PATCH is never silently lost.
         """
         fields: dict[str, str] = {}
         for field, value in changes.items():
+            if field == "settings":
+                fields[field] = json.dumps(_settings(value))
+                continue
             if field not in PLAIN_FIELDS:
                 raise InvalidTenantData(field, "is not a field that can be changed")
             if field == "genesysRegion":
@@ -534,6 +570,7 @@ class TenantStore:
             "updatedAt": record.get("updatedAt", ""),
             "genesys": genesys,
             "whatsapp": whatsapp,
+            "settings": _stored_settings(record),
         }
 
     def _reveal(self, tenant_id: str, section: Mapping[str, str], name: str) -> str:
@@ -577,6 +614,7 @@ class TenantStore:
             genesys_region=record.get("genesysRegion", ""),
             genesys=genesys,
             whatsapp=whatsapp,
+            settings=_stored_settings(record),
         )
 
     def region_of(self, tenant_id: str) -> str:
