@@ -177,11 +177,11 @@ class Conversation(Actor):
         ids = identity.identifiers_of_message(message, contact)
         known = store.known_alias(identity.alias_keys(ids.phone, ids.bsuid))
         participant = identity.participant_id(ids.phone, ids.bsuid, known)
-        store.record_aliases(identity.aliases_to_record(participant, ids.phone, ids.bsuid))
         store.user_wrote(
             participant,
             float(unix_seconds(message.get("timestamp"), "message.timestamp")),
             ids.phone,
+            identity.aliases_to_record(participant, ids.phone, ids.bsuid),
         )
         if context.genesys is None:
             raise GiveUp("the tenant has no Genesys credentials")
@@ -199,10 +199,12 @@ class Conversation(Actor):
             if not store.start(step):
                 continue
             result = context.genesys.send_inbound(body)
-            store.mark_done(step, str(result.get("id") or "1"))
             conversation_id = result.get("conversationId")
-            if isinstance(conversation_id, str) and conversation_id:
-                store.remember_genesys_conversation(conversation_id)
+            store.mark_done(
+                step,
+                str(result.get("id") or "1"),
+                genesys_conversation=conversation_id if isinstance(conversation_id, str) else None,
+            )
 
     def _media_link(self, context: TenantContext, ref: MediaRef) -> str:
         token = media_links.make(

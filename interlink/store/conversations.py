@@ -58,19 +58,18 @@ class ConversationStore:
         values = self.redis.mget([keys.alias(self.tenant_id, k) for k in alias_keys])
         return next((_text(v) for v in values if v), None)
 
-    def record_aliases(self, aliases: Mapping[str, str]) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        for alias_key, participant in aliases.items():
-            pipe.set(keys.alias(self.tenant_id, alias_key), participant, nx=True, ex=ALIAS_TTL)
-        pipe.execute()
-
-    # -- the conversation -----------------------------------------------------------------------
-    def user_wrote(self, participant: str, at: float, phone: str | None) -> None:
+    def user_wrote(
+        self, participant: str, at: float, phone: str | None, aliases: Mapping[str, str]
+    ) -> None:
+        """The user wrote at ``at``: their aliases (kept if already taken) and the conversation's
+        last inbound time and latest phone, in one round trip."""
         key = keys.conversation(self.tenant_id, participant)
         fields: dict[Any, Any] = {"last_inbound": repr(at)}
         if phone:
             fields["phone"] = phone
         pipe = self.redis.pipeline(transaction=False)
+        for alias_key, owner in aliases.items():
+            pipe.set(keys.alias(self.tenant_id, alias_key), owner, nx=True, ex=ALIAS_TTL)
         pipe.hset(key, mapping=fields)
         pipe.expire(key, CONVERSATION_TTL)
         pipe.execute()
@@ -81,11 +80,6 @@ class ConversationStore:
             keys.conversation(self.tenant_id, participant), ["last_inbound", "phone"]
         )
         return (float(last) if last else None, _text(phone))
-
-    def remember_genesys_conversation(self, conversation_id: str) -> None:
-        self.redis.set(
-            keys.genesys_conversation(conversation_id), self.tenant_id, ex=CONVERSATION_TTL
-        )
 
     # -- messages -------------------------------------------------------------------------------
     def map_message(self, wamid: str, genesys_id: str, participant: str) -> None:
@@ -146,17 +140,28 @@ class ConversationStore:
         self._begun.add(step)
         return True
 
-    def mark_done(self, step: str, value: str = "1") -> None:
+    def mark_done(
+        self, step: str, value: str = "1", *, genesys_conversation: str | None = None
+    ) -> None:
+        """``step`` succeeded (its result: ``value``). ``genesys_conversation``: the Genesys
+        conversation it went to, remembered in the same round trip so that the Genesys webhook
+        finds this tenant from it."""
         self._done[step] = value
         self._unsaved[step] = value
-        self._flush()
+        self._flush(genesys_conversation)
 
-    def _flush(self) -> None:
+    def _flush(self, genesys_conversation: str | None = None) -> None:
         if not self._unsaved:
             return
         pipe = self.redis.pipeline(transaction=False)
         for step, value in self._unsaved.items():
             pipe.set(keys.dedupe(self.tenant_id, "done", step), value, ex=DONE_TTL)
+        if genesys_conversation:
+            pipe.set(
+                keys.genesys_conversation(genesys_conversation),
+                self.tenant_id,
+                ex=CONVERSATION_TTL,
+            )
         pipe.execute()
         self._unsaved.clear()
 
