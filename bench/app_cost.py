@@ -24,6 +24,7 @@ from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
 
+from bench.webhooks import webhook_body  # noqa: E402
 from interlink import settings as settings_module  # noqa: E402
 from interlink.http.app import create_app  # noqa: E402
 from interlink.services import Services  # noqa: E402
@@ -32,7 +33,7 @@ from interlink.store.connection import connect  # noqa: E402
 from interlink.store.embedded import EmbeddedValkey  # noqa: E402
 from interlink.tenant_directory import TenantDirectory  # noqa: E402
 
-TENANTS, USERS, WARMUP, CONCURRENCY = 50, 500, 2000, 32
+TENANTS, WARMUP, CONCURRENCY = 50, 2000, 32
 
 
 def main() -> None:
@@ -86,16 +87,7 @@ def _tenant(services: Services, n: int) -> tuple[str, str]:
 
 def _environ(tenants: list[tuple[str, str]], n: int) -> dict[str, Any]:
     phone, app_secret = tenants[n % len(tenants)]
-    user = f"3460{n % USERS:07d}"
-    body = json.dumps(
-        {"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550783881", "phone_number_id": phone},
-            "contacts": [{"profile": {"name": f"User {n % USERS}"}, "wa_id": user}],
-            "messages": [{"from": user, "id": f"wamid.bench.{secrets.token_hex(12)}", "timestamp": str(int(time.time())),
-                          "type": "text", "text": {"body": f"message {n}"}}]}}]}]},
-        separators=(",", ":"),
-    ).encode()  # fmt: skip
+    body = webhook_body(phone, n)
     return {
         "REQUEST_METHOD": "POST", "PATH_INFO": "/webhooks/whatsapp", "QUERY_STRING": "",
         "SERVER_NAME": "bench", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",

@@ -147,26 +147,30 @@ def _tenant(sim: str, shard: str, admin: str, tenant_id: str, n: int) -> dict[st
 
 def signed_webhooks(tenants: list[dict[str, Any]], count: int = REQUESTS) -> list[bytes]:
     built = []
-    now = int(time.time())
     for n in range(count):
         tenant = tenants[n % len(tenants)]
-        phone_number_id, app_secret = tenant["phone_number_id"], tenant["app_secret"]
-        user = f"3460{n % USERS:07d}"
-        body = json.dumps(
-            {"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
-                "messaging_product": "whatsapp",
-                "metadata": {"display_phone_number": "15550783881", "phone_number_id": phone_number_id},
-                "contacts": [{"profile": {"name": f"User {n % USERS}"}, "wa_id": user}],
-                "messages": [{"from": user, "id": f"wamid.bench.{secrets.token_hex(12)}", "timestamp": str(now),
-                              "type": "text", "text": {"body": f"message {n}"}}]}}]}]},
-            separators=(",", ":"),
-        ).encode()  # fmt: skip
+        body = webhook_body(tenant["phone_number_id"], n)
         headers = {
             "Content-Type": "application/json",
-            "X-Hub-Signature-256": meta_signature(app_secret, body),
+            "X-Hub-Signature-256": meta_signature(tenant["app_secret"], body),
         }
         built.append(request("POST", "/webhooks/whatsapp", body, headers))
     return built
+
+
+def webhook_body(phone_number_id: str, n: int) -> bytes:
+    """Meta's notification of the ``n``-th text message (a new wamid each time), from one of
+    ``USERS`` users, to the business number ``phone_number_id``."""
+    user = f"3460{n % USERS:07d}"
+    return json.dumps(
+        {"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": phone_number_id},
+            "contacts": [{"profile": {"name": f"User {n % USERS}"}, "wa_id": user}],
+            "messages": [{"from": user, "id": f"wamid.bench.{secrets.token_hex(12)}", "timestamp": str(int(time.time())),
+                          "type": "text", "text": {"body": f"message {n}"}}]}}]}]},
+        separators=(",", ":"),
+    ).encode()  # fmt: skip
 
 
 def genesys_scaling(tenants: int, per_tenant: int = 40) -> dict[str, Any]:
