@@ -279,3 +279,38 @@ def test_service_window() -> None:
     assert not within_service_window(now - 24 * 3600, now)
     assert not within_service_window(now - 3 * 24 * 3600, now)
     assert within_service_window(now + 5, now)  # clock skew
+
+
+# -- the tenant's template outside the 24-hour window ----------------------------------------------
+def test_template_send_carries_the_text_as_its_one_body_parameter() -> None:
+    from interlink.mapping.outbound import template_send
+
+    send = template_send(
+        "Hello\n\tthere,   you", name="agent_reply", language="pt_BR",
+        recipient="+5511999999999", callback_data="genesys-1",
+    )  # fmt: skip
+    assert send == {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": "+5511999999999",
+        "type": "template",
+        "template": {
+            "name": "agent_reply",
+            "language": {"code": "pt_BR"},
+            "components": [
+                {"type": "body", "parameters": [{"type": "text", "text": "Hello there, you"}]}
+            ],
+        },
+        "biz_opaque_callback_data": "genesys-1",
+    }
+
+
+@pytest.mark.parametrize("text", ["", " \n ", "x" * 1025])
+def test_template_send_refuses_what_a_parameter_cannot_hold(text: str) -> None:
+    from interlink.mapping._wire import MappingError
+    from interlink.mapping.outbound import template_send
+
+    with pytest.raises(MappingError):
+        template_send(
+            text, name="agent_reply", language="en", recipient="+15551234567", callback_data="g"
+        )

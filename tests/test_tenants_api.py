@@ -699,19 +699,31 @@ def test_settings_default_and_are_replaced_whole_by_a_patch(
     client: Client, services: Services
 ) -> None:
     tenant = make_tenant(client, services, "acme")
-    assert tenant["settings"] == {"messagesPerSecond": 80, "reactionsAsText": True}
+    assert tenant["settings"] == {
+        "messagesPerSecond": 80,
+        "reactionsAsText": True,
+        "fallbackTemplate": None,
+    }
     result = client.simulate_patch(
         "/api/tenants/acme", json={"settings": {"messagesPerSecond": 20}}, headers=op(services)
     )
     assert result.status_code == 200, result.text
-    assert result.json["settings"] == {"messagesPerSecond": 20, "reactionsAsText": True}
+    assert result.json["settings"] == {
+        "messagesPerSecond": 20,
+        "reactionsAsText": True,
+        "fallbackTemplate": None,
+    }
     assert result.json["version"] == tenant["version"] + 1
     client.simulate_patch(
         "/api/tenants/acme", json={"settings": {"reactionsAsText": False}}, headers=op(services)
     )
     config = services.tenants.load_config("acme")
     assert config is not None
-    assert config.settings == {"messagesPerSecond": 80, "reactionsAsText": False}
+    assert config.settings == {
+        "messagesPerSecond": 80,
+        "reactionsAsText": False,
+        "fallbackTemplate": None,
+    }
 
 
 @pytest.mark.parametrize(
@@ -727,6 +739,11 @@ def test_settings_default_and_are_replaced_whole_by_a_patch(
         {"reactionsAsText": "no"},
         {"reactionsAsText": 1},
         {"reactionSAsText": False},
+        {"fallbackTemplate": "agent_reply"},
+        {"fallbackTemplate": {"name": "agent_reply"}},
+        {"fallbackTemplate": {"name": "Agent Reply", "language": "en_US"}},
+        {"fallbackTemplate": {"name": "agent_reply", "language": "english"}},
+        {"fallbackTemplate": {"name": "agent_reply", "language": "en_US", "x": 1}},
     ],
 )
 def test_bad_settings_are_a_400_naming_the_field(

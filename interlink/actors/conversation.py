@@ -33,6 +33,7 @@ from interlink.mapping.inbound import InboundOptions, MediaRef, to_genesys_inbou
 from interlink.mapping.outbound import (
     MediaRejected,
     media_limit,
+    template_send,
     to_meta_sends,
     with_media_id,
     within_service_window,
@@ -255,14 +256,30 @@ class Conversation(Actor):
         genesys_id, participant = notification.message_id, notification.user_id
         assert genesys_id is not None and participant is not None
         last_inbound, phone = store.state(participant)
-        if not within_service_window(last_inbound, time.time()):
+        window_open = within_service_window(last_inbound, time.time())
+        template = context.config.settings.get("fallbackTemplate")
+        if not window_open and not (
+            isinstance(template, dict) and notification.text and not notification.attachments
+        ):
             return self._failed(
                 context, store, genesys_id, participant, "MessageExpired",
                 "More than 24 hours have passed since the customer last wrote: WhatsApp only accepts templates now.",
             )  # fmt: skip
         try:
             recipient = identity.whatsapp_recipient(participant, phone)
-            sends = to_meta_sends(notification, recipient=recipient, callback_data=genesys_id)
+            if window_open:
+                sends = to_meta_sends(notification, recipient=recipient, callback_data=genesys_id)
+            else:  # the tenant's approved template carries the text (checked just above)
+                assert isinstance(template, dict) and notification.text
+                sends = [
+                    template_send(
+                        notification.text,
+                        name=str(template["name"]),
+                        language=str(template["language"]),
+                        recipient=recipient,
+                        callback_data=genesys_id,
+                    )
+                ]
         except MediaRejected as exc:
             return self._failed(context, store, genesys_id, participant, exc.reason, str(exc))
         except MappingError as exc:

@@ -43,6 +43,7 @@ from interlink.mapping.webhooks import (
 WHATSAPP_TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 CALLBACK_DATA_LIMIT = 512
+TEMPLATE_PARAMETER_LIMIT = 1024  # a template body (parameters included) holds at most 1024
 SERVICE_WINDOW_SECONDS = 24 * 3600
 _MB = 1024 * 1024
 
@@ -157,12 +158,7 @@ def to_meta_sends(
         caption, text = text, None
 
     def envelope(kind: str, content: dict[str, Any]) -> dict[str, Any]:
-        body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
-        body.update(address)
-        body.update({"type": kind, kind: content})
-        if callback_data:
-            body["biz_opaque_callback_data"] = callback_data
-        return body
+        return _envelope(address, kind, content, callback_data)
 
     sends = []
     if text is not None:
@@ -171,6 +167,39 @@ def to_meta_sends(
     for attachment, limit in zip(message.attachments, limits, strict=True):
         sends.append(envelope(limit.kind, _media_object(attachment, limit, caption)))
     return sends
+
+
+def _envelope(
+    address: Mapping[str, str], kind: str, content: dict[str, Any], callback_data: str
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
+    body.update(address)
+    body.update({"type": kind, kind: content})
+    if callback_data:
+        body["biz_opaque_callback_data"] = callback_data
+    return body
+
+
+def template_send(
+    text: str, *, name: str, language: str, recipient: str, callback_data: str
+) -> dict[str, Any]:
+    """The agent's ``text`` as the one body parameter of the approved template ``name``: what
+    may still reach a user whose 24-hour window has closed. A template parameter may hold no
+    newline, tab or run of more than four spaces (Meta error 132018), so whitespace is folded;
+    MappingError when the text is empty or longer than ``TEMPLATE_PARAMETER_LIMIT``."""
+    folded = " ".join(text.split())
+    if not folded or utf16_length(folded) > TEMPLATE_PARAMETER_LIMIT:
+        raise MappingError(f"a template parameter holds 1 to {TEMPLATE_PARAMETER_LIMIT} characters")
+    if not isinstance(callback_data, str) or len(callback_data) > CALLBACK_DATA_LIMIT:
+        raise MappingError(
+            f"callback data must be a string of at most {CALLBACK_DATA_LIMIT} characters"
+        )
+    content = {
+        "name": name,
+        "language": {"code": language},
+        "components": [{"type": "body", "parameters": [{"type": "text", "text": folded}]}],
+    }
+    return _envelope(recipient_fields(recipient), "template", content, callback_data)
 
 
 def _has_link(text: str) -> bool:

@@ -57,7 +57,12 @@ PLAIN_FIELDS = ("name", "genesysOrgId", "genesysOrgName", "genesysRegion")
 SETTINGS: dict[str, object] = {
     "messagesPerSecond": 80,  # Meta's default throughput per business number (whatsapp.md §5)
     "reactionsAsText": True,  # a user's reaction reaches the agent as a short text, else nothing
+    # {"name", "language"} of an approved template with one body parameter: an agent's text
+    # outside the 24-hour window goes out in it, instead of failing with MessageExpired.
+    "fallbackTemplate": None,
 }
+_TEMPLATE_NAME = re.compile(r"[a-z0-9_]{1,512}")
+_TEMPLATE_LANGUAGE = re.compile(r"[a-z]{2,3}(_[A-Za-z]{2,4})?")
 MAX_MESSAGES_PER_SECOND = 1000  # Meta's highest throughput tier
 GENESYS_SECRETS = ("clientSecret", "webhookSecret")
 WHATSAPP_SECRETS = ("meta_access_token", "meta_app_secret", "webhook_verify_token")
@@ -248,7 +253,23 @@ def _settings(value: object) -> dict[str, object]:
     reactions = value.get("reactionsAsText", SETTINGS["reactionsAsText"])
     if not isinstance(reactions, bool):
         raise InvalidTenantData("settings.reactionsAsText", "must be true or false")
-    return {"messagesPerSecond": rate, "reactionsAsText": reactions}
+    template = value.get("fallbackTemplate")
+    if template is not None:
+        if not isinstance(template, dict) or set(template) != {"name", "language"}:
+            raise InvalidTenantData(
+                "settings.fallbackTemplate", 'must be null or {"name", "language"}'
+            )
+        name, language = template["name"], template["language"]
+        if not isinstance(name, str) or not _TEMPLATE_NAME.fullmatch(name):
+            raise InvalidTenantData(
+                "settings.fallbackTemplate.name", "must be a template name: a-z, 0-9, _"
+            )
+        if not isinstance(language, str) or not _TEMPLATE_LANGUAGE.fullmatch(language):
+            raise InvalidTenantData(
+                "settings.fallbackTemplate.language", "must be a language code such as en_US"
+            )
+        template = {"name": name, "language": language}
+    return {"messagesPerSecond": rate, "reactionsAsText": reactions, "fallbackTemplate": template}
 
 
 def _stored_settings(record: Mapping[str, str]) -> dict[str, object]:

@@ -153,6 +153,33 @@ def test_outside_the_24_hour_window_the_agent_gets_message_expired(world: World)
     assert state.meta.sent_to(tenant.phone_number_id) == []
 
 
+def test_outside_the_window_a_tenant_template_carries_the_agents_text(world: World) -> None:
+    tenant = world.add_tenant("acme")
+    template = {"name": "agent_reply", "language": "en_US"}
+    patched = world.admin(
+        "PATCH", "/api/tenants/acme", json={"settings": {"fallbackTemplate": template}}
+    )
+    assert patched.status_code == 200 and patched.json()["settings"]["fallbackTemplate"] == template
+    state = world.state
+    stranger = world.user()  # never wrote: free text would be refused
+    delivery = state.agent.send(
+        tenant.integration_id, str(stranger.wa_id), text="Your\norder  shipped"
+    )
+    [sent] = wait_for(lambda: state.meta.sent_to(tenant.phone_number_id))
+    assert sent.type == "template"
+    assert sent.body["template"] == {
+        "name": "agent_reply",
+        "language": {"code": "en_US"},
+        "components": [
+            {"type": "body", "parameters": [{"type": "text", "text": "Your order shipped"}]}
+        ],
+    }
+    assert sent.body["biz_opaque_callback_data"] == delivery.message_id
+    state.user.status(sent.wamid, "delivered")
+    receipts = wait_for(lambda: state.genesys.receipts_for(delivery.message_id))
+    assert [r["status"] for r in receipts] == ["Delivered"]
+
+
 def test_a_bsuid_only_user_keeps_one_participant(world: World) -> None:
     tenant = world.add_tenant("acme")
     state = world.state
