@@ -372,6 +372,7 @@ def test_the_sender_paces_at_the_tenants_messages_per_second_after_a_reload(
     services: Services, tree: Any
 ) -> None:
     from interlink.actors.tenant import SENDER
+    from interlink.providers.pacing import META_PACED_SHARE
 
     make_tenant(services, "acme")
     services.tenants.update("acme", {"settings": {"messagesPerSecond": 5}})
@@ -382,10 +383,10 @@ def test_the_sender_paces_at_the_tenants_messages_per_second_after_a_reload(
         sender = tenant.proxy().workers.get(timeout=5).ref(SENDER)
         return float(sender.proxy().number_pacer.get(timeout=5).rate)
 
-    assert sender_rate() == 5
+    assert sender_rate() == 5 * META_PACED_SHARE  # inbound messages share the budget
     services.tenants.update("acme", {"settings": {"messagesPerSecond": 40}})
     tenant.ask(Control("reload"), timeout=5)
-    wait_for(lambda: sender_rate() == 40)
+    wait_for(lambda: sender_rate() == 40 * META_PACED_SHARE)
 
 
 def test_actors_after_deletion_forgets_the_tenant(

@@ -256,24 +256,24 @@ class Conversation(Actor):
         genesys_id, participant = notification.message_id, notification.user_id
         assert genesys_id is not None and participant is not None
         last_inbound, phone = store.state(participant)
-        window_open = within_service_window(last_inbound, time.time())
-        template = context.config.settings.get("fallbackTemplate")
-        if not window_open and not (
-            isinstance(template, dict) and notification.text and not notification.attachments
-        ):
-            return self._failed(
-                context, store, genesys_id, participant, "MessageExpired",
-                "More than 24 hours have passed since the customer last wrote: WhatsApp only accepts templates now.",
-            )  # fmt: skip
+        template: dict[str, Any] | None = None  # set when only a template may reach the user
+        if not within_service_window(last_inbound, time.time()):
+            configured = context.config.settings.get("fallbackTemplate")
+            if isinstance(configured, dict) and notification.text and not notification.attachments:
+                template = configured
+            else:
+                return self._failed(
+                    context, store, genesys_id, participant, "MessageExpired",
+                    "More than 24 hours have passed since the customer last wrote: WhatsApp only accepts templates now.",
+                )  # fmt: skip
         try:
             recipient = identity.whatsapp_recipient(participant, phone)
-            if window_open:
+            if template is None:
                 sends = to_meta_sends(notification, recipient=recipient, callback_data=genesys_id)
-            else:  # the tenant's approved template carries the text (checked just above)
-                assert isinstance(template, dict) and notification.text
+            else:
                 sends = [
                     template_send(
-                        notification.text,
+                        str(notification.text),
                         name=str(template["name"]),
                         language=str(template["language"]),
                         recipient=recipient,

@@ -24,6 +24,8 @@ from interlink.providers.errors import MetaError, PermanentError
 from interlink.providers.meta import GraphClient, send_with_retry
 from interlink.providers.pacing import (
     DEFAULT_META_MESSAGES_PER_SECOND,
+    META_MESSAGES_PER_SECOND,
+    META_PACED_SHARE,
     meta_number_pacer,
     pair_pacer,
 )
@@ -139,6 +141,9 @@ class WhatsAppSender(Actor):
 
 
 def _rate(config: TenantConfig) -> float:
-    """The tenant's ``messagesPerSecond`` setting: Meta's throughput for its business number."""
-    rate = config.settings.get("messagesPerSecond", DEFAULT_META_MESSAGES_PER_SECOND)
-    return float(rate) if isinstance(rate, int | float) else DEFAULT_META_MESSAGES_PER_SECOND
+    """Sends per second: a share of the number's throughput (the ``messagesPerSecond`` setting),
+    as the default pace is of Meta's default throughput."""
+    throughput = config.settings.get("messagesPerSecond", META_MESSAGES_PER_SECOND)
+    if not isinstance(throughput, int | float):
+        return DEFAULT_META_MESSAGES_PER_SECOND
+    return float(throughput) * META_PACED_SHARE

@@ -81,9 +81,9 @@ def read_fields(
         if k in body and not isinstance(body[k], dict if k in OBJECT_FIELDS else str)
     ]
     if wrong:
+        expected = (f"{k} an object" if k in OBJECT_FIELDS else f"{k} a string" for k in wrong)
         raise falcon.HTTPBadRequest(
-            title="Wrong type",
-            description=f"Must be strings (settings: an object): {', '.join(wrong)}.",
+            title="Wrong type", description=f"Must be: {', '.join(expected)}."
         )
     missing = [k for k in required if k not in body]
     if missing:

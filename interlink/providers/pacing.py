@@ -29,8 +29,10 @@ DEFAULT_GENESYS_REQUESTS_PER_MINUTE = 270
 DEFAULT_GENESYS_BURST = 10
 
 META_MESSAGES_PER_SECOND = 80
-DEFAULT_META_MESSAGES_PER_SECOND = 72.0
-"""90% of Meta's per-number throughput: inbound messages count against the same budget."""
+"""Meta's default throughput per business number (a tenant's ``messagesPerSecond`` setting)."""
+META_PACED_SHARE = 0.9
+"""Sends use 90% of a number's throughput: inbound messages count against the same budget."""
+DEFAULT_META_MESSAGES_PER_SECOND = META_MESSAGES_PER_SECOND * META_PACED_SHARE
 DEFAULT_META_BURST = 8
 
 DEFAULT_PAIR_INTERVAL = 6.0

@@ -75,9 +75,8 @@ class FastScript:
     def __init__(self, client: redis.Redis, source: str) -> None:
         self.client = client
         self.source = source
-        self.sha = hashlib.sha1(
-            source.encode(), usedforsecurity=False
-        ).hexdigest()  # Redis names scripts so
+        # Redis names a script by the SHA-1 of its source.
+        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
 
     def __call__(self, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
         command = _packed("EVALSHA", self.sha, len(keys), *keys, *args)

@@ -104,17 +104,12 @@ class ConversationStore:
         return bool(result)
 
     # -- idempotence of provider calls -----------------------------------------------------------
-    def done(self, step: str) -> bool:
-        """Whether ``step`` already succeeded. Steps marked through this object are known here
-        even when Redis was down at the time, so a retry of the same message never repeats a
-        provider call that succeeded; their markers are written as soon as Redis answers."""
-        if step in self._done:
-            self._flush()
-            return True
-        return bool(self.redis.exists(keys.dedupe(self.tenant_id, "done", step)))
-
     def start(self, step: str) -> bool:
         """Before a provider call: False when ``step`` already succeeded (skip it), else True.
+
+        Steps marked done through this object are known here even when Redis was down at the
+        time, so a retry of the same message never repeats a call that succeeded; their markers
+        are written as soon as Redis answers.
 
         Also records that the call is being made. Finding that record from an earlier process
         means a crash came between a call and its "done" marker: the call may have succeeded, and
@@ -164,11 +159,6 @@ class ConversationStore:
             )
         pipe.execute()
         self._unsaved.clear()
-
-    def done_value(self, step: str) -> str | None:
-        if step in self._done:
-            return self._done[step]
-        return _text(self.redis.get(keys.dedupe(self.tenant_id, "done", step)))
 
     # -- dead letters ---------------------------------------------------------------------------
     def dead_letter(

@@ -166,26 +166,20 @@ class Inbox:
                 self._commit_group(batches)
                 batches = []
         except BaseException:
-            stopped = InboxUnavailable("the inbox is stopping")
             while not self._queue.empty():
                 batches.append(self._queue.get_nowait())
-            for batch in batches:
-                if not batch.done.ready():
-                    batch.done.set_exception(stopped)
+            _fail(batches, InboxUnavailable("the inbox is stopping"))
             raise
 
     def _commit_group(self, batches: list[_Batch]) -> None:
         try:
             with gevent.Timeout(self.timeout, InboxUnavailable("the store did not answer in time")):
                 results = self._commit([item for b in batches for item in b.items])
-        except (redis.RedisError, InboxUnavailable) as exc:
-            error = (
-                exc
-                if isinstance(exc, InboxUnavailable)
-                else InboxUnavailable(f"store error: {type(exc).__name__}")
-            )
-            for batch in batches:
-                batch.done.set_exception(error)
+        except InboxUnavailable as exc:  # the timeout
+            _fail(batches, exc)
+            return
+        except redis.RedisError as exc:
+            _fail(batches, InboxUnavailable(f"store error: {type(exc).__name__}"))
             return
         except Exception:
             # An item that cannot even be encoded: commit each request alone, so that only
@@ -202,7 +196,7 @@ class Inbox:
         try:
             batch.done.set(self._commit(list(batch.items)))
         except redis.RedisError as exc:
-            batch.done.set_exception(InboxUnavailable(f"store error: {type(exc).__name__}"))
+            _fail([batch], InboxUnavailable(f"store error: {type(exc).__name__}"))
         except Exception as exc:
             log.error("inbox item could not be stored", extra={"error": type(exc).__name__})
             batch.done.set_exception(exc)
@@ -225,8 +219,14 @@ class Inbox:
                 item.conversation or "",
                 item.payload_bytes(),
             )
-        reply = self._accept(script_keys, args)
-        return [_RESULTS[r] for r in (reply.encode() if isinstance(reply, str) else reply)]
+        return [_RESULTS[r] for r in self._accept(script_keys, args)]
+
+
+def _fail(batches: Sequence[_Batch], error: InboxUnavailable) -> None:
+    """Answer every batch not answered yet with ``error`` (the provider retries)."""
+    for batch in batches:
+        if not batch.done.ready():
+            batch.done.set_exception(error)
 
 
 def decode_entry(entry_id: str, fields: dict[bytes, bytes]) -> Work:

@@ -33,6 +33,7 @@ from typing import Any
 import redis
 
 from interlink.model import GenesysCredentials, TenantConfig, WhatsAppConfig, mask
+from interlink.providers.pacing import META_MESSAGES_PER_SECOND
 from interlink.regions import UnknownRegion, normalize_region
 from interlink.store import keys
 from interlink.store.secrets import SecretBox, sha256_hex
@@ -55,7 +56,7 @@ MAX_PAGE = 200
 PLAIN_FIELDS = ("name", "genesysOrgId", "genesysOrgName", "genesysRegion")
 # Per-tenant behaviour, with its default: the whole object is replaced by a PATCH of "settings".
 SETTINGS: dict[str, object] = {
-    "messagesPerSecond": 80,  # Meta's default throughput per business number (whatsapp.md §5)
+    "messagesPerSecond": META_MESSAGES_PER_SECOND,  # the business number's throughput
     "reactionsAsText": True,  # a user's reaction reaches the agent as a short text, else nothing
     # {"name", "language"} of an approved template with one body parameter: an agent's text
     # outside the 24-hour window goes out in it, instead of failing with MessageExpired.
