@@ -12,6 +12,7 @@ from interlink.mapping import (
     MappingError,
     parse_genesys_notification,
     phone_number_ids,
+    read_meta_webhook,
     split_meta_webhook,
 )
 
@@ -141,6 +142,29 @@ def test_messages_not_a_list_raises() -> None:
     body["entry"][0]["changes"][0]["value"]["messages"] = {"id": "x"}
     with pytest.raises(MappingError):
         split_meta_webhook(body)
+
+
+def test_numbers_are_read_even_when_the_rest_is_malformed() -> None:
+    # The webhook resolves the tenant and checks the signature before it says what else is
+    # wrong: a malformed list is raised by updates(), a malformed number at once.
+    body = load("meta_text.json")
+    body["entry"][0]["changes"][0]["value"]["messages"] = {"id": "x"}
+    webhook = read_meta_webhook(body)
+    assert webhook.phone_number_ids == {"106540352242922"}
+    with pytest.raises(MappingError, match=r"entry\[0\]\.changes\[0\]\.value\.messages"):
+        webhook.updates()
+    body["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = 7
+    with pytest.raises(MappingError, match="phone_number_id must be a string"):
+        read_meta_webhook(body)
+
+
+def test_a_later_change_still_names_its_number_after_an_earlier_problem() -> None:
+    body = load("meta_batch.json")
+    body["entry"][0]["changes"][0]["field"] = 5
+    webhook = read_meta_webhook(body)
+    assert webhook.phone_number_ids == {"106540352242922", "106540352242923"}
+    with pytest.raises(MappingError, match="field must be a string"):
+        webhook.updates()
 
 
 def test_split_does_not_mutate_the_body() -> None:

@@ -34,6 +34,16 @@ def test_known_vector() -> None:
     )
 
 
+@pytest.mark.parametrize("length", [0, 1, 32, 63, 64, 65, 200])
+def test_every_secret_length_matches_hmac(length: int) -> None:
+    # Secrets longer than SHA-256's 64-byte block are hashed first (RFC 2104); the key pads are
+    # cached per secret, so a second body under the same secret must not reuse the first's state.
+    secret = ("s3cr\u00e9t-" * 30)[:length] or "x"
+    for body in (b"", BODY, BODY * 100):
+        assert meta_signature(secret, body) == "sha256=" + independent_hex(secret, body)
+        assert verify_meta(secret, body, meta_signature(secret, body))
+
+
 def test_verify_meta_accepts_its_own_format_with_tolerances() -> None:
     hexdigest = independent_hex(SECRET, BODY)
     assert verify_meta(SECRET, BODY, "sha256=" + hexdigest)

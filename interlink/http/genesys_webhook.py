@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
 
 import falcon
 
@@ -26,6 +25,7 @@ from interlink.http.webhooks import (
     accept_items,
     directory,
     refuse_unknown,
+    storable_item,
     unavailable_when_store_down,
     valid_tenant_id,
 )
@@ -35,7 +35,6 @@ from interlink.model import TenantConfig
 from interlink.services import Services
 from interlink.signatures import verify_genesys
 from interlink.store import keys
-from interlink.store.inbox import Item
 from interlink.store.tenants import is_provider_id
 
 log = logging.getLogger(__name__)
@@ -71,7 +70,7 @@ class GenesysWebhook:
             if owner is None:
                 refuse_unknown("No tenant owns this conversation or integration.")
             config = self._verified(owner, raw, signature)
-        resp.media = self._accept(config, notification)
+        self._accept(config, notification, resp)
 
     def _owner(self, notification: GenesysNotification) -> str | None:
         # Conversation ids are UUIDs: anything else (a lone surrogate Redis cannot encode, 500 kB
@@ -107,7 +106,9 @@ class GenesysWebhook:
             )
         return config
 
-    def _accept(self, config: TenantConfig, notification: GenesysNotification) -> dict[str, Any]:
+    def _accept(
+        self, config: TenantConfig, notification: GenesysNotification, resp: falcon.Response
+    ) -> None:
         if not notification.is_agent_message:
             # Receipts and events about our own messages, or types nobody has seen yet: noted.
             kind = _shown(notification.type)
@@ -119,16 +120,17 @@ class GenesysWebhook:
                     "direction": _shown(notification.direction),
                 },
             )
-            return {"accepted": 0, "duplicates": 0, "ignored": kind}
+            resp.media = {"accepted": 0, "duplicates": 0, "ignored": kind}
+            return
         assert notification.message_id is not None and notification.user_id is not None
-        item = Item(
+        item = storable_item(
             config.tenant_id,
             "gc.message",
             dict(notification.raw),
             conversation=notification.user_id,
             dedupe=f"genesys:{notification.message_id}",
         )
-        return accept_items(self.services, [item])
+        accept_items(self.services, [item] if item is not None else []).reply(resp)
 
 
 def _shown(value: str | None, limit: int = 64) -> str | None:

@@ -6,7 +6,7 @@ import functools
 import logging
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn, TypeVar, cast
+from typing import Any, NamedTuple, NoReturn, TypeVar, cast
 
 import falcon
 import msgpack
@@ -81,12 +81,24 @@ def refuse_unknown(description: str) -> NoReturn:
     raise falcon.HTTPNotFound(title="Unknown tenant", description=description)
 
 
-def accept_items(services: Services, items: Sequence[Item]) -> dict[str, Any]:
-    """Store every item durably, or answer so that the provider retries the whole request:
-    429 when a tenant has too much unfinished work, 503 when Redis does not answer."""
-    storable = [found for item in items if (found := _storable(item)) is not None]
+class Accepted(NamedTuple):
+    """What a webhook answers once its items are stored: how many were new, how many seen."""
+
+    accepted: int
+    duplicates: int
+
+    def reply(self, resp: falcon.Response) -> None:
+        # Formatted, not serialised through Falcon's media handlers: this is every webhook's
+        # answer, and two counts need no JSON encoder.
+        resp.data = b'{"accepted": %d, "duplicates": %d}' % self
+
+
+def accept_items(services: Services, items: Sequence[Item]) -> Accepted:
+    """Store every item (made by :func:`storable_item`) durably, or answer so that the provider
+    retries the whole request: 429 when a tenant has too much unfinished work, 503 when Redis does
+    not answer."""
     try:
-        results = services.inbox.accept(storable)
+        results = services.inbox.accept(items)
     except InboxUnavailable:
         services.metrics.counter(
             "interlink_webhook_unavailable_total", "Webhooks refused: store down."
@@ -100,45 +112,51 @@ def accept_items(services: Services, items: Sequence[Item]) -> dict[str, Any]:
         )
     duplicates = results.count(DUPLICATE)
     accepted = len(results) - duplicates
-    counter = services.metrics.counter(
-        "interlink_items_accepted_total", "Webhook items stored durably."
+    services.metrics.counter("interlink_items_accepted_total", "Webhook items stored durably.").inc(
+        accepted
     )
-    counter.inc(accepted)
     services.metrics.counter(
         "interlink_items_duplicate_total", "Webhook items recognised as redeliveries."
     ).inc(duplicates)
-    return {"accepted": accepted, "duplicates": duplicates}
+    return Accepted(accepted, duplicates)
 
 
-def _storable(item: Item) -> Item | None:
-    """``item`` as the inbox can encode it. Valid JSON may hold what msgpack and Redis cannot:
-    integers beyond 64 bits, lone surrogates in strings. Such values are rewritten (the integer
-    as its decimal text, the surrogate as U+FFFD) — the same way every time, so a redelivery is
-    still recognised — rather than letting one signed body stall the shared inbox commit."""
+def storable_item(
+    tenant_id: str, kind: str, payload: dict[str, Any], *, conversation: str | None, dedupe: str
+) -> Item | None:
+    """An inbox item with its payload packed once. Valid JSON may hold what msgpack and Redis
+    cannot: integers beyond 64 bits, lone surrogates in strings. Such values are rewritten (the
+    integer as its decimal text, the surrogate as U+FFFD) — the same way every time, so a
+    redelivery is still recognised — rather than letting one signed body stall the shared inbox
+    commit. None (logged) when even that fails."""
     try:
-        packed = msgpack.packb(item.payload, use_bin_type=True)
-        for text in (item.tenant_id, item.kind, item.conversation or "", item.dedupe or ""):
-            text.encode("utf-8")
-        return Item(  # packed once, stored as is
-            item.tenant_id, item.kind, item.payload, item.conversation, item.dedupe, packed
+        # ``tenant_id`` and ``kind`` are ours; the other texts come from the provider.
+        (conversation or "").encode()
+        dedupe.encode()
+        return Item(
+            tenant_id,
+            kind,
+            payload,
+            conversation,
+            dedupe,
+            msgpack.packb(payload, use_bin_type=True),
         )
     except (ValueError, OverflowError, TypeError):  # UnicodeEncodeError is a ValueError
         pass
     try:
-        payload = _clean(item.payload)
+        payload = _clean(payload)
     except RecursionError:
         log.warning(
-            "webhook item cannot be stored; dropped",
-            extra={"tenant": item.tenant_id, "kind": item.kind},
+            "webhook item cannot be stored; dropped", extra={"tenant": tenant_id, "kind": kind}
         )
         return None
-    log.info("webhook item made storable", extra={"tenant": item.tenant_id, "kind": item.kind})
+    log.info("webhook item made storable", extra={"tenant": tenant_id, "kind": kind})
     return Item(
-        item.tenant_id,
-        item.kind,
+        tenant_id,
+        kind,
         payload,
-        conversation=None if item.conversation is None else _clean(item.conversation),
-        dedupe=None if item.dedupe is None else _clean(item.dedupe),
+        conversation=None if conversation is None else _clean(conversation),
+        dedupe=_clean(dedupe),
     )
 
 

@@ -21,14 +21,16 @@ import falcon
 
 from interlink.http.common import META_BODY_LIMIT, read_body
 from interlink.http.webhooks import (
+    Accepted,
     accept_items,
     directory,
     refuse_unknown,
+    storable_item,
     unavailable_when_store_down,
     valid_tenant_id,
 )
 from interlink.mapping._wire import MappingError
-from interlink.mapping.webhooks import MetaItem, phone_number_ids, split_meta_webhook
+from interlink.mapping.webhooks import MetaItem, MetaWebhook, read_meta_webhook
 from interlink.model import TenantConfig
 from interlink.services import Services
 from interlink.signatures import verify_meta
@@ -75,33 +77,33 @@ class WhatsAppWebhook:
         if tenant_id is not None:
             valid_tenant_id(tenant_id)
             config = self._verified(tenants.config(tenant_id), raw, signature)
-            body = _parse(raw)
-            numbers = _numbers(body)
+            webhook = _read(raw)
         else:
-            body = _parse(raw)
-            numbers = _numbers(body)
-            if not numbers:
-                resp.media = _unroutable(body)
+            webhook = _read(raw)
+            if not webhook.phone_number_ids:
+                _unroutable(webhook).reply(resp)
                 return
-            owner = _owner(tenants, numbers)
+            owner = _owner(tenants, webhook.phone_number_ids)
             config = self._verified(tenants.config(owner), raw, signature)
         assert config.whatsapp is not None
         # Every number in the batch must be the signer's: a valid signature of tenant A never
         # carries messages for tenant B's number.
         own = config.whatsapp.phone_number_id
-        if any(n != own and tenants.by_phone(n) != config.tenant_id for n in numbers):
+        if any(
+            n != own and tenants.by_phone(n) != config.tenant_id for n in webhook.phone_number_ids
+        ):
             raise falcon.HTTPForbidden(
                 title="Phone number of another tenant",
                 description="The batch names a phone number id that is not this tenant's.",
             )
         try:
-            updates = split_meta_webhook(body)
+            updates = webhook.updates()
         except MappingError as exc:
             raise falcon.HTTPBadRequest(
                 title="Invalid notification", description=str(exc)
             ) from None
         items = [item for update in updates if (item := _to_item(config, update)) is not None]
-        resp.media = accept_items(self.services, items)
+        accept_items(self.services, items).reply(resp)
 
     def _verified(
         self, config: TenantConfig | None, raw: bytes, signature: str | None
@@ -121,7 +123,7 @@ class WhatsAppWebhook:
         return config
 
 
-def _owner(tenants: TenantDirectory, numbers: set[str]) -> str:
+def _owner(tenants: TenantDirectory, numbers: frozenset[str]) -> str:
     """The one tenant owning every number: 404 at the first unknown one (one lookup is all an
     unsigned body of made-up numbers costs), 403 when they belong to several tenants."""
     owners: set[str] = set()
@@ -138,11 +140,11 @@ def _owner(tenants: TenantDirectory, numbers: set[str]) -> str:
     return owners.pop()
 
 
-def _unroutable(body: Any) -> dict[str, Any]:
+def _unroutable(webhook: MetaWebhook) -> Accepted:
     """A body naming no phone number id: only changes of fields we do not process (a
     ``messages`` change without its number is malformed: 400). Nothing is stored."""
     try:
-        updates = split_meta_webhook(body)
+        updates = webhook.updates()
     except MappingError as exc:
         raise falcon.HTTPBadRequest(title="Invalid notification", description=str(exc)) from None
     if any(update.kind != "ignored" for update in updates):  # not reachable: belt and braces
@@ -151,30 +153,28 @@ def _unroutable(body: Any) -> dict[str, Any]:
         "meta webhook naming no phone number id ignored",
         extra={"fields": sorted({update.field[:64] for update in updates})[:10]},
     )
-    return {"accepted": 0, "duplicates": 0}
+    return Accepted(0, 0)
 
 
-def _parse(raw: bytes) -> Any:
+def _read(raw: bytes) -> MetaWebhook:
+    """The body parsed, and walked once for its numbers and updates (400 when unreadable)."""
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise falcon.HTTPBadRequest(
             title="Malformed JSON", description="The body is not valid JSON."
         ) from None
-
-
-def _numbers(body: Any) -> set[str]:
     try:
-        return phone_number_ids(body)
+        return read_meta_webhook(body)
     except MappingError as exc:
         raise falcon.HTTPBadRequest(title="Invalid notification", description=str(exc)) from None
 
 
 def _to_item(config: TenantConfig, update: MetaItem) -> Item | None:
     """Messages and statuses go to the durable inbox; the rest is logged, with tenant context."""
-    if update.kind in ("message", "status") and update.dedupe_key is not None:
+    if update.dedupe_key is not None:  # a message or a status
         kind = "wa.message" if update.kind == "message" else "wa.status"
-        return Item(
+        return storable_item(
             config.tenant_id,
             kind,
             update.as_payload(),

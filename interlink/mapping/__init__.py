@@ -46,8 +46,10 @@ from interlink.mapping.webhooks import (
     GenesysAttachment,
     GenesysNotification,
     MetaItem,
+    MetaWebhook,
     parse_genesys_notification,
     phone_number_ids,
+    read_meta_webhook,
     split_meta_webhook,
 )
 
@@ -61,6 +63,7 @@ __all__ = [
     "MediaRejected",
     "MetaErrorClass",
     "MetaItem",
+    "MetaWebhook",
     "UserIdentifiers",
     "alias_keys",
     "aliases_to_record",
@@ -76,6 +79,7 @@ __all__ = [
     "parse_genesys_notification",
     "participant_id",
     "phone_number_ids",
+    "read_meta_webhook",
     "receipt_body",
     "receipt_for_status",
     "recipient_fields",

@@ -94,11 +94,107 @@ class MetaItem:
             "field": self.field,
             "phone_number_id": self.phone_number_id,
             "display_phone_number": self.display_phone_number,
-            "element": dict(self.element),
-            "contact": dict(self.contact) if self.contact is not None else None,
+            "element": _plain(self.element),
+            "contact": None if self.contact is None else _plain(self.contact),
             "dedupe_key": self.dedupe_key,
             "problem": self.problem,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class MetaWebhook:
+    """A Meta webhook body read in one walk (:func:`read_meta_webhook`)."""
+
+    phone_number_ids: frozenset[str]
+    _updates: list[MetaItem]
+    _problem: str | None
+
+    def updates(self) -> list[MetaItem]:
+        """Every update, in payload order; MappingError when a part of the body is malformed."""
+        if self._problem is not None:
+            raise MappingError(self._problem)
+        return self._updates
+
+
+def read_meta_webhook(body: object) -> MetaWebhook:
+    """The business numbers a parsed Meta webhook body names, and every update in it, in one walk.
+
+    Raises MappingError at once when the numbers cannot be read (the envelope, an entry, a change,
+    its ``value`` or ``metadata`` malformed): without them neither the tenant nor the secret that
+    signed the body is known. Whatever else is malformed is raised by :meth:`MetaWebhook.updates`,
+    which the webhook calls after checking the signature, so an unsigned body learns nothing more.
+
+    Per change the updates are ``messages[]``, then ``statuses[]``, then ``errors[]``. An empty
+    ``phone_number_ids`` means no change names a number (e.g. only account-level fields).
+    """
+    numbers: set[str] = set()
+    updates: list[MetaItem] = []
+    problem: str | None = None
+    # Field paths for error messages are built only on error: this walk runs for every webhook.
+    for e, entry in enumerate(_envelope_entries(body)):
+        if type(entry) is not dict:
+            entry = as_mapping(entry, f"entry[{e}]")
+        waba_id = entry.get("id")
+        if not isinstance(waba_id, str):
+            if waba_id is not None:
+                problem = problem or f"entry[{e}].id must be a string"
+            waba_id = ""
+        elif not waba_id.strip():
+            waba_id = ""
+        changes = entry.get("changes")
+        if changes is None:
+            continue
+        if not isinstance(changes, list):
+            raise MappingError(f"entry[{e}].changes must be an array")
+        for c, change in enumerate(changes):
+            if type(change) is not dict:
+                change = as_mapping(change, _change_path(e, c))
+            value = change.get("value")
+            if value is not None and type(value) is not dict:
+                value = as_mapping(value, f"{_change_path(e, c)}.value")
+            if value:
+                number = _phone_number_id(value, e, c)
+                if number:
+                    numbers.add(number)
+            if problem is not None:
+                continue  # keep reading numbers: a malformed one is the earlier error
+            field_name = change.get("field")
+            if not isinstance(field_name, str):
+                if field_name is not None:
+                    problem = f"{_change_path(e, c)}.field must be a string"
+                    continue
+                field_name = ""
+            elif not field_name.strip():
+                field_name = ""
+            if field_name != MESSAGES_FIELD:
+                updates.append(_ignored(waba_id, field_name, value or {}))
+                continue
+            try:
+                _split_messages_change(updates, waba_id, value or {}, e, c)
+            except MappingError as exc:
+                problem = str(exc)
+    return MetaWebhook(frozenset(numbers), updates, problem)
+
+
+def phone_number_ids(body: object) -> frozenset[str]:
+    """Every ``metadata.phone_number_id`` in the body (tenant resolution, before the signature).
+
+    MappingError when they cannot be read. An empty set means no change names a number.
+    """
+    return read_meta_webhook(body).phone_number_ids
+
+
+def split_meta_webhook(body: object) -> list[MetaItem]:
+    """Every update of a parsed Meta webhook body, in payload order.
+
+    Raises MappingError when the envelope is malformed (see module docstring); a malformed element
+    is an ``invalid`` item.
+    """
+    return read_meta_webhook(body).updates()
+
+
+def _plain(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    return mapping if type(mapping) is dict else dict(mapping)
 
 
 def _envelope_entries(body: object) -> list[Any]:
@@ -108,129 +204,118 @@ def _envelope_entries(body: object) -> list[Any]:
     return as_list(envelope.get("entry"), "webhook body.entry")
 
 
-def phone_number_ids(body: object) -> set[str]:
-    """Every ``metadata.phone_number_id`` in the body (tenant resolution, before the signature).
-
-    MappingError when the envelope is malformed. An empty set means no change names a number
-    (e.g. only account-level fields).
-    """
-    found: set[str] = set()
-    for e_index, entry in enumerate(_envelope_entries(body)):
-        entry_map = as_mapping(entry, f"entry[{e_index}]")
-        for c_index, change in enumerate(optional_list(entry_map, "changes", f"entry[{e_index}]")):
-            where = f"entry[{e_index}].changes[{c_index}]"
-            value = optional_object(as_mapping(change, where), "value", where)
-            metadata = optional_object(value, "metadata", f"{where}.value") if value else None
-            if metadata is not None:
-                number = optional_str(metadata, "phone_number_id", f"{where}.value.metadata")
-                if number is not None:
-                    found.add(number.strip())
-    return found
+def _change_path(e: int, c: int) -> str:
+    return f"entry[{e}].changes[{c}]"
 
 
-def split_meta_webhook(body: object) -> list[MetaItem]:
-    """Every update of a parsed Meta webhook body, in payload order.
-
-    Per change: ``messages[]``, then ``statuses[]``, then ``errors[]``. Raises MappingError when the
-    envelope is malformed (see module docstring); a malformed element is an ``invalid`` item.
-    """
-    items: list[MetaItem] = []
-    for e_index, entry in enumerate(_envelope_entries(body)):
-        where_entry = f"entry[{e_index}]"
-        entry_map = as_mapping(entry, where_entry)
-        waba_id = optional_str(entry_map, "id", where_entry) or ""
-        for c_index, change in enumerate(optional_list(entry_map, "changes", where_entry)):
-            where = f"{where_entry}.changes[{c_index}]"
-            change_map = as_mapping(change, where)
-            field_name = optional_str(change_map, "field", where) or ""
-            value = optional_object(change_map, "value", where) or {}
-            if field_name != MESSAGES_FIELD:
-                items.append(_ignored(waba_id, field_name, value, where))
-                continue
-            items.extend(_split_messages_change(waba_id, value, f"{where}.value"))
-    return items
+def _phone_number_id(value: Mapping[str, Any], e: int, c: int) -> str:
+    """``value.metadata.phone_number_id``, stripped; "" when absent or blank."""
+    metadata = value.get("metadata")
+    if metadata is None:
+        return ""
+    if type(metadata) is not dict:
+        metadata = as_mapping(metadata, f"{_change_path(e, c)}.value.metadata")
+    number = metadata.get("phone_number_id")
+    if number is None:
+        return ""
+    if not isinstance(number, str):
+        raise MappingError(f"{_change_path(e, c)}.value.metadata.phone_number_id must be a string")
+    return number.strip()
 
 
-def _ignored(waba_id: str, field_name: str, value: Mapping[str, Any], where: str) -> MetaItem:
+def _ignored(waba_id: str, field_name: str, value: Mapping[str, Any]) -> MetaItem:
     metadata = value.get("metadata")
     number = display = ""
     if isinstance(metadata, Mapping):
         number = _string_or_empty(metadata.get("phone_number_id"))
         display = _string_or_empty(metadata.get("display_phone_number"))
-    return MetaItem(
-        kind="ignored",
-        waba_id=waba_id,
-        field=field_name,
-        phone_number_id=number,
-        display_phone_number=display,
-        element=value,
-    )
+    return MetaItem("ignored", waba_id, field_name, number, display, value)
 
 
 def _string_or_empty(value: object) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def _split_messages_change(waba_id: str, value: Mapping[str, Any], where: str) -> list[MetaItem]:
-    metadata = as_mapping(value.get("metadata"), f"{where}.metadata")
-    number = required_str(metadata, "phone_number_id", f"{where}.metadata").strip()
-    display = optional_str(metadata, "display_phone_number", f"{where}.metadata") or ""
-    contacts = [c for c in optional_list(value, "contacts", where) if isinstance(c, Mapping)]
-
-    def item(kind: MetaItemKind, element: Mapping[str, Any], **extra: Any) -> MetaItem:
-        return MetaItem(
-            kind=kind,
-            waba_id=waba_id,
-            field=MESSAGES_FIELD,
-            phone_number_id=number,
-            display_phone_number=display,
-            element=element,
-            **extra,
+def _split_messages_change(
+    updates: list[MetaItem], waba_id: str, value: Mapping[str, Any], e: int, c: int
+) -> None:
+    """Append the updates of one ``messages`` change to ``updates``."""
+    metadata = value.get("metadata")
+    if type(metadata) is not dict:
+        metadata = as_mapping(metadata, f"{_change_path(e, c)}.value.metadata")
+    number = metadata.get("phone_number_id")
+    if not isinstance(number, str) or not number.strip():
+        raise MappingError(
+            f"{_change_path(e, c)}.value.metadata.phone_number_id must be a non-empty string"
         )
+    number = number.strip()
+    display = metadata.get("display_phone_number")
+    if not isinstance(display, str):
+        if display is not None:
+            raise MappingError(
+                f"{_change_path(e, c)}.value.metadata.display_phone_number must be a string"
+            )
+        display = ""
+    elif not display.strip():
+        display = ""
+    contacts = [one for one in _list(value, "contacts", e, c) if isinstance(one, Mapping)]
+    messages, statuses = _list(value, "messages", e, c), _list(value, "statuses", e, c)
+    errors = _list(value, "errors", e, c)
 
-    items: list[MetaItem] = []
-    for index, element in enumerate(optional_list(value, "messages", where)):
+    for index, element in enumerate(messages):
         problem = _message_problem(element)
         if problem:
-            items.append(
-                item("invalid", _as_element(element), problem=f"messages[{index}]: {problem}")
-            )
+            updates.append(
+                MetaItem(
+                    "invalid", waba_id, MESSAGES_FIELD, number, display, _as_element(element),
+                    problem=f"messages[{index}]: {problem}",
+                )
+            )  # fmt: skip
             continue
-        items.append(
-            item(
-                "message",
-                element,
-                dedupe_key=element["id"],
-                contact=_matching_contact(
-                    contacts, element.get("from"), element.get("from_user_id")
-                ),
+        contact = _matching_contact(contacts, element.get("from"), element.get("from_user_id"))
+        updates.append(
+            MetaItem(
+                "message", waba_id, MESSAGES_FIELD, number, display, element, contact, element["id"]
             )
         )
-    for index, element in enumerate(optional_list(value, "statuses", where)):
+    for index, element in enumerate(statuses):
         problem = _status_problem(element)
         if problem:
-            items.append(
-                item("invalid", _as_element(element), problem=f"statuses[{index}]: {problem}")
-            )
+            updates.append(
+                MetaItem(
+                    "invalid", waba_id, MESSAGES_FIELD, number, display, _as_element(element),
+                    problem=f"statuses[{index}]: {problem}",
+                )
+            )  # fmt: skip
             continue
-        items.append(
-            item(
-                "status",
-                element,
-                dedupe_key=f"{element['id']}:{element['status']}",
-                contact=_matching_contact(
-                    contacts,
-                    element.get("recipient_id"),
-                    element.get("recipient_user_id"),
-                ),
+        contact = _matching_contact(
+            contacts, element.get("recipient_id"), element.get("recipient_user_id")
+        )
+        dedupe_key = f"{element['id']}:{element['status']}"
+        updates.append(
+            MetaItem(
+                "status", waba_id, MESSAGES_FIELD, number, display, element, contact, dedupe_key
             )
         )
-    for index, element in enumerate(optional_list(value, "errors", where)):
+    for index, element in enumerate(errors):
         if not isinstance(element, Mapping):
-            items.append(item("invalid", {}, problem=f"errors[{index}]: not an object"))
+            updates.append(
+                MetaItem(
+                    "invalid", waba_id, MESSAGES_FIELD, number, display, {},
+                    problem=f"errors[{index}]: not an object",
+                )
+            )  # fmt: skip
             continue
-        items.append(item("error", element))
-    return items
+        updates.append(MetaItem("error", waba_id, MESSAGES_FIELD, number, display, element))
+
+
+def _list(value: Mapping[str, Any], key: str, e: int, c: int) -> list[Any]:
+    found = value.get(key)
+    if found is None:
+        return []
+    if not isinstance(found, list):
+        raise MappingError(f"{_change_path(e, c)}.value.{key} must be an array")
+    return found
 
 
 def _as_element(element: object) -> Mapping[str, Any]:
