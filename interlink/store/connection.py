@@ -67,16 +67,22 @@ def _packed(*parts: Arg) -> bytes:
 
 
 class FastScript:
-    """A Lua script called with many arguments: ``EVALSHA`` packed in one pass and sent on a
-    pooled connection, loaded again when the server has lost it (a restart, ``SCRIPT FLUSH``).
-    Errors are redis-py's own: ``ConnectionError``/``TimeoutError`` with the connection dropped,
-    ``ResponseError`` for what the script raised."""
+    """A Lua script called with many arguments: ``EVALSHA`` packed in one pass, loaded again when
+    the server has lost it (a restart, ``SCRIPT FLUSH``). Errors are redis-py's own:
+    ``ConnectionError``/``TimeoutError`` with the connection dropped, ``ResponseError`` for what
+    the script raised.
+
+    One caller at a time (a commit loop): the script keeps a connection of its own, because
+    borrowing one from the pool costs more than a small script — the pool peeks at the socket for
+    unread bytes and records connection metrics on every borrow."""
 
     def __init__(self, client: redis.Redis, source: str) -> None:
         self.client = client
         self.source = source
         # Redis names a script by the SHA-1 of its source.
         self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+        pool = client.connection_pool
+        self._connection = pool.connection_class(**pool.connection_kwargs)  # connects when used
 
     def __call__(self, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
         command = _packed("EVALSHA", self.sha, len(keys), *keys, *args)
@@ -90,13 +96,12 @@ class FastScript:
         try:
             return self._execute_once(command)
         except redis.ConnectionError:
-            # A pooled connection the server closed (a restart): once more on a fresh one, as
-            # redis-py itself would. Not after a timeout: the script may have run.
+            # A connection the server closed (a restart): once more on a fresh one, as redis-py
+            # itself would. Not after a timeout: the script may have run.
             return self._execute_once(command)
 
     def _execute_once(self, command: bytes) -> Any:
-        pool = self.client.connection_pool
-        connection = pool.get_connection()
+        connection = self._connection
         try:
             connection.send_packed_command([command])
             return connection.read_response()
@@ -104,8 +109,6 @@ class FastScript:
             raise
         except BaseException:
             # A broken socket, a timeout, a greenlet killed mid-reply: unread bytes may remain,
-            # so this connection is never reused as it is.
+            # so this connection is never reused as it is (the next call connects again).
             connection.disconnect()
             raise
-        finally:
-            pool.release(connection)

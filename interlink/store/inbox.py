@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import gevent
 import gevent.event
@@ -92,9 +92,9 @@ class InboxUnavailable(Exception):
     """Redis did not take the items: answer 503 and let the provider retry."""
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
-    """One thing to do for a tenant: a WhatsApp message or status, a Genesys message ..."""
+class Item(NamedTuple):
+    """One thing to do for a tenant: a WhatsApp message or status, a Genesys message ... (A named
+    tuple rather than a frozen dataclass: as immutable, and cheaper to make on the accept path.)"""
 
     tenant_id: str
     kind: str
