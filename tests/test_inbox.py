@@ -71,8 +71,12 @@ def test_a_tenant_over_its_backlog_is_refused_without_touching_others(
     # A redelivery of something already accepted is still a duplicate, not a refusal.
     assert inbox.accept([item(0)]) == [DUPLICATE]
     assert inbox.accept([item(9, "other")]) == [NEW]
-    # The refused item left no dedupe marker: its redelivery will be accepted later.
+    # The refused item left no dedupe marker (its redelivery will be accepted later), and the
+    # backlog counter counts what was appended, not what was refused.
     assert not redis_client.exists(keys.dedupe("acme", "in", "wamid.3"))
+    assert redis_client.get(keys.backlog("acme")) == b"3"
+    assert Inbox(redis_client, 1, max_backlog=0).accept([item(5, "closed")]) == [BACKLOGGED]
+    assert not redis_client.exists(keys.backlog("closed"))
 
 
 def test_concurrent_accepts_share_round_trips_and_all_land(redis_client: redis.Redis) -> None:
