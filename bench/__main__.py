@@ -25,6 +25,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DURATION = float(os.environ.get("BENCH_DURATION", "5"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 
 
 @contextmanager
@@ -81,12 +82,41 @@ def load(
     return dict(json.loads(out.stdout))
 
 
-def ceiling() -> dict[str, Any]:
+def accept_path(rounds: int = ROUNDS) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ceiling and the accept path alone, measured in adjacent pairs.
+
+    On a noisy machine both drift by up to ±10 % within a minute, so one ceiling taken at the
+    start of the run is a poor yardstick for a webhook run a minute later. Here the hello world
+    and the shard both stay up, and each round loads one, then the other, seconds apart; the
+    ratio is the median of the rounds' ratios. Every round gets its own distinct notifications:
+    a redelivery would take the cheaper duplicate path.
+    """
+    from bench.webhooks import signed_webhooks, world
     from bench.wire import request
 
     port = free_port()
-    with process([sys.executable, "-m", "bench.hello", str(port)], f"http://127.0.0.1:{port}/"):
-        return load(port, [request("GET", "/")])
+    hello_url = f"http://127.0.0.1:{port}/"
+    with (
+        process([sys.executable, "-m", "bench.hello", str(port)], hello_url),
+        world(front_end_only=True) as w,
+    ):
+        pairs = []
+        for _ in range(rounds):
+            webhooks = signed_webhooks(w["tenants"])
+            pairs.append((load(port, [request("GET", "/")]), load(w["port"], webhooks)))
+        ratios = sorted(hook["rps"] / hello["rps"] for hello, hook in pairs)
+        median = ratios[len(ratios) // 2]
+        hello, full = next(p for p in pairs if p[1]["rps"] / p[0]["rps"] == median)
+        half_rate = round(full["rps"] / 2)
+        half_set = signed_webhooks(w["tenants"], count=int(half_rate * DURATION * 1.2) + 100)
+        half = load(w["port"], half_set, rate=half_rate)
+    hooks = {
+        "full": full,
+        "ratio_to_ceiling": round(median, 3),
+        "ratios": [round(r, 3) for r in ratios],
+        "half_load": {"rate": half_rate, **half},
+    }
+    return hello, hooks
 
 
 def webhooks(ceiling_rps: float, *, front_end_only: bool) -> dict[str, Any]:
@@ -130,12 +160,12 @@ def main() -> None:
         "machine": machine(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    results["ceiling"] = ceiling()
+    results["ceiling"], results["webhooks"] = accept_path()
+    hooks = results["webhooks"]
     results["tenants"] = tenants()
     from bench.webhooks import genesys_scaling
 
     results["genesys_scaling"] = scaling = [genesys_scaling(1), genesys_scaling(100)]
-    results["webhooks"] = hooks = webhooks(results["ceiling"]["rps"], front_end_only=True)
     results["webhooks_with_delivery"] = busy = webhooks(
         results["ceiling"]["rps"], front_end_only=False
     )
@@ -143,7 +173,7 @@ def main() -> None:
         ("bare Falcon hello world (ceiling)", f"{results['ceiling']['rps']:.0f} req/s", "-", ""),
         ("signed webhook -> durable 200", f"{hooks['full']['rps']:.0f} req/s", "-", ""),
         (
-            "  as a share of the ceiling",
+            f"  as a share of the ceiling (median of {len(hooks['ratios'])} adjacent pairs)",
             f"{hooks['ratio_to_ceiling']:.2f}",
             ">= 0.60",
             _ok(hooks["ratio_to_ceiling"] >= 0.6),
