@@ -74,15 +74,19 @@ class FastScript:
 
     One caller at a time (a commit loop): the script keeps a connection of its own, because
     borrowing one from the pool costs more than a small script — the pool peeks at the socket for
-    unread bytes and records connection metrics on every borrow."""
+    unread bytes and records connection metrics on every borrow. ``timeout`` bounds each wait on
+    that connection (the pool's socket timeout otherwise)."""
 
-    def __init__(self, client: redis.Redis, source: str) -> None:
+    def __init__(self, client: redis.Redis, source: str, *, timeout: float | None = None) -> None:
         self.client = client
         self.source = source
         # Redis names a script by the SHA-1 of its source.
         self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
         pool = client.connection_pool
-        self._connection = pool.connection_class(**pool.connection_kwargs)  # connects when used
+        options = dict(pool.connection_kwargs)
+        if timeout is not None:
+            options.update(socket_timeout=timeout, socket_connect_timeout=timeout)
+        self._connection = pool.connection_class(**options)  # connects when used
 
     def __call__(self, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
         command = _packed("EVALSHA", self.sha, len(keys), *keys, *args)

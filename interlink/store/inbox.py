@@ -137,7 +137,7 @@ class Inbox:
         self.dedupe_ttl = dedupe_ttl
         self.max_backlog = max_backlog
         self.timeout = timeout
-        self._accept = FastScript(client, _ACCEPT)
+        self._accept = FastScript(client, _ACCEPT, timeout=timeout)
         self._queue: gevent.queue.Queue[_Batch] = gevent.queue.Queue()
         self._committer: gevent.Greenlet | None = None
 
@@ -151,8 +151,10 @@ class Inbox:
             self._committer = gevent.spawn(self._commit_loop)
         batch = _Batch(items)
         self._queue.put(batch)
-        # No timer per request: the commit loop bounds each group commit by ``timeout`` and
-        # answers every waiting batch, even when it is killed.
+        # No timer per request: every wait of a group commit on the store is bounded by
+        # ``timeout`` (the script's connection has it as its socket timeout; a gevent.Timeout
+        # around each group cost more), and the commit loop answers every waiting batch, even
+        # when it is killed.
         result: list[int] = batch.done.get()
         return result
 
@@ -176,10 +178,9 @@ class Inbox:
 
     def _commit_group(self, batches: list[_Batch]) -> None:
         try:
-            with gevent.Timeout(self.timeout, InboxUnavailable("the store did not answer in time")):
-                results = self._commit([item for b in batches for item in b.items])
-        except InboxUnavailable as exc:  # the timeout
-            _fail(batches, exc)
+            results = self._commit([item for b in batches for item in b.items])
+        except redis.TimeoutError:
+            _fail(batches, InboxUnavailable("the store did not answer in time"))
             return
         except redis.RedisError as exc:
             _fail(batches, InboxUnavailable(f"store error: {type(exc).__name__}"))
