@@ -1,8 +1,9 @@
 """The accept path's own cost, without the HTTP server: the shard's WSGI app called in-process
 by 32 greenlets with signed Meta webhooks, against a real embedded Valkey (AOF on).
 
-Prints CPU µs per request. On a noisy machine count instructions instead, which callgrind
-repeats exactly; the difference of two sizes leaves out start-up:
+Prints CPU µs per request; on a noisy machine take the minimum of several runs. Instruction
+counts repeat only while group-commit sizes do (they depend on timing, and valgrind slows this
+process fiftyfold, not Valkey); where they do, the difference of two sizes leaves out start-up:
 
     for n in 200 1200; do MEASURE=$n valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
         .venv/bin/python -m bench.app_cost 2>&1 | grep Collected; done
