@@ -254,6 +254,9 @@ class Shard:
         if reader is not None:
             reader.stop(timeout=max(0.1, deadline - time.monotonic()))
         if self.services is not None:
+            inbox = self.services.__dict__.get("inbox")  # made on first use (a cached property)
+            if inbox is not None:
+                inbox.close()
             self.services.redis.close()
             self.services.redis.connection_pool.disconnect()
         if self.store is not None:

@@ -41,6 +41,12 @@ def _keyed(secret: str) -> tuple[Any, Any]:
     return hashlib.sha256(key.translate(_INNER_PAD)), hashlib.sha256(key.translate(_OUTER_PAD))
 
 
+def forget_secrets() -> None:
+    """Drop the cached key pads: they are derived from secrets, and one may have been rotated or
+    its tenant deleted (called whenever the tenant directory forgets a tenant)."""
+    _keyed.cache_clear()
+
+
 def _digest(secret: str, body: bytes) -> bytes:
     """HMAC-SHA256 of ``body`` under ``secret``."""
     inner_start, outer_start = _keyed(secret)

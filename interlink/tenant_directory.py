@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from interlink.model import TenantConfig
+from interlink.signatures import forget_secrets
 
 DEFAULT_TTL = 5.0
 DEFAULT_MAX_ENTRIES = 20_000
@@ -90,7 +91,9 @@ class TenantDirectory:
         return result
 
     def invalidate(self, tenant_id: str | None = None) -> None:
-        """Forget ``tenant_id`` (or everything): its config and every index entry naming it."""
+        """Forget ``tenant_id`` (or everything): its config, every index entry naming it, and the
+        signature keys derived from secrets."""
+        forget_secrets()
         if tenant_id is None:
             for cache in (self._configs, self._phones, self._integrations):
                 cache.clear()

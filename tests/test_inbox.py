@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import gevent
 import pytest
@@ -199,6 +200,33 @@ def test_a_store_that_never_answers_is_unavailable_after_the_timeout() -> None:
     finally:
         client.close()
         silent.stop()
+
+
+def test_a_store_that_lost_the_script_and_never_loads_it_is_unavailable_after_the_timeout() -> None:
+    # Loading the script again is part of a commit's time budget, not a wait of its own.
+    from gevent.server import StreamServer
+
+    def noscript(sock: Any, _address: object) -> None:
+        reader = sock.makefile("rb")
+        while line := reader.readline():
+            args = [reader.read(int(reader.readline()[1:]) + 2)[:-2] for _ in range(int(line[1:]))]
+            command = args[0].upper()
+            if command == b"EVALSHA":
+                sock.sendall(b"-NOSCRIPT No matching script.\r\n")
+            elif command != b"SCRIPT":  # SCRIPT LOAD: never answered
+                sock.sendall(b"+PONG\r\n" if command == b"PING" else b"+OK\r\n")
+
+    server = StreamServer(("127.0.0.1", 0), noscript)
+    server.start()
+    client = connect(f"redis://127.0.0.1:{server.server_port}/0?protocol=2", socket_timeout=30)
+    try:
+        started = time.monotonic()
+        with pytest.raises(InboxUnavailable):
+            Inbox(client, 1, timeout=0.5).accept([item(1)])
+        assert time.monotonic() - started < 3
+    finally:
+        client.close()
+        server.stop()
 
 
 def test_requests_waiting_on_a_stopped_commit_loop_are_answered(

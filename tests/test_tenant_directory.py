@@ -306,3 +306,14 @@ def test_repr_of_a_cached_config_shows_no_secret(services: Services) -> None:
     config = tenants.config("acme")
     assert config is not None and config.whatsapp is not None
     assert secret not in repr(config) and config.whatsapp.access_token not in repr(config)
+
+
+def test_invalidate_also_forgets_the_signature_keys_derived_from_secrets(
+    tenants: TenantDirectory,
+) -> None:
+    from interlink import signatures
+
+    signatures.meta_signature(secrets.token_hex(16), b"{}")
+    assert signatures._keyed.cache_info().currsize >= 1
+    tenants.invalidate("acme")
+    assert signatures._keyed.cache_info().currsize == 0

@@ -187,8 +187,9 @@ def phone_number_ids(body: object) -> frozenset[str]:
 def split_meta_webhook(body: object) -> list[MetaItem]:
     """Every update of a parsed Meta webhook body, in payload order.
 
-    Raises MappingError when the envelope is malformed (see module docstring); a malformed element
-    is an ``invalid`` item.
+    Raises MappingError when the envelope is malformed (see module docstring), including whatever
+    :func:`phone_number_ids` refuses (a ``metadata`` or number of the wrong type, in any change);
+    a malformed element is an ``invalid`` item.
     """
     return read_meta_webhook(body).updates()
 

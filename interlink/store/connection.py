@@ -8,9 +8,11 @@ under gevent hundreds of greenlets may want a connection at once, so they queue 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 from typing import Any
 
+import gevent
 import redis
 from redis.exceptions import NoScriptError
 
@@ -70,12 +72,12 @@ class FastScript:
     """A Lua script called with many arguments: ``EVALSHA`` packed in one pass, loaded again when
     the server has lost it (a restart, ``SCRIPT FLUSH``). Errors are redis-py's own:
     ``ConnectionError``/``TimeoutError`` with the connection dropped, ``ResponseError`` for what
-    the script raised.
+    the script raised. A call takes at most about ``timeout`` (default: the pool's socket
+    timeout), then raises ``TimeoutError``.
 
     One caller at a time (a commit loop): the script keeps a connection of its own, because
     borrowing one from the pool costs more than a small script — the pool peeks at the socket for
-    unread bytes and records connection metrics on every borrow. ``timeout`` bounds each wait on
-    that connection (the pool's socket timeout otherwise)."""
+    unread bytes and records connection metrics on every borrow."""
 
     def __init__(self, client: redis.Redis, source: str, *, timeout: float | None = None) -> None:
         self.client = client
@@ -83,26 +85,48 @@ class FastScript:
         # Redis names a script by the SHA-1 of its source.
         self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
         pool = client.connection_pool
-        options = dict(pool.connection_kwargs)
-        if timeout is not None:
-            options.update(socket_timeout=timeout, socket_connect_timeout=timeout)
+        self.timeout = float(
+            timeout or pool.connection_kwargs.get("socket_timeout") or DEFAULT_SOCKET_TIMEOUT
+        )
+        options = {
+            **pool.connection_kwargs,
+            "socket_timeout": self.timeout,
+            "socket_connect_timeout": self.timeout,
+            "orig_socket_timeout": self.timeout,
+            "orig_socket_connect_timeout": self.timeout,
+            # Not a pool connection: no PING before a command after 30 s idle (a dead connection
+            # shows on the command itself, and is replaced below), no pool-wide maintenance
+            # handling (Redis Enterprise's, which would also reset the timeouts).
+            "health_check_interval": 0,
+            "maint_notifications_config": None,
+        }
+        options.pop("maint_notifications_pool_handler", None)
         self._connection = pool.connection_class(**options)  # connects when used
 
     def __call__(self, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
+        started = time.monotonic()
         command = _packed("EVALSHA", self.sha, len(keys), *keys, *args)
-        try:
-            return self._execute(command)
-        except NoScriptError:
-            self.client.script_load(self.source)
-            return self._execute(command)
+        if self._connection.is_connected:
+            # The common case: one send and one reply, each wait bounded by the socket timeout
+            # (a gevent.Timeout around every call cost more than the rest of the call).
+            try:
+                return self._execute_once(command)
+            except (redis.ConnectionError, NoScriptError):
+                # The server closed the connection (a restart) or lost the script: once more
+                # below, as redis-py itself would. Not after a timeout: the script may have run.
+                pass
+        # Connecting, loading the script, a second attempt: rare, and together bounded by what
+        # is left of the timeout.
+        left = max(self.timeout - (time.monotonic() - started), 0.001)
+        with gevent.Timeout(left, redis.TimeoutError("the store did not answer in time")):
+            try:
+                return self._execute_once(command)
+            except NoScriptError:
+                self._execute_once(_packed("SCRIPT", "LOAD", self.source))
+                return self._execute_once(command)
 
-    def _execute(self, command: bytes) -> Any:
-        try:
-            return self._execute_once(command)
-        except redis.ConnectionError:
-            # A connection the server closed (a restart): once more on a fresh one, as redis-py
-            # itself would. Not after a timeout: the script may have run.
-            return self._execute_once(command)
+    def close(self) -> None:
+        self._connection.disconnect()
 
     def _execute_once(self, command: bytes) -> Any:
         connection = self._connection

@@ -151,12 +151,14 @@ class Inbox:
             self._committer = gevent.spawn(self._commit_loop)
         batch = _Batch(items)
         self._queue.put(batch)
-        # No timer per request: every wait of a group commit on the store is bounded by
-        # ``timeout`` (the script's connection has it as its socket timeout; a gevent.Timeout
-        # around each group cost more), and the commit loop answers every waiting batch, even
-        # when it is killed.
+        # No timer per request: the script bounds each group commit by ``timeout``, and the
+        # commit loop answers every waiting batch, even when it is killed.
         result: list[int] = batch.done.get()
         return result
+
+    def close(self) -> None:
+        """Drop the script's connection (the pool's ``disconnect`` does not reach it)."""
+        self._accept.close()
 
     def _commit_loop(self) -> None:
         batches: list[_Batch] = []
@@ -297,6 +299,7 @@ class InboxReader:
             gevent.sleep(0.01)
         for greenlet in self._greenlets[1:]:
             greenlet.kill(block=True, timeout=timeout)
+        self._ack_script.close()
 
     def ack(self, work: Work) -> None:
         """The entry's effect is done (or it is dead-lettered): forget it, durably."""
