@@ -112,10 +112,9 @@ def accept_items(services: Services, items: Sequence[Item]) -> Accepted:
         )
     duplicates = results.count(DUPLICATE)
     accepted = len(results) - duplicates
-    services.metrics.counter("interlink_items_accepted_total", "Webhook items stored durably.").inc(
-        accepted
-    )
-    services.metrics.counter(
+    metrics = services.metrics
+    metrics.counter("interlink_items_accepted_total", "Webhook items stored durably.").inc(accepted)
+    metrics.counter(
         "interlink_items_duplicate_total", "Webhook items recognised as redeliveries."
     ).inc(duplicates)
     return Accepted(accepted, duplicates)

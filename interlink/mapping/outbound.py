@@ -140,10 +140,7 @@ def to_meta_sends(
     )
     if not message.is_agent_message:
         return []
-    if not isinstance(callback_data, str) or len(callback_data) > CALLBACK_DATA_LIMIT:
-        raise MappingError(
-            f"callback data must be a string of at most {CALLBACK_DATA_LIMIT} characters"
-        )
+    _check_callback_data(callback_data)
     address = recipient_fields(recipient)
     limits = [media_limit(a.mime, a.size_bytes) for a in message.attachments]
 
@@ -157,16 +154,23 @@ def to_meta_sends(
     ):
         caption, text = text, None
 
-    def envelope(kind: str, content: dict[str, Any]) -> dict[str, Any]:
-        return _envelope(address, kind, content, callback_data)
-
     sends = []
     if text is not None:
         for part in split_text(text, WHATSAPP_TEXT_LIMIT):
-            sends.append(envelope("text", {"body": part, "preview_url": _has_link(part)}))
+            content = {"body": part, "preview_url": _has_link(part)}
+            sends.append(_envelope(address, "text", content, callback_data))
     for attachment, limit in zip(message.attachments, limits, strict=True):
-        sends.append(envelope(limit.kind, _media_object(attachment, limit, caption)))
+        content = _media_object(attachment, limit, caption)
+        sends.append(_envelope(address, limit.kind, content, callback_data))
     return sends
+
+
+def _check_callback_data(callback_data: object) -> None:
+    """The Genesys message id rides in ``biz_opaque_callback_data``, which Meta caps."""
+    if not isinstance(callback_data, str) or len(callback_data) > CALLBACK_DATA_LIMIT:
+        raise MappingError(
+            f"callback data must be a string of at most {CALLBACK_DATA_LIMIT} characters"
+        )
 
 
 def _envelope(
@@ -190,10 +194,7 @@ def template_send(
     folded = " ".join(text.split())
     if not folded or utf16_length(folded) > TEMPLATE_PARAMETER_LIMIT:
         raise MappingError(f"a template parameter holds 1 to {TEMPLATE_PARAMETER_LIMIT} characters")
-    if not isinstance(callback_data, str) or len(callback_data) > CALLBACK_DATA_LIMIT:
-        raise MappingError(
-            f"callback data must be a string of at most {CALLBACK_DATA_LIMIT} characters"
-        )
+    _check_callback_data(callback_data)
     content = {
         "name": name,
         "language": {"code": language},

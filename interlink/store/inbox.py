@@ -1,10 +1,10 @@
 """The durable inbox: a webhook is acknowledged only once each of its items is in Redis.
 
 Any shard accepts any webhook and appends each item to the stream of the shard that owns the
-tenant (``interlink.sharding``). One Lua script per item makes "seen before" and "appended" a
+tenant (``interlink.sharding``). One Lua step per item makes "seen before" and "appended" a
 single step: the dedupe marker exists exactly when the entry was written, so a provider's
 redelivery is dropped and nothing is half accepted. Items of concurrent requests share Redis round
-trips (group commit: while one pipeline is in flight the next one fills up).
+trips (group commit: one script call per group; while one is in flight the next group fills up).
 
 The owner shard reads its stream through a consumer group. An entry is acknowledged (``XACK`` +
 ``XDEL``) only when its effect is done — delivered to the other side, or dead-lettered — so a
