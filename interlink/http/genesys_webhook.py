@@ -6,16 +6,18 @@ the customer's first message was delivered), then from the integration id. The s
 two verifiers on purpose). Any non-2xx makes Genesys fail the whole chat, so once a request is
 authentic, trouble with one message later becomes a ``Failed`` receipt, never an error status.
 
-Refusals: 413 over 512,000 bytes (before parsing), 400 malformed, 404 when neither the
+Refusals, in this order: 413 over 512,000 bytes (before parsing), 404 when neither the
 conversation nor the integration id names a tenant (or the tenant is deleted or has no Genesys
-credentials), 401 bad signature, 403 a path tenant the body disagrees with, 503 with
+credentials), 401 bad signature, 403 a path tenant the body disagrees with, 400 malformed. Before
+the signature only the JSON and the fields naming the tenant are read (400 when even they cannot
+be: not JSON, no ``channel`` object); 400s are counted in ``interlink_client_errors_total``, never
+logged. 503 with
 ``Retry-After`` when Redis does not answer (Genesys retries 5xx; a lookup that failed is never
 replaced by a guess from the integration id, which could name another tenant and fail the chat).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 
 import falcon
@@ -24,13 +26,19 @@ from interlink.http.common import GENESYS_BODY_LIMIT, read_body
 from interlink.http.webhooks import (
     accept_items,
     directory,
+    mapped,
+    parsed_json,
     refuse_unknown,
     storable_item,
     unavailable_when_store_down,
     valid_tenant_id,
 )
-from interlink.mapping._wire import MappingError
-from interlink.mapping.webhooks import GenesysNotification, parse_genesys_notification
+from interlink.mapping.webhooks import (
+    GenesysNotification,
+    GenesysRoute,
+    genesys_route,
+    parse_genesys_notification,
+)
 from interlink.model import TenantConfig
 from interlink.services import Services
 from interlink.signatures import verify_genesys
@@ -40,6 +48,7 @@ from interlink.store.tenants import is_provider_id
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
+ROUTE = "genesys"  # the route label of this webhook's counters
 
 
 class GenesysWebhook:
@@ -52,11 +61,13 @@ class GenesysWebhook:
     ) -> None:
         raw = read_body(req, GENESYS_BODY_LIMIT)
         signature = req.get_header(SIGNATURE_HEADER)
+        services = self.services
         if tenant_id is not None:
             valid_tenant_id(tenant_id)
             config = self._verified(tenant_id, raw, signature)
-            notification = _parse(raw)
-            owner = self._owner(notification)
+            body = parsed_json(services, ROUTE, raw)
+            notification = mapped(services, ROUTE, lambda: parse_genesys_notification(body))
+            owner = self._owner(mapped(services, ROUTE, lambda: genesys_route(body)))
             if owner is None:
                 refuse_unknown("This conversation or integration belongs to no tenant.")
             if owner != tenant_id:
@@ -65,29 +76,27 @@ class GenesysWebhook:
                     description="The notification belongs to another tenant.",
                 )
         else:
-            notification = _parse(raw)
-            owner = self._owner(notification)
+            # Before the signature only the few fields that name the tenant are read: the rest
+            # of an unsigned body (attachments, sizes, texts) is nobody's business yet.
+            body = parsed_json(services, ROUTE, raw)
+            owner = self._owner(mapped(services, ROUTE, lambda: genesys_route(body)))
             if owner is None:
                 refuse_unknown("No tenant owns this conversation or integration.")
             config = self._verified(owner, raw, signature)
+            notification = mapped(services, ROUTE, lambda: parse_genesys_notification(body))
         self._accept(config, notification, resp)
 
-    def _owner(self, notification: GenesysNotification) -> str | None:
+    def _owner(self, route: GenesysRoute) -> str | None:
         # Conversation ids are UUIDs: anything else (a lone surrogate Redis cannot encode, 500 kB
         # of text) is not looked up.
-        if notification.conversation_id and is_provider_id(notification.conversation_id):
-            found = self.services.redis.get(keys.genesys_conversation(notification.conversation_id))
+        if route.conversation_id and is_provider_id(route.conversation_id):
+            found = self.services.redis.get(keys.genesys_conversation(route.conversation_id))
             if found is not None:
                 return found.decode() if isinstance(found, bytes) else str(found)
-        channel = notification.raw.get("channel")
-        candidates = [notification.integration_id]
-        if isinstance(channel, dict) and isinstance(channel.get("from"), dict):
-            candidates.append(channel["from"].get("id"))
-        for integration_id in candidates:
-            if isinstance(integration_id, str) and integration_id:
-                owner = directory(self.services).by_integration(integration_id)
-                if owner is not None:
-                    return owner
+        for integration_id in route.integration_ids:
+            owner = directory(self.services).by_integration(integration_id)
+            if owner is not None:
+                return owner
         return None
 
     def _verified(self, tenant_id: str, raw: bytes, signature: str | None) -> TenantConfig:
@@ -139,19 +148,6 @@ def _shown(value: str | None, limit: int = 64) -> str | None:
     if value is None:
         return None
     return value[:limit].encode("utf-8", "replace").decode("utf-8")
-
-
-def _parse(raw: bytes) -> GenesysNotification:
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise falcon.HTTPBadRequest(
-            title="Malformed JSON", description="The body is not valid JSON."
-        ) from None
-    try:
-        return parse_genesys_notification(body)
-    except MappingError as exc:  # a ValueError too: checked apart so the title says what it is
-        raise falcon.HTTPBadRequest(title="Invalid notification", description=str(exc)) from None
 
 
 def add_routes(app: falcon.App, services: Services) -> None:

@@ -16,6 +16,9 @@ from typing import Any
 # timestamps are strings of Unix seconds; anything else is a malformed payload, not a date to guess.
 _MIN_UNIX = 1_000_000_000
 _MAX_UNIX = 9_999_999_999
+# The most digits a number read from a payload may have: every count, size, error code and time
+# on either wire fits in 18 (and in msgpack's 64 bits, so the inbox stores it as a number).
+MAX_DIGITS = 18
 
 
 class MappingError(ValueError):
@@ -70,16 +73,35 @@ def optional_object(parent: Mapping[str, Any], key: str, where: str) -> Mapping[
     return as_mapping(value, f"{where}.{key}")
 
 
+def whole_number(value: object, where: str, *, max_digits: int = MAX_DIGITS) -> int:
+    """A whole number sent as a JSON integer or as a string of ASCII digits (surrounding
+    whitespace ignored), of at most ``max_digits`` digits.
+
+    The digit count is checked before ``int()`` runs: ``int()`` of a long digit string costs
+    quadratic time and raises a bare ValueError past 4,300 digits, and this runs on bodies read
+    before their signature is checked. An integer JSON already parsed is bounded the same way, so
+    that no caller formats or stores a number of thousands of digits.
+    """
+    if isinstance(value, bool):  # bool is an int subclass; True is not a number here
+        raise MappingError(f"{where} must be a whole number")
+    if isinstance(value, int):
+        if abs(value) < 10**max_digits:
+            return value
+        raise MappingError(f"{where} is out of range")
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isascii() and text.isdigit():
+            if len(text) > max_digits:
+                raise MappingError(f"{where} is out of range")
+            return int(text)
+    raise MappingError(f"{where} must be a whole number")
+
+
 def unix_seconds(value: object, where: str) -> int:
     """Meta's ``timestamp``: Unix seconds as a decimal string (as documented) or an int."""
-    if isinstance(value, bool):  # bool is an int subclass; True is not a time
+    if isinstance(value, bool) or not isinstance(value, int | str):
         raise MappingError(f"{where} must be Unix seconds")
-    if isinstance(value, int):
-        seconds = value
-    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        seconds = int(value.strip())
-    else:
-        raise MappingError(f"{where} must be Unix seconds")
+    seconds = whole_number(value, where)
     if not _MIN_UNIX <= seconds <= _MAX_UNIX:
         raise MappingError(f"{where} is out of range")
     return seconds

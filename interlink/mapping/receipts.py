@@ -31,6 +31,7 @@ from interlink.mapping._wire import (
     optional_list,
     required_str,
     unix_seconds,
+    whole_number,
 )
 
 ReceiptKind = Literal["Delivered", "Failed"]
@@ -191,11 +192,7 @@ def failure_reasons(status: Mapping[str, Any]) -> list[dict[str, str]]:
     for index, error in enumerate(optional_list(status, "errors", "status")):
         where = f"status.errors[{index}]"
         entry = as_mapping(error, where)
-        code = entry.get("code")
-        if isinstance(code, str) and code.isascii() and code.isdigit():
-            code = int(code)
-        if isinstance(code, bool) or not isinstance(code, int):
-            raise MappingError(f"{where}.code must be an integer")
+        code = whole_number(entry.get("code"), f"{where}.code")
         reasons.append({"code": genesys_reason(code), "message": _clip(_error_text(code, entry))})
     return reasons or [
         {"code": "GeneralError", "message": "WhatsApp reported the message as failed"}

@@ -26,6 +26,7 @@ from interlink.mapping._wire import (
     optional_object,
     optional_str,
     required_str,
+    whole_number,
 )
 
 META_OBJECT = "whatsapp_business_account"
@@ -421,6 +422,35 @@ class GenesysNotification:
         return self.message_id
 
 
+class GenesysRoute(NamedTuple):
+    """What may name the tenant of a Genesys notification: its ``conversationId`` (looked up in
+    the conversation mapping) and the integration ids ``channel.id`` and ``channel.from.id``.
+    Absent or non-string values are None."""
+
+    conversation_id: str | None
+    integration_ids: tuple[str, ...]
+
+
+def genesys_route(body: object) -> GenesysRoute:
+    """Read only what finds the tenant of a parsed Genesys webhook body, before its signature is
+    checked: a few fields at fixed places, so an unsigned body costs a bounded amount and learns
+    nothing of the rest of its shape. MappingError when the body or its ``channel`` is not an
+    object (without them no tenant can be found); the full reading is
+    :func:`parse_genesys_notification`, once the signature is checked."""
+    message = as_mapping(body, "notification")
+    channel = as_mapping(message.get("channel"), "notification.channel")
+    sender = channel.get("from")
+    candidates = (channel.get("id"), sender.get("id") if _is_object(sender) else None)
+    return GenesysRoute(
+        _nonblank(message.get("conversationId")),
+        tuple(found for value in candidates if (found := _nonblank(value)) is not None),
+    )
+
+
+def _nonblank(value: object) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
 def parse_genesys_notification(body: object) -> GenesysNotification:
     """Read a parsed Genesys webhook body; MappingError when it cannot be handled safely."""
     message = as_mapping(body, "notification")
@@ -493,12 +523,7 @@ def _attachments(message: Mapping[str, Any]) -> tuple[GenesysAttachment, ...]:
 def _size(value: object, where: str) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise MappingError(f"{where}.contentSizeBytes must be a whole number")
-    if isinstance(value, str):
-        if not (value.isascii() and value.isdigit()):
-            raise MappingError(f"{where}.contentSizeBytes must be a whole number")
-        value = int(value)
-    if value < 0:
+    size = whole_number(value, f"{where}.contentSizeBytes")
+    if size < 0:
         raise MappingError(f"{where}.contentSizeBytes must not be negative")
-    return value
+    return size
