@@ -46,6 +46,7 @@ from interlink.mapping.receipts import (
     receipt_body,
 )
 from interlink.mapping.webhooks import parse_genesys_notification
+from interlink.metrics import REGISTRY
 from interlink.model import TenantConfig
 from interlink.providers.errors import (
     AuthError,
@@ -65,6 +66,12 @@ RETRY_FOR = 600.0  # seconds a message that may still pass is retried before it 
 RETRY_BASE = 1.0
 RETRY_CAP = 30.0
 SEND_TIMEOUT = 120.0  # pacing may hold a send; past this the outcome is unknown
+UNEXPECTED_REASON = 200  # characters of an unexpected exception kept in a dead letter's reason
+
+POISON = REGISTRY.counter(
+    "interlink_poison_entries_total",
+    "Inbox entries dead-lettered because handling them raised an unexpected exception.",
+)
 
 
 class GiveUp(Exception):
@@ -126,7 +133,14 @@ class Conversation(Actor):
                 "unknown work kind dropped", extra={"tenant": context.tenant_id, "kind": work.kind}
             )
         else:
-            self._with_retries(flow, context, store, work)
+            reason = self._with_retries(flow, context, store, work)
+            if reason is not None:
+                log.warning(
+                    "dead letter",
+                    extra={"tenant": context.tenant_id, "kind": work.kind, "reason": reason},
+                )
+                # Redis failing here raises: the entry stays pending and comes back, not lost.
+                store.dead_letter(work.kind, work.payload, work.conversation, reason)
         self.spec.ack(work)
         return None
 
@@ -136,16 +150,24 @@ class Conversation(Actor):
         context: TenantContext,
         store: ConversationStore,
         work: Work,
-    ) -> None:
+    ) -> str | None:
+        """Carry one inbox entry through ``flow``; None when done, else the dead letter's reason.
+
+        The one rule for a poison entry: whatever ``flow`` raises (an Exception, not a stop of
+        the actor) ends as a reason here, so the entry is dead-lettered and acknowledged and the
+        conversation goes on with its next message, instead of the actor dying on it again at
+        every redelivery while the tenant's backlog stays raised.
+        """
         give_up_at = time.monotonic() + RETRY_FOR
         for attempt in itertools.count():
             try:
                 flow(context, store, work)
-                return
-            except (TransientError, redis.ConnectionError, redis.TimeoutError) as exc:
+                return None
+            except (TransientError, redis.RedisError, pykka.ActorDeadError) as exc:
+                # pykka.ActorDeadError: the sender is between crash and restart.
                 reason = f"still failing after {attempt + 1} attempts: {describe(exc)}"
                 if time.monotonic() >= give_up_at:
-                    break
+                    return reason
                 delay = backoff(attempt, base=RETRY_BASE, cap=RETRY_CAP)
                 log.info(
                     "retrying",
@@ -158,15 +180,15 @@ class Conversation(Actor):
                 )
                 gevent.sleep(delay)
             except AuthError as exc:
-                reason = f"Genesys refused the tenant's credentials: {describe(exc)}"
-                break
+                return f"Genesys refused the tenant's credentials: {describe(exc)}"
             except (GiveUp, PermanentError, MetaError, MappingError) as exc:
-                reason = describe(exc)
-                break
-        log.warning(
-            "dead letter", extra={"tenant": context.tenant_id, "kind": work.kind, "reason": reason}
-        )
-        store.dead_letter(work.kind, work.payload, work.conversation, reason)
+                return describe(exc)
+            except Exception as exc:
+                POISON.inc(kind=work.kind)
+                # A bug of ours met by this payload: the type and the start of the message say
+                # which (our messages carry no secrets; payload text is cut short).
+                return f"unexpected {describe(exc)[:UNEXPECTED_REASON]}"
+        return None  # not reached: the loop ends by returning
 
     # -- WhatsApp user -> Genesys ---------------------------------------------------------------
     def _whatsapp_message(
@@ -304,7 +326,7 @@ class Conversation(Actor):
                 store.mark_done(step, "uncertain")
                 log.warning("send outcome unknown; not resent", extra={"tenant": context.tenant_id})
                 continue
-            except gevent.Timeout:
+            except (gevent.Timeout, pykka.Timeout):
                 raise TransientError("the WhatsApp sender did not answer in time") from None
             except MetaError as exc:
                 if exc.kind == "fatal" or (exc.kind == "pair_rate"):
@@ -350,7 +372,7 @@ class Conversation(Actor):
         sender.tell(request)
         try:
             media_id: str = request.reply.get(timeout=SEND_TIMEOUT)
-        except gevent.Timeout:
+        except (gevent.Timeout, pykka.Timeout):
             raise TransientError("the upload did not finish in time") from None
         return media_id
 

@@ -183,10 +183,19 @@ class TenantActor(Actor):
         return None
 
     def handle(self, work: Work) -> Any:
-        """Tenant-level work (none in the runtime core; the flows add theirs by ``kind``)."""
+        """Tenant-level work: none exists, so an entry naming no conversation (a message with
+        neither a sender nor a contact) is dead-lettered and acknowledged, not left pending with
+        the tenant's backlog raised."""
+        reason = "no conversation: the item names no WhatsApp user"
         log.warning(
-            "no handler for tenant work", extra={"tenant": self.tenant_id, "kind": work.kind}
+            "dead letter", extra={"tenant": self.tenant_id, "kind": work.kind, "reason": reason}
         )
+        services = self.spec.services
+        if services is not None:
+            DeadLetters(services.redis, self.tenant_id, services.settings.shard_count).add(
+                work.kind, work.payload, None, reason
+            )
+        self.spec.ack(work)
         return None
 
     def _start_conversation(self, key: str, user: str) -> pykka.ActorRef[Any]:

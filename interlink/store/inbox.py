@@ -359,7 +359,7 @@ class InboxReader:
                         "undecodable inbox entry dropped",
                         extra={"entry": entry_id, "error": type(exc).__name__},
                     )
-                    self.redis.xack(self.stream, GROUP, entry_id)
+                    self._drop(entry_id, fields)
                     continue
                 if self.deliver(work):
                     self.inflight[entry_id] = time.monotonic()
@@ -368,6 +368,17 @@ class InboxReader:
             if start == ">" or len(entries) < self.batch:
                 return
             last = entries[-1][0].decode() if isinstance(entries[-1][0], bytes) else entries[-1][0]
+
+    def _drop(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
+        """Forget an entry that cannot be decoded. With its tenant readable it goes through the
+        acknowledgement (deleted, the tenant's backlog released); else it is deleted alone."""
+        try:
+            tenant = fields[b"t"].decode()
+        except (KeyError, ValueError, AttributeError):
+            self.redis.xack(self.stream, GROUP, entry_id)
+            self.redis.xdel(self.stream, entry_id)
+            return
+        self._acks.put((entry_id, tenant))
 
     def _ack_loop(self) -> None:
         while True:
