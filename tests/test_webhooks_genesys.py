@@ -562,3 +562,38 @@ def test_valid_json_of_the_wrong_shape_is_titled_as_such(client: Client, acme: G
     result = post(client, raw, acme.webhook_secret, path=f"{HOOK}/acme")
     assert result.status_code == 400
     assert result.json["title"] == "Invalid notification"
+
+
+# -- bounded before the signature (issue 13, finding 3) ------------------------------------------
+@pytest.mark.parametrize("where", [HOOK, f"{HOOK}/acme"])
+def test_a_huge_number_in_an_unsigned_body_is_401_and_logs_no_error(
+    client: Client, redis_client: redis.Redis, acme: GcTenant, caplog: Any, where: str
+) -> None:
+    body = sample("genesys_image", acme.integration_id)
+    body["content"][0]["attachment"]["contentSizeBytes"] = "9" * 4301  # past int()'s limit
+    raw = encode(body)
+    caplog.clear()
+    assert post(client, raw, None, path=where).status_code == 401
+    assert [r for r in caplog.records if r.levelno >= 40] == []
+    assert not any(r.exc_info for r in caplog.records)
+    # Signed, the same body is malformed: 400 with the field named, counted, not logged.
+    before = counter("interlink_client_errors_total", route="genesys", reason="invalid_shape")
+    result = post(client, raw, acme.webhook_secret, path=where)
+    assert result.status_code == 400
+    assert "contentSizeBytes" in result.json["description"]
+    after = counter("interlink_client_errors_total", route="genesys", reason="invalid_shape")
+    assert after == before + 1
+    assert [r for r in caplog.records if r.levelno >= 40] == []
+    assert stored(redis_client) == []
+
+
+def test_an_unsigned_body_is_read_only_for_its_tenant(
+    client: Client, redis_client: redis.Redis, acme: GcTenant
+) -> None:
+    """Before the signature only the fields naming the tenant are read: whatever else is wrong
+    with an unsigned body is answered 401, and it learns nothing of what the shape check says."""
+    body = sample("genesys_text", acme.integration_id)
+    for junk in ({**body, "type": 7}, {**body, "text": ["x"]}, {**body, "id": None}):
+        assert post(client, encode(junk), None).status_code == 401
+    assert post(client, encode({**body, "channel": "x"}), None).status_code == 400
+    assert stored(redis_client) == []
