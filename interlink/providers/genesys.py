@@ -13,18 +13,18 @@ try again later (carries ``retry_after``), :class:`SendUncertain` may have been 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 
 from interlink.model import GenesysCredentials, mask
 from interlink.providers.errors import (
     AuthError,
-    ForbiddenFetch,
     PermanentError,
     SendUncertain,
     TooLarge,
@@ -32,6 +32,7 @@ from interlink.providers.errors import (
     request_not_sent,
     scrub,
 )
+from interlink.providers.fetch_policy import Target, fetch, origin_of
 from interlink.providers.pacing import Pacer
 from interlink.providers.retry import RetryPolicy, parse_retry_after
 from interlink.settings import Settings
@@ -372,82 +373,95 @@ def _api_error(body: Any, raw: str) -> tuple[str | None, str]:
     return None, (raw or "empty body").strip()
 
 
-def _origin(url: str) -> str | None:
-    """``scheme://host[:port]`` in lower case, default ports dropped; ``None`` if not http(s)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    try:
-        port = parts.port
-    except ValueError:
-        return None
-    host = parts.hostname.lower()
-    if ":" in host:
-        host = f"[{host}]"
-    default = 443 if parts.scheme == "https" else 80
-    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+_DOWNLOAD_PATH = re.compile(
+    r"(?P<prefix>(?:/[A-Za-z0-9_-][A-Za-z0-9._-]*)*)/api/v2/downloads/[A-Za-z0-9_-]{1,200}\Z"
+)
+"""``/api/v2/downloads/{downloadId}`` (reference/genesys.md §3.2), under a mount prefix of plain
+segments on a path-mounted API URL only (:class:`DownloadHosts`); no dot segments, no escapes."""
 
 
-def genesys_download_hosts(settings: Settings, region: str) -> set[str]:
-    """The origins agent attachments may come from (INTERFACE.md "Outbound fetches"):
-    ``https://api-downloads.{region}`` and the origin of the configured API URL for ``region``
-    (a simulator's ``http://127.0.0.1:P`` in tests). Origins are ``scheme://host[:port]``."""
-    hosts = {f"https://api-downloads.{region.lower()}"}
-    api = _origin(settings.genesys_api_base(region))
-    if api:
-        hosts.add(api)
-    return hosts
+@dataclass(frozen=True, slots=True)
+class DownloadHosts:
+    """Where agent attachments may be downloaded from (INTERFACE.md "Outbound fetches").
+
+    - ``origins``: ``scheme://host[:port]`` of ``https://api-downloads.{region}`` and of the
+      configured API URL; only these get the token, may be ``http`` or use another port.
+    - ``mount_origin``/``mount``: when ``INTERLINK_GENESYS_API_URL`` has a path (a simulator or a
+      path-mounting proxy, never Genesys itself), downloads on that origin sit under the parent
+      of that path (the simulator's ``/genesys/{region}/api-downloads/api/v2/downloads/{id}``
+      under ``/genesys/{region}``). Otherwise the path is exactly ``/api/v2/downloads/{id}``.
+    """
+
+    origins: frozenset[str]
+    mount_origin: str | None = None
+    mount: str = ""
+
+    def admits(self, target: Target) -> bool:
+        """Whether ``target`` is a download URL on one of these hosts."""
+        if target.origin not in self.origins:
+            return False
+        found = _DOWNLOAD_PATH.match(target.path)
+        if found is None:
+            return False
+        prefix = found.group("prefix")
+        if target.origin != self.mount_origin:
+            return prefix == ""
+        return prefix == self.mount or prefix.startswith(self.mount + "/")
+
+
+def genesys_download_hosts(settings: Settings, region: str) -> DownloadHosts:
+    """The :class:`DownloadHosts` of ``region``: ``https://api-downloads.{region}`` and the
+    origin of the configured API URL for ``region`` (a simulator's ``http://127.0.0.1:P`` in
+    tests)."""
+    downloads = origin_of(f"https://api-downloads.{region.lower()}")
+    api_base = settings.genesys_api_base(region)
+    api = origin_of(api_base)
+    origins = frozenset(o for o in (downloads, api) if o)
+    path = urlsplit(api_base).path.rstrip("/")
+    if api is None or not path:
+        return DownloadHosts(origins)
+    return DownloadHosts(origins, api, path.rsplit("/", 1)[0])
 
 
 def download_attachment(
     session: requests.Session,
     url: str,
     *,
-    allowed_hosts: set[str],
+    allowed_hosts: DownloadHosts,
     token: str,
     max_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
     timeout: Timeout = DEFAULT_TIMEOUT,
 ) -> tuple[bytes, str]:
     """Fetch an agent attachment named in an outbound webhook; returns (bytes, content type).
 
-    - ``url``: the attachment URL from the payload. Its origin must be in ``allowed_hosts``
-      (from :func:`genesys_download_hosts`), else :class:`ForbiddenFetch` and nothing is sent.
-    - ``token``: a Genesys access token, sent as Bearer to the allowed origin only.
+    - ``url``: the attachment URL from the payload. It must be a download URL on
+      ``allowed_hosts`` (:func:`genesys_download_hosts`), read the way it will be sent
+      (:mod:`interlink.providers.fetch_policy`), else :class:`ForbiddenFetch` and nothing is sent.
+    - ``token``: a Genesys access token, sent as Bearer to download URLs on those hosts only.
     - ``max_bytes``: larger bodies raise :class:`TooLarge` (``DEFAULT_MAX_ATTACHMENT_BYTES``).
     - ``timeout``: (connect, read) seconds per request (``DEFAULT_TIMEOUT``).
 
     Trust rule for redirects: ``/api/v2/downloads/{id}`` answers with a redirect to a signed
-    URL on a storage host. That redirect comes from Genesys (an allowed origin, authenticated),
-    not from the payload, so it is followed (at most ``DEFAULT_MAX_REDIRECTS``), but only to
-    ``https`` (or back to an allowed origin) and *without* the token once it leaves the allowed
-    origins. Errors: 401/403/404/410 → :class:`PermanentError` (link expired or not ours);
-    408/429/5xx, timeouts, broken connections → :class:`TransientError` (a GET: safe to retry).
+    URL on a storage host. That redirect comes from Genesys, not from the payload, so it is
+    followed (at most ``DEFAULT_MAX_REDIRECTS``), each hop checked by the fetch policy (https on
+    the default port to a DNS name, or an exact allowed origin), and the token goes only to a
+    hop that is itself a download URL on the allowed hosts. Errors: 401/403/404/410 →
+    :class:`PermanentError` (link expired or not ours); 408/429/5xx, timeouts, broken
+    connections → :class:`TransientError` (a GET: safe to retry).
     """
-    origin = _origin(url)
-    if origin is None or origin not in allowed_hosts:
-        raise ForbiddenFetch(
-            f"attachment host {origin or url[:80]!r} is not a Genesys download host"
-        )
-    for _ in range(DEFAULT_MAX_REDIRECTS + 1):
-        headers = {"Authorization": f"Bearer {token}"} if origin in allowed_hosts else {}
-        try:
-            response = session.get(
-                url, headers=headers, timeout=timeout, stream=True, allow_redirects=False
-            )
-        except requests.RequestException as exc:
-            raise TransientError(f"attachment download failed: {type(exc).__name__}") from exc
-        with response:
-            if response.is_redirect:
-                target = urljoin(url, response.headers.get("Location", ""))
-                target_origin = _origin(target)
-                if target_origin is None or (
-                    target_origin not in allowed_hosts and not target.startswith("https://")
-                ):
-                    raise ForbiddenFetch("attachment redirect to a non-https host refused")
-                url, origin = target, target_origin
-                continue
-            return _read_body(response, max_bytes)
-    raise PermanentError(None, "too.many.redirects", "attachment download redirected too often")
+    response = fetch(
+        session,
+        url,
+        trusted=allowed_hosts.origins,
+        admit=allowed_hosts.admits,
+        authorize=lambda _first, hop: allowed_hosts.admits(hop),
+        authorization=f"Bearer {token}",
+        timeout=timeout,
+        max_redirects=DEFAULT_MAX_REDIRECTS,
+        what="attachment download",
+    )
+    with response:
+        return _read_body(response, max_bytes)
 
 
 def _read_body(response: requests.Response, max_bytes: int) -> tuple[bytes, str]:
