@@ -411,6 +411,69 @@ def test_download_refuses_urls_not_from_graph(
     assert len(rsps.calls) == 0
 
 
+def test_download_refuses_a_graph_url_it_did_not_hand_out(
+    rsps: responses.RequestsMock, client: GraphClient
+) -> None:
+    # On the Graph origin but never named by GET /{media-id}: the token fetches nothing else.
+    with pytest.raises(ForbiddenFetch):
+        client.download(f"{GRAPH}/{PNID}/phone_numbers")
+    assert len(rsps.calls) == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.example\\@lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1",
+        "https://u:p@lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1",
+        "https://lookaside.fbsbx.com:8443/whatsapp_business/attachments/?mid=1",
+        "https://127.0.0.1/whatsapp_business/attachments/?mid=1",
+        "https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1\r\nX: y",
+    ],
+)
+def test_media_url_refuses_an_ambiguous_url(
+    rsps: responses.RequestsMock, client: GraphClient, token: str, url: str
+) -> None:
+    register_media(rsps, token, url=url)
+    with pytest.raises(PermanentError) as caught:
+        client.media_url(MEDIA_ID)
+    assert caught.value.code == "media.url.invalid"
+
+
+def test_a_media_redirect_on_the_same_origin_keeps_the_token_and_another_host_gets_none(
+    rsps: responses.RequestsMock, client: GraphClient, token: str
+) -> None:
+    register_media(rsps, token)
+    moved = "https://lookaside.fbsbx.com/moved?mid=1"
+    cdn = "https://cdn.fbsbx.example/blob?sig=abc"
+    rsps.get(LOOKASIDE, status=302, headers={"Location": "/moved?mid=1"})
+    rsps.get(moved, status=307, headers={"Location": cdn})
+    rsps.get(cdn, body=b"jpeg", content_type="image/jpeg")
+    assert client.download_bytes(client.media_url(MEDIA_ID).url) == b"jpeg"
+    auth = [call.request.headers.get("Authorization") for call in rsps.calls]
+    assert auth == [f"Bearer {token}"] * 3 + [None]
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "http://cdn.fbsbx.example/blob",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://cdn.fbsbx.example:8080/blob",
+        "https://cdn.fbsbx.example\\@graph.facebook.com/blob",
+    ],
+)
+def test_a_media_redirect_off_https_or_to_an_address_is_refused(
+    rsps: responses.RequestsMock, client: GraphClient, token: str, location: str
+) -> None:
+    register_media(rsps, token)
+    rsps.get(LOOKASIDE, status=302, headers={"Location": location})
+    url = client.media_url(MEDIA_ID).url
+    with pytest.raises(ForbiddenFetch) as caught:
+        client.download(url)
+    assert token not in str(caught.value)
+    assert len(rsps.calls) == 2  # the lookup and the redirect, nothing after
+
+
 def test_download_refuses_an_expired_url(
     rsps: responses.RequestsMock, client: GraphClient, token: str, clock: Clock
 ) -> None:

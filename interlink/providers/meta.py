@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
 
@@ -33,6 +33,7 @@ from interlink.providers.errors import (
     request_not_sent,
     scrub,
 )
+from interlink.providers.fetch_policy import Target, fetch, hop_refusal, origin_of, target
 from interlink.providers.retry import RetryPolicy, parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,9 @@ MEDIA_URL_LIFETIME = 300.0
 """Seconds a URL from ``GET /{media-id}`` stays valid (Meta: 5 minutes)."""
 MAX_REMEMBERED_URLS = 1024
 """Media URLs a client remembers as downloadable; the oldest are forgotten first."""
+MAX_MEDIA_REDIRECTS = 3
+"""Redirects a media download follows (Meta serves the URL it hands out directly; a little
+slack, no loops)."""
 THROUGHPUT_UPGRADE_WAIT = 60.0
 """Seconds to wait after 131057 (number in throughput upgrade, "up to a minute") without a
 ``Retry-After``."""
@@ -80,13 +84,6 @@ def _int(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
-
-
-def _origin(url: str) -> str | None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return None
-    return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
 def parse_graph_error(response: requests.Response, *secrets: str) -> MetaError:
@@ -138,10 +135,11 @@ class GraphClient:
     - ``clock``: monotonic seconds, to age remembered media URLs (``time.monotonic``).
 
     Trust rule for downloads (INTERFACE.md "Outbound fetches"): :meth:`download` fetches only
-    URLs this client got from :meth:`media_url` in the last ``MEDIA_URL_LIFETIME`` seconds, or
-    URLs on the Graph origin itself. A ``url`` inside a webhook payload is never fetched directly:
-    resolve the media id. The token goes only to those URLs (requests drops it if Meta redirects
-    to another host).
+    URLs this client got from :meth:`media_url` in the last ``MEDIA_URL_LIFETIME`` seconds; a
+    ``url`` inside a webhook payload is never fetched directly: resolve the media id. Every URL
+    and redirect hop passes :mod:`interlink.providers.fetch_policy` (https on the default port to
+    a DNS name, or the exact Graph origin); the token goes only to the Graph origin and to the
+    origin of the URL Graph named, never to a host a redirect introduces.
     """
 
     def __init__(
@@ -161,6 +159,8 @@ class GraphClient:
         self.timeout = timeout
         self._clock = clock
         self._media_urls: OrderedDict[str, float] = OrderedDict()
+        graph_origin = origin_of(self.graph_base)
+        self._graph_origins = frozenset({graph_origin} if graph_origin else ())
 
     def __repr__(self) -> str:
         return (
@@ -249,12 +249,7 @@ class GraphClient:
             params={"phone_number_id": self.phone_number_id},
         )
         url = data.get("url")
-        origin = _origin(url) if isinstance(url, str) else None
-        if (
-            not isinstance(url, str)
-            or origin is None
-            or not (url.startswith("https://") or origin == _origin(self.graph_base))
-        ):
+        if not isinstance(url, str) or not self._usable(url):
             raise PermanentError(200, "media.url.invalid", "Graph returned no usable media URL")
         self._remember(url)
         return MediaInfo(
@@ -274,12 +269,17 @@ class GraphClient:
                 break
             del self._media_urls[oldest_url]
 
+    def _usable(self, url: str) -> bool:
+        """The first check of a URL Graph hands out, so a bad one fails at lookup, not later."""
+        found = target(url)
+        return found is not None and hop_refusal(found, self._graph_origins) is None
+
     def _may_fetch(self, url: str) -> bool:
         seen = self._media_urls.get(url)
-        if seen is not None and self._clock() - seen <= MEDIA_URL_LIFETIME:
-            return True
-        origin = _origin(url)
-        return origin is not None and origin == _origin(self.graph_base)
+        return seen is not None and self._clock() - seen <= MEDIA_URL_LIFETIME
+
+    def _authorize(self, first: Target, hop: Target) -> bool:
+        return hop.origin == first.origin or hop.origin in self._graph_origins
 
     def download(
         self,
@@ -300,10 +300,17 @@ class GraphClient:
         """
         if not self._may_fetch(url):
             raise ForbiddenFetch("media URL did not come from the Graph API")
-        try:
-            response = self.session.get(url, headers=self._auth, timeout=timeout, stream=True)
-        except requests.RequestException as exc:
-            raise TransientError(f"media download failed: {type(exc).__name__}") from exc
+        response = fetch(
+            self.session,
+            url,
+            trusted=self._graph_origins,
+            admit=lambda _first: True,  # remembered from Graph: the policy's own rules remain
+            authorize=self._authorize,
+            authorization=self._auth["Authorization"],
+            timeout=timeout,
+            max_redirects=MAX_MEDIA_REDIRECTS,
+            what="media download",
+        )
         try:
             _check_download(response, max_bytes)
         except Exception:
