@@ -68,6 +68,37 @@ def _packed(*parts: Arg) -> bytes:
     return b"".join(out)
 
 
+# Connection arguments that newer redis-py (7+) puts into a pool's ``connection_kwargs`` for its
+# maintenance notifications (Redis Enterprise, RESP3): a pool-wide handler that may move every
+# connection to another host and relax, then reset, its timeouts to the pool's. They are not part
+# of redis-py's public connection arguments (5.x and 6.x refuse them), and a connection made
+# outside the pool takes none of them: without them it has no maintenance handling at all.
+_POOL_MAINTENANCE_ARGUMENTS = frozenset(
+    {
+        "maint_notifications_config",
+        "maint_notifications_pool_handler",
+        "oss_cluster_maint_notifications_handler",
+        "orig_host_address",
+        "orig_socket_timeout",
+        "orig_socket_connect_timeout",
+    }
+)
+
+
+def own_connection_options(pool: redis.ConnectionPool, timeout: float) -> dict[str, Any]:
+    """Arguments for a connection of one's own, outside ``pool``: the pool's server, credentials
+    and TLS settings, ``timeout`` for every wait, no PING before a command after an idle spell
+    (a dead connection shows on the command itself), no pool maintenance handling. Only public
+    connection arguments, so any redis-py from 5.0 takes them."""
+    options = {
+        name: value
+        for name, value in pool.connection_kwargs.items()
+        if name not in _POOL_MAINTENANCE_ARGUMENTS
+    }
+    options.update(socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=0)
+    return options
+
+
 class FastScript:
     """A Lua script called with many arguments: ``EVALSHA`` packed in one pass, loaded again when
     the server has lost it (a restart, ``SCRIPT FLUSH``). Errors are redis-py's own:
@@ -88,25 +119,15 @@ class FastScript:
         self.timeout = float(
             timeout or pool.connection_kwargs.get("socket_timeout") or DEFAULT_SOCKET_TIMEOUT
         )
-        options = {
-            **pool.connection_kwargs,
-            "socket_timeout": self.timeout,
-            "socket_connect_timeout": self.timeout,
-            "orig_socket_timeout": self.timeout,
-            "orig_socket_connect_timeout": self.timeout,
-            # Not a pool connection: no PING before a command after 30 s idle (a dead connection
-            # shows on the command itself, and is replaced below), no pool-wide maintenance
-            # handling (Redis Enterprise's, which would also reset the timeouts).
-            "health_check_interval": 0,
-            "maint_notifications_config": None,
-        }
-        options.pop("maint_notifications_pool_handler", None)
-        self._connection = pool.connection_class(**options)  # connects when used
+        self._connection = pool.connection_class(**own_connection_options(pool, self.timeout))
+        # Whether the connection is open and clean (redis-py 5.0 has no public ``is_connected``):
+        # set once a command went out, cleared whenever the connection is dropped.
+        self._connected = False
 
     def __call__(self, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
         started = time.monotonic()
         command = _packed("EVALSHA", self.sha, len(keys), *keys, *args)
-        if self._connection.is_connected:
+        if self._connected:
             # The common case: one send and one reply, each wait bounded by the socket timeout
             # (a gevent.Timeout around every call cost more than the rest of the call).
             try:
@@ -126,17 +147,20 @@ class FastScript:
                 return self._execute_once(command)
 
     def close(self) -> None:
+        self._connected = False
         self._connection.disconnect()
 
     def _execute_once(self, command: bytes) -> Any:
         connection = self._connection
         try:
             connection.send_packed_command([command])
+            self._connected = True
             return connection.read_response()
         except redis.ResponseError:
             raise
         except BaseException:
             # A broken socket, a timeout, a greenlet killed mid-reply: unread bytes may remain,
             # so this connection is never reused as it is (the next call connects again).
+            self._connected = False
             connection.disconnect()
             raise

@@ -1,0 +1,95 @@
+"""The connection a FastScript keeps for itself, seen from the server: what it sends is only what
+the caller asked for (no idle PING, no maintenance handshake), on any redis-py from 5.0."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from interlink.store.connection import FastScript, own_connection_options
+
+
+@pytest.fixture
+def spy(redis_url: str) -> Iterator[redis.Redis]:
+    """A separate client that reads the server's counters (its own health check is off)."""
+    client = redis.Redis.from_url(redis_url, health_check_interval=0)
+    yield client
+    client.close()
+
+
+def _resp3(url: str) -> str:
+    return url + ("&" if "?" in url else "?") + "protocol=3"
+
+
+def _calls(spy: redis.Redis) -> dict[str, int]:
+    return {name: stats["calls"] for name, stats in spy.info("commandstats").items()}
+
+
+def _errors(spy: redis.Redis) -> int:
+    return sum(stats["count"] for stats in spy.info("errorstats").values())
+
+
+def test_the_scripts_connection_sends_no_idle_ping(redis_url: str, spy: redis.Redis) -> None:
+    # The pool PINGs a connection idle for longer than this before using it; the script must not.
+    pool = redis.BlockingConnectionPool.from_url(redis_url, health_check_interval=1)
+    client = redis.Redis(connection_pool=pool)
+    script = FastScript(client, "return 7")
+    try:
+        assert script([], []) == 7  # connects and loads the script
+        time.sleep(1.3)
+        before = _calls(spy)
+        assert script([], []) == 7
+        after = _calls(spy)
+    finally:
+        script.close()
+        pool.disconnect()
+    assert after.get("cmdstat_ping", 0) == before.get("cmdstat_ping", 0)
+    assert after["cmdstat_evalsha"] == before["cmdstat_evalsha"] + 1
+
+
+def test_connecting_the_script_attempts_no_maintenance_handshake(
+    redis_url: str, spy: redis.Redis
+) -> None:
+    # redis-py 7+ asks a RESP3 server for maintenance notifications on each pool connection
+    # (``CLIENT MAINT_NOTIFICATIONS``, an error reply from a server without them); the pool's
+    # handler would then move the connection and reset its timeouts to the pool's.
+    pool = redis.BlockingConnectionPool.from_url(_resp3(redis_url))
+    client = redis.Redis(connection_pool=pool)
+    script = FastScript(client, "return 1", timeout=0.75)
+    try:
+        script([], [])  # a first call of a new script: one NOSCRIPT error reply, then loaded
+        errors = _errors(spy)
+        script.close()
+        assert script([], []) == 1  # connects again, the script already loaded
+        assert _errors(spy) == errors
+    finally:
+        script.close()
+        pool.disconnect()
+
+
+def test_own_connection_options_keep_the_server_and_set_only_public_arguments(
+    redis_url: str,
+) -> None:
+    pool = redis.BlockingConnectionPool.from_url(
+        _resp3(redis_url), socket_timeout=5, health_check_interval=30
+    )
+    options = own_connection_options(pool, 0.25)
+    assert options["socket_timeout"] == options["socket_connect_timeout"] == 0.25
+    assert options["health_check_interval"] == 0
+    assert (options.get("host"), options.get("port"), options.get("path")) == (
+        pool.connection_kwargs.get("host"),
+        pool.connection_kwargs.get("port"),
+        pool.connection_kwargs.get("path"),
+    )
+    # What newer redis-py adds for its pool maintenance (5.x and 6.x refuse these names).
+    assert not {name for name in options if name.startswith(("maint_", "oss_", "orig_"))}
+    # The connection class takes them: a command over it works.
+    connection = pool.connection_class(**options)
+    try:
+        connection.send_command("PING")
+        assert connection.read_response() in (b"PONG", "PONG", True)
+    finally:
+        connection.disconnect()
