@@ -52,6 +52,11 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "json"
     shutdown_timeout: float = 10.0
+    # The HTTP server's defences against hostile connections (interlink.http.server).
+    http_max_connections: int = 1000
+    http_header_timeout: float = 10.0
+    http_body_timeout: float = 30.0
+    http_idle_timeout: float = 75.0
     unknown: tuple[str, ...] = ()
 
     @property
@@ -71,6 +76,7 @@ KNOWN = frozenset(
     for name in (
         "HOST PORT REDIS_URL DATA_DIR ADMIN_TOKEN SECRET_KEY SHARD_ID SHARD_COUNT PUBLIC_URL "
         "META_GRAPH_URL GENESYS_LOGIN_URL GENESYS_API_URL LOG_LEVEL LOG_FORMAT SHUTDOWN_TIMEOUT "
+        "HTTP_MAX_CONNECTIONS HTTP_HEADER_TIMEOUT HTTP_BODY_TIMEOUT HTTP_IDLE_TIMEOUT "
         # Read by the CLI and the test suite, not by the shard; known so that they raise no warning.
         "URL TEST_REDIS_URL"
     ).split()
@@ -116,13 +122,7 @@ def load(
     if log_format not in LOG_FORMATS:
         raise SettingsError(PREFIX + "LOG_FORMAT", " | ".join(LOG_FORMATS), log_format)
 
-    timeout_raw = get("SHUTDOWN_TIMEOUT") or "10"
-    try:
-        shutdown_timeout = float(timeout_raw)
-    except ValueError:
-        shutdown_timeout = -1.0
-    if not 0 < shutdown_timeout <= 3600:
-        raise SettingsError(PREFIX + "SHUTDOWN_TIMEOUT", "seconds between 0 and 3600", timeout_raw)
+    shutdown_timeout = _seconds("SHUTDOWN_TIMEOUT", get("SHUTDOWN_TIMEOUT"), 10.0)
 
     return Settings(
         host=host,
@@ -142,6 +142,12 @@ def load(
         log_level=log_level,
         log_format=log_format,
         shutdown_timeout=shutdown_timeout,
+        http_max_connections=_int(
+            "HTTP_MAX_CONNECTIONS", get("HTTP_MAX_CONNECTIONS"), 1000, 1, 1_000_000
+        ),
+        http_header_timeout=_seconds("HTTP_HEADER_TIMEOUT", get("HTTP_HEADER_TIMEOUT"), 10.0),
+        http_body_timeout=_seconds("HTTP_BODY_TIMEOUT", get("HTTP_BODY_TIMEOUT"), 30.0),
+        http_idle_timeout=_seconds("HTTP_IDLE_TIMEOUT", get("HTTP_IDLE_TIMEOUT"), 75.0),
         unknown=tuple(sorted(k for k in env if k.startswith(PREFIX) and k not in KNOWN)),
     )
 
@@ -174,6 +180,18 @@ def _int(name: str, raw: object, default: int, low: int, high: int) -> int:
     value = int(text) if re.fullmatch(r"-?[0-9]+", text) else low - 1  # int() would take "1_0"
     if not low <= value <= high:
         raise SettingsError(PREFIX + name, f"an integer from {low} to {high}", str(raw))
+    return value
+
+
+def _seconds(name: str, raw: str | None, default: float) -> float:
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3600:  # also refuses nan and inf
+        raise SettingsError(PREFIX + name, "seconds between 0 and 3600", raw)
     return value
 
 

@@ -13,9 +13,13 @@ GENESYS_BODY_LIMIT = 512_000  # Genesys's own request.bytes.max (reference/genes
 META_BODY_LIMIT = 3 * KIB * KIB  # Meta's largest webhook payload (reference/whatsapp.md §2.3)
 
 
+# The body is left unread (or half read): the connection cannot carry another request.
+CLOSE = {"Connection": "close"}
+
+
 def _too_large(limit: int) -> falcon.HTTPContentTooLarge:
     return falcon.HTTPContentTooLarge(
-        title="Body too large", description=f"The body may be at most {limit} bytes."
+        title="Body too large", description=f"The body may be at most {limit} bytes.", headers=CLOSE
     )
 
 
@@ -26,13 +30,38 @@ def check_length(req: falcon.Request, limit: int) -> None:
 
 
 def read_body(req: falcon.Request, limit: int) -> bytes:
-    """The raw body, read once; 413 when it is, or turns out to be, larger than ``limit``."""
+    """The raw body, read once; 413 when it is, or turns out to be, larger than ``limit``; 408
+    when it does not arrive within the server's body timeout (``interlink.http.server``); 400
+    when its chunked framing is malformed or it ends early. Each of these closes the connection."""
     check_length(req, limit)
+    try:
+        return _read(req, limit)
+    except TimeoutError:
+        raise falcon.HTTPError(
+            falcon.HTTP_408,
+            title="Request timeout",
+            description="The body did not arrive in time.",
+            headers=CLOSE,
+        ) from None
+    except (OSError, ValueError):
+        # gevent's chunked decoder: IOError for bad framing or an early end, ValueError for a
+        # chunk size with no digits.
+        raise falcon.HTTPBadRequest(
+            title="Malformed body",
+            description="The body ended early or its chunked encoding is malformed.",
+            headers=CLOSE,
+        ) from None
+
+
+def _read(req: falcon.Request, limit: int) -> bytes:
     # Without Content-Length (chunked transfer) read the decoded stream, never more than one
     # byte past the limit.
     length = req.content_length
     if length is not None:  # checked above: at most ``limit``; WSGI allows reading exactly it
-        return req.stream.read(length)
+        data: bytes = req.stream.read(length)
+        if len(data) < length:
+            raise OSError("body shorter than its Content-Length")
+        return data
     data = req.stream.read(limit + 1)
     if len(data) > limit:
         raise _too_large(limit)
