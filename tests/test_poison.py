@@ -17,8 +17,8 @@ import pytest
 import redis
 import requests
 
-from interlink.sim.driver import WhatsAppUser
 from interlink.signatures import meta_signature
+from interlink.sim.driver import WhatsAppUser
 from interlink.store import keys
 from interlink.store.dead_letters import DeadLetters
 from interlink.store.inbox import GROUP, Inbox, Item
