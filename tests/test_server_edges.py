@@ -7,6 +7,7 @@ each timeout shows within a second; one test runs ``interlink serve`` as a proce
 from __future__ import annotations
 
 import json
+import resource
 import socket
 import time
 from collections.abc import Iterator
@@ -16,7 +17,14 @@ import pytest
 import requests
 
 from interlink.http.app import create_app
-from interlink.http.server import Limits, ShardServer, check_framing
+from interlink.http.server import (
+    FD_RESERVE,
+    Limits,
+    ShardServer,
+    check_framing,
+    connection_bound,
+    raise_file_limit,
+)
 from interlink.services import Services
 from tests.shard import ShardProcess
 
@@ -300,3 +308,11 @@ def test_a_real_shard_sheds_idle_sockets_and_refuses_smuggling(tmp_path: Path) -
         for sock in idle:
             sock.close()
         shard.stop()
+
+
+def test_the_connection_bound_stays_below_the_open_file_limit() -> None:
+    assert connection_bound(1000, 1 << 20) == 1000
+    assert connection_bound(1000, 512) == 512 - FD_RESERVE
+    assert connection_bound(1000, 10) == 1
+    soft = raise_file_limit()
+    assert soft == resource.getrlimit(resource.RLIMIT_NOFILE)[0]

@@ -41,6 +41,15 @@ def test_defaults_match_the_interface() -> None:
         ),
         ("INTERLINK_META_GRAPH_URL", "graph.facebook.com", "INTERLINK_META_GRAPH_URL"),
         ("INTERLINK_SHUTDOWN_TIMEOUT", "-1", "INTERLINK_SHUTDOWN_TIMEOUT"),
+        (
+            "INTERLINK_HTTP_MAX_CONNECTIONS",
+            "0",
+            "INTERLINK_HTTP_MAX_CONNECTIONS: expected an integer",
+        ),
+        ("INTERLINK_HTTP_MAX_CONNECTIONS", "1e3", "INTERLINK_HTTP_MAX_CONNECTIONS"),
+        ("INTERLINK_HTTP_HEADER_TIMEOUT", "0", "INTERLINK_HTTP_HEADER_TIMEOUT: expected seconds"),
+        ("INTERLINK_HTTP_BODY_TIMEOUT", "nan", "INTERLINK_HTTP_BODY_TIMEOUT"),
+        ("INTERLINK_HTTP_IDLE_TIMEOUT", "soon", "INTERLINK_HTTP_IDLE_TIMEOUT"),
     ],
 )
 def test_a_bad_value_names_the_variable_and_what_it_accepts(
@@ -88,6 +97,23 @@ def test_flags_win_over_the_environment_which_wins_over_the_env_file(tmp_path: P
     s = load({"INTERLINK_HOST": "10.1.1.1"}, env_file=env_file, overrides={"port": "9000"})
     assert (s.host, s.port, s.log_level) == ("10.1.1.1", 9000, "DEBUG")
     assert read_env_file(env_file)["INTERLINK_HOST"] == "0.0.0.0"
+
+
+def test_http_limits_have_defaults_and_are_read_from_the_environment() -> None:
+    s = load({})
+    assert (s.http_max_connections, s.http_header_timeout) == (1000, 10.0)
+    assert (s.http_body_timeout, s.http_idle_timeout) == (30.0, 75.0)
+    s = load(
+        {
+            "INTERLINK_HTTP_MAX_CONNECTIONS": "50",
+            "INTERLINK_HTTP_HEADER_TIMEOUT": "2.5",
+            "INTERLINK_HTTP_BODY_TIMEOUT": "5",
+            "INTERLINK_HTTP_IDLE_TIMEOUT": "120",
+        }
+    )
+    assert (s.http_max_connections, s.http_header_timeout) == (50, 2.5)
+    assert (s.http_body_timeout, s.http_idle_timeout) == (5.0, 120.0)
+    assert s.unknown == ()
 
 
 def test_settings_are_frozen() -> None:
