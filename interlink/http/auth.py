@@ -223,7 +223,16 @@ def login_throttle(services: Services) -> LoginThrottle:
     found = services.extras.get("login_throttle")
     if not isinstance(found, LoginThrottle):
         proxies = getattr(services.settings, "trusted_proxies", ()) or ()
-        found = services.extras["login_throttle"] = LoginThrottle(trusted_proxies=proxies)
+        if isinstance(proxies, str):
+            proxies = [part.strip() for part in proxies.split(",") if part.strip()]
+        try:
+            found = LoginThrottle(trusted_proxies=proxies)
+        except (TypeError, ValueError):
+            # Settings validate this at start; should a bad value get through, failing closed
+            # (no proxy trusted) beats a 500 on every admin request.
+            log.error("trusted_proxies is not a list of CIDRs; trusting no proxy")
+            found = LoginThrottle()
+        services.extras["login_throttle"] = found
     return found
 
 
