@@ -4,8 +4,10 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The oldest Python setup.cfg admits, for proving the lower bounds (the newest one otherwise).
+LOWER_PYTHON ?= $(shell command -v python3.11 2>/dev/null || echo $(PYTHON))
 
-.PHONY: run test lint typecheck unit bench demo simulate chaos clean
+.PHONY: run test lint typecheck unit lower-bounds image-check bench demo simulate chaos clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -n "$(PYTHON)" || { echo "interlink needs Python 3.11 or newer on PATH" >&2; exit 1; }
@@ -17,7 +19,7 @@ $(STAMP): setup.cfg pyproject.toml
 run: $(STAMP)
 	$(BIN)/interlink serve
 
-test: lint typecheck unit
+test: lint typecheck unit lower-bounds image-check
 
 lint: $(STAMP)
 	$(BIN)/ruff check interlink tests bench
@@ -27,6 +29,16 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Every runtime dependency at its declared lower bound, then the end-to-end round trip
+# (the venv is kept under build/lower-bounds and remade when setup.cfg's bounds change).
+lower-bounds:
+	@test -n "$(LOWER_PYTHON)" || { echo "interlink needs Python 3.11 or newer on PATH" >&2; exit 1; }
+	$(LOWER_PYTHON) deploy/ci/lower_bounds.py --dir build/lower-bounds
+
+# The container image's install steps (deploy/image/install.sh) into a fresh venv, then a demo.
+image-check:
+	PYTHON=$(PYTHON) deploy/image/check.sh
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
