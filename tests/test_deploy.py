@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -379,6 +380,26 @@ def test_the_systemd_unit_runs_one_hardened_shard_per_instance() -> None:
     drain = float(environment.get("INTERLINK_SHUTDOWN_TIMEOUT", DEFAULT_SHUTDOWN_TIMEOUT))
     assert float(one("TimeoutStopSec")) > drain
     assert unit["Install"]["WantedBy"] == ["multi-user.target"]
+
+
+def test_systemd_accepts_every_directive_of_the_unit(tmp_path: Path) -> None:
+    """``systemd-analyze verify`` names every unknown or malformed directive (the binary the unit
+    starts is swapped for one that exists here)."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("no systemd-analyze on this machine")
+    text = UNIT.read_text(encoding="utf-8")
+    program = next(line for line in text.splitlines() if line.startswith("ExecStart="))
+    copy_ = tmp_path / UNIT.name
+    copy_.write_text(text.replace(program, f"ExecStart={sys.executable} -m interlink serve"))
+    result = subprocess.run(
+        [analyze, "verify", str(tmp_path / "interlink@3.service")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
 
 
 _MDWE_PROBE = """
