@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 PREFIX = "INTERLINK_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -23,6 +24,9 @@ REDIS_SCHEMES = ("redis", "rediss", "unix")
 DEFAULT_META_GRAPH_URL = "https://graph.facebook.com/v25.0"
 DEFAULT_GENESYS_LOGIN_URL = "https://login.{region}"
 DEFAULT_GENESYS_API_URL = "https://api.{region}"
+# With more than one shard these must be the same on every shard: unset, each would invent its
+# own store or keys and accept work that no other shard can read.
+FLEET_SHARED = ("REDIS_URL", "SECRET_KEY", "ADMIN_TOKEN")
 
 
 class SettingsError(ValueError):
@@ -57,6 +61,8 @@ class Settings:
     http_header_timeout: float = 10.0
     http_body_timeout: float = 30.0
     http_idle_timeout: float = 75.0
+    # Proxies whose X-Forwarded-For is believed (interlink.http.auth.login_throttle), as CIDRs.
+    trusted_proxies: tuple[str, ...] = ()
     unknown: tuple[str, ...] = ()
 
     @property
@@ -77,6 +83,7 @@ KNOWN = frozenset(
         "HOST PORT REDIS_URL DATA_DIR ADMIN_TOKEN SECRET_KEY SHARD_ID SHARD_COUNT PUBLIC_URL "
         "META_GRAPH_URL GENESYS_LOGIN_URL GENESYS_API_URL LOG_LEVEL LOG_FORMAT SHUTDOWN_TIMEOUT "
         "HTTP_MAX_CONNECTIONS HTTP_HEADER_TIMEOUT HTTP_BODY_TIMEOUT HTTP_IDLE_TIMEOUT "
+        "TRUSTED_PROXIES "
         # Read by the CLI and the test suite, not by the shard; known so that they raise no warning.
         "URL TEST_REDIS_URL"
     ).split()
@@ -107,13 +114,20 @@ def load(
     host = str(overrides.get("host") or get("HOST") or "127.0.0.1")
     port = _int("PORT", overrides.get("port") or get("PORT"), 8080, 0, 65535)
     shard_count = _int("SHARD_COUNT", get("SHARD_COUNT"), 1, 1, 100_000)
-    shard_raw = get("SHARD_ID")
-    if shard_raw is None and shard_count > 1:
-        shard_raw = _ordinal_from_hostname(env.get("HOSTNAME") or socket.gethostname())
-    shard_id = _int("SHARD_ID", shard_raw, 0, 0, shard_count - 1)
+    shard_id = _shard_id(get("SHARD_ID"), shard_count, env.get("HOSTNAME"))
+    if shard_count > 1:
+        for name in FLEET_SHARED:
+            if get(name) is None:
+                raise SettingsError(
+                    PREFIX + name,
+                    f"a value shared by every shard when INTERLINK_SHARD_COUNT is {shard_count}"
+                    " (it is unset)",
+                )
     redis_url = get("REDIS_URL")
-    if redis_url is not None and urlsplit(redis_url).scheme not in REDIS_SCHEMES:
-        raise SettingsError(PREFIX + "REDIS_URL", "a redis://, rediss:// or unix:// URL", redis_url)
+    if redis_url is not None and _split(redis_url, REDIS_SCHEMES) is None:
+        raise SettingsError(
+            PREFIX + "REDIS_URL", "a redis://, rediss:// or unix:// URL", _shown_url(redis_url)
+        )
 
     log_level = (get("LOG_LEVEL") or "INFO").upper()
     if log_level not in LOG_LEVELS:
@@ -148,6 +162,7 @@ def load(
         http_header_timeout=_seconds("HTTP_HEADER_TIMEOUT", get("HTTP_HEADER_TIMEOUT"), 10.0),
         http_body_timeout=_seconds("HTTP_BODY_TIMEOUT", get("HTTP_BODY_TIMEOUT"), 30.0),
         http_idle_timeout=_seconds("HTTP_IDLE_TIMEOUT", get("HTTP_IDLE_TIMEOUT"), 75.0),
+        trusted_proxies=_networks("TRUSTED_PROXIES", get("TRUSTED_PROXIES")),
         unknown=tuple(sorted(k for k in env if k.startswith(PREFIX) and k not in KNOWN)),
     )
 
@@ -174,12 +189,16 @@ def _secret_keys(raw: str | None) -> tuple[bytes, ...]:
 
 
 def _int(name: str, raw: object, default: int, low: int, high: int) -> int:
+    return _int_in(name, raw, default, low, high, f"an integer from {low} to {high}")
+
+
+def _int_in(name: str, raw: object, default: int, low: int, high: int, accepts: str) -> int:
     if raw is None:
         return default
     text = str(raw).strip()
     value = int(text) if re.fullmatch(r"-?[0-9]+", text) else low - 1  # int() would take "1_0"
     if not low <= value <= high:
-        raise SettingsError(PREFIX + name, f"an integer from {low} to {high}", str(raw))
+        raise SettingsError(PREFIX + name, accepts, str(raw))
     return value
 
 
@@ -198,10 +217,81 @@ def _seconds(name: str, raw: str | None, default: float) -> float:
 def _url(name: str, raw: str | None, default: str) -> str:
     if raw is None:
         return default
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise SettingsError(PREFIX + name, "an http:// or https:// base URL", raw)
+    parts = _split(raw, ("http", "https"))
+    if parts is None or not parts.netloc or parts.query or parts.fragment:
+        raise SettingsError(PREFIX + name, "an http:// or https:// base URL", _shown_url(raw))
     return raw.rstrip("/")
+
+
+def _split(url: str, schemes: tuple[str, ...]) -> SplitResult | None:
+    """``url`` in parts if it has one of ``schemes`` and a readable host and port, else None."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:  # also an unbalanced "[" in the host
+        return None
+    return parts if parts.scheme in schemes else None
+
+
+def _shown_url(url: str) -> str:
+    """``url`` fit for an error line: a password in its user part or its query is masked.
+
+    It is shown at all so that the operator can spot the typo; but a mistyped URL is exactly the
+    kind whose user part :func:`urlsplit` does not find, so then anything before an ``@`` goes.
+    """
+    # Imported here: nothing else in the settings needs redis-py.
+    from interlink.store.connection import redacted
+
+    try:
+        parts = urlsplit(url)
+        found_password = parts.password is not None
+    except ValueError:  # an unbalanced "[" in the host
+        return "(not a URL)"
+    shown = redacted(urlunsplit(parts._replace(query="****" if parts.query else "")))
+    if not found_password and "@" in shown:
+        scheme, sep, rest = shown.partition("://") if "://" in shown else ("", "", shown)
+        shown = f"{scheme}{sep}****@{rest.rsplit('@', 1)[1]}"
+    return shown
+
+
+def _networks(name: str, raw: str | None) -> tuple[str, ...]:
+    """Comma-separated addresses or CIDRs, each as its network (``10.1.2.3`` is ``10.1.2.3/32``)."""
+    networks = []
+    for entry in (raw or "").split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(entry, strict=False)))
+        except ValueError:
+            raise SettingsError(
+                PREFIX + name, "comma-separated IP addresses or CIDR networks", entry
+            ) from None
+    return tuple(networks)
+
+
+def _shard_id(raw: str | None, shard_count: int, hostname: str | None) -> int:
+    """This shard's id: ``INTERLINK_SHARD_ID``, else (in a fleet) the host name's ordinal.
+
+    In a fleet there is no default: two shards that both fell back to 0 would both deliver
+    shard 0's tenants and nobody shard 1's."""
+    accepts = f"an integer from 0 to {shard_count - 1}"
+    if shard_count > 1:
+        accepts += f" (below INTERLINK_SHARD_COUNT {shard_count})"
+    if raw is not None or shard_count == 1:
+        return _int_in("SHARD_ID", raw, 0, 0, shard_count - 1, accepts)
+    hostname = hostname or socket.gethostname()
+    ordinal = _ordinal_from_hostname(hostname)
+    if ordinal is None:
+        raise SettingsError(
+            PREFIX + "SHARD_ID",
+            f"{accepts}, or a host name ending in -<id>; the host name {hostname!r} has none",
+        )
+    if int(ordinal) >= shard_count:
+        raise SettingsError(
+            PREFIX + "SHARD_ID", f"{accepts}, got {ordinal} from the host name {hostname!r}"
+        )
+    return int(ordinal)
 
 
 _ORDINAL = re.compile(r"-(\d+)$")

@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from interlink.http.auth import LoginThrottle
 from interlink.settings import Settings, SettingsError, load, read_env_file
+from tests.shard import ShardProcess
 
 KEY = "q8nUsPK2sa0FQmpVnhdGUMhbN9QZ0J8uYHhu4cXBv5A="  # 32 random bytes made for this test
 
@@ -50,6 +52,14 @@ def test_defaults_match_the_interface() -> None:
         ("INTERLINK_HTTP_HEADER_TIMEOUT", "0", "INTERLINK_HTTP_HEADER_TIMEOUT: expected seconds"),
         ("INTERLINK_HTTP_BODY_TIMEOUT", "nan", "INTERLINK_HTTP_BODY_TIMEOUT"),
         ("INTERLINK_HTTP_IDLE_TIMEOUT", "soon", "INTERLINK_HTTP_IDLE_TIMEOUT"),
+        (
+            "INTERLINK_TRUSTED_PROXIES",
+            "10.0.0.0/8,10.0.0.300",
+            "INTERLINK_TRUSTED_PROXIES: expected comma-separated IP addresses or CIDR networks, "
+            "got '10.0.0.300'",
+        ),
+        ("INTERLINK_TRUSTED_PROXIES", "10.0.0.0/33", "INTERLINK_TRUSTED_PROXIES"),
+        ("INTERLINK_TRUSTED_PROXIES", "proxy.internal", "INTERLINK_TRUSTED_PROXIES"),
     ],
 )
 def test_a_bad_value_names_the_variable_and_what_it_accepts(
@@ -79,7 +89,7 @@ def test_secret_keys_allow_rotation_and_stay_out_of_the_repr() -> None:
 
 
 def test_shard_id_from_a_statefulset_host_name() -> None:
-    s = load({"INTERLINK_SHARD_COUNT": "4", "HOSTNAME": "interlink-2"})
+    s = load(fleet_env(SHARD_COUNT="4", SHARD_ID=None, HOSTNAME="interlink-2"))
     assert s.shard_id == 2
     # With one shard the host name is not consulted (a laptop called "dev-7" must still start).
     assert load({"HOSTNAME": "dev-7"}).shard_id == 0
@@ -137,3 +147,137 @@ def test_serve_with_a_bad_value_exits_2_with_one_line(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         "interlink: INTERLINK_PORT: expected an integer from 0 to 65535, got 'eighty'"
     ]
+
+
+# -- a fleet fails closed (INTERFACE.md "Running a fleet") -----------------------------------------
+def fleet_env(**changes: str | None) -> dict[str, str]:
+    """Everything a shard of a two-shard fleet needs; ``NAME=None`` leaves INTERLINK_NAME out."""
+    env = {
+        "INTERLINK_SHARD_COUNT": "2",
+        "INTERLINK_SHARD_ID": "1",
+        "INTERLINK_REDIS_URL": "redis://127.0.0.1:1/0",
+        "INTERLINK_SECRET_KEY": KEY,
+        "INTERLINK_ADMIN_TOKEN": "op-token-made-for-this-test",
+        "HOSTNAME": "interlink",
+    }
+    for name, value in changes.items():
+        key = name if name == "HOSTNAME" else "INTERLINK_" + name
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def refusal(env: dict[str, str]) -> str:
+    with pytest.raises(SettingsError) as info:
+        load(env)
+    line = str(info.value)
+    assert "\n" not in line
+    return line
+
+
+def test_a_complete_fleet_shard_loads() -> None:
+    s = load(fleet_env())
+    assert (s.shard_id, s.shard_count, s.redis_url) == (1, 2, "redis://127.0.0.1:1/0")
+
+
+@pytest.mark.parametrize("name", ["REDIS_URL", "SECRET_KEY", "ADMIN_TOKEN"])
+def test_a_fleet_shard_without_a_shared_setting_is_refused(name: str) -> None:
+    # Unset, each pod would invent its own store or keys and accept work no other pod can read.
+    line = refusal(fleet_env(**{name: None}))
+    assert line.startswith(f"INTERLINK_{name}: ")
+    assert "INTERLINK_SHARD_COUNT" in line
+    # An empty value is unset too (a Secret key that resolved to nothing).
+    assert refusal(fleet_env(**{name: ""})).startswith(f"INTERLINK_{name}: ")
+
+
+def test_a_fleet_shard_with_no_id_and_a_host_name_without_an_ordinal_is_refused() -> None:
+    # It used to become shard 0 silently: two such pods would both deliver shard 0's tenants.
+    line = refusal(fleet_env(SHARD_ID=None, HOSTNAME="interlink"))
+    assert line.startswith("INTERLINK_SHARD_ID: ")
+    assert "'interlink'" in line
+
+
+def test_a_shard_id_at_or_above_the_count_is_refused() -> None:
+    line = refusal(fleet_env(SHARD_ID="2"))
+    assert line.startswith("INTERLINK_SHARD_ID: ")
+    assert "INTERLINK_SHARD_COUNT" in line and "'2'" in line
+
+
+def test_an_ordinal_at_or_above_the_count_is_refused_naming_the_host_name() -> None:
+    # A StatefulSet scaled to 4 replicas while INTERLINK_SHARD_COUNT still says 2.
+    line = refusal(fleet_env(SHARD_ID=None, HOSTNAME="interlink-3"))
+    assert line.startswith("INTERLINK_SHARD_ID: ")
+    assert "'interlink-3'" in line and "INTERLINK_SHARD_COUNT" in line
+
+
+def test_serve_in_a_fleet_without_a_redis_url_exits_2_with_one_line(tmp_path: Path) -> None:
+    # Before, this shard started its own embedded store and answered webhooks nobody delivered.
+    env = fleet_env(REDIS_URL=None, SHARD_ID=None, HOSTNAME="interlink-0")
+    env |= {"INTERLINK_PORT": "0", "INTERLINK_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-m", "interlink", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("interlink: INTERLINK_REDIS_URL: ")
+    assert not (tmp_path / "valkey").exists()
+
+
+def test_a_single_shard_with_nothing_set_still_starts(tmp_path: Path) -> None:
+    # `make run` stays zero-config: no Redis URL, no keys, a host name without an ordinal.
+    assert load({"HOSTNAME": "laptop"}).shard_id == 0
+    shard = ShardProcess(tmp_path, {"HOSTNAME": "laptop"}).start()
+    try:
+        assert shard.stop() == 0
+    finally:
+        shard.kill()
+
+
+# -- trusted proxies -------------------------------------------------------------------------------
+def test_trusted_proxies_default_to_none_and_feed_the_login_throttle() -> None:
+    assert load({}).trusted_proxies == ()
+    s = load({"INTERLINK_TRUSTED_PROXIES": " 10.0.0.0/8, 192.168.1.7,,2001:db8::/32 "})
+    assert s.trusted_proxies == ("10.0.0.0/8", "192.168.1.7/32", "2001:db8::/32")
+    assert s.unknown == ()
+    throttle = LoginThrottle(trusted_proxies=s.trusted_proxies)
+    assert [str(n) for n in throttle.trusted_proxies] == list(s.trusted_proxies)
+
+
+# -- no secret in an error line --------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("INTERLINK_REDIS_URL", "mysql://app:hunter2-pw@db.internal:3306/0"),
+        ("INTERLINK_REDIS_URL", "http://:hunter2-pw@db.internal"),
+        ("INTERLINK_REDIS_URL", "mysql://db.internal/0?password=hunter2-pw"),
+        ("INTERLINK_REDIS_URL", "redis//:hunter2-pw@db.internal"),
+        ("INTERLINK_REDIS_URL", "redis://:hunter2-pw@[::1"),  # urlsplit itself refuses this
+        ("INTERLINK_PUBLIC_URL", "ftp://app:hunter2-pw@example.com"),
+        ("INTERLINK_META_GRAPH_URL", "https://app:hunter2-pw@[graph"),
+    ],
+)
+def test_a_bad_url_is_shown_without_its_password(name: str, value: str) -> None:
+    line = refusal({name: value})
+    assert line.startswith(name + ": ")
+    assert "hunter2" not in line
+
+
+def test_a_bad_redis_url_is_still_recognisable_once_redacted() -> None:
+    line = refusal({"INTERLINK_REDIS_URL": "mysql://app:hunter2-pw@db.internal:3306/0"})
+    assert "got 'mysql://app:****@db.internal:3306/0'" in line
+
+
+def test_no_error_line_carries_the_admin_token() -> None:
+    token = "op-token-made-for-this-test"
+    for bad in (
+        {"INTERLINK_PORT": "x"},
+        {"INTERLINK_SECRET_KEY": "nope"},
+        {"INTERLINK_SHARD_ID": "9"},
+    ):
+        assert token not in refusal({"INTERLINK_ADMIN_TOKEN": token} | bad)
