@@ -15,6 +15,7 @@ import pytest
 import redis
 import requests
 
+from interlink.store.embedded import read_password
 from tests.shard import ShardProcess
 
 
@@ -70,15 +71,16 @@ def test_generated_admin_token_and_secret_key_are_private_files(tmp_path: Path) 
 
 def test_data_in_the_embedded_store_survives_a_restart_and_a_kill(tmp_path: Path) -> None:
     shard = ShardProcess(tmp_path).start()
+    password = read_password(tmp_path / "valkey")
     try:
-        client = redis.Redis(port=embedded_store_port(shard), socket_timeout=5)
+        client = redis.Redis(port=embedded_store_port(shard), password=password, socket_timeout=5)
         client.set("il:test:survivor", b"still here")
         client.close()
         assert shard.stop() == 0
 
         shard = ShardProcess(tmp_path).start()
         port = embedded_store_port(shard)
-        client = redis.Redis(port=port, socket_timeout=5)
+        client = redis.Redis(port=port, password=password, socket_timeout=5)
         assert client.get("il:test:survivor") == b"still here"
         client.set("il:test:after-kill", b"acknowledged")
         client.close()
@@ -86,7 +88,7 @@ def test_data_in_the_embedded_store_survives_a_restart_and_a_kill(tmp_path: Path
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
-                redis.Redis(port=port, socket_timeout=0.2).ping()
+                redis.Redis(port=port, password=password, socket_timeout=0.2).ping()
                 time.sleep(0.05)
             except redis.ConnectionError:
                 break
@@ -94,7 +96,7 @@ def test_data_in_the_embedded_store_survives_a_restart_and_a_kill(tmp_path: Path
             raise AssertionError("the embedded store outlived its shard")
 
         shard = ShardProcess(tmp_path).start()
-        client = redis.Redis(port=embedded_store_port(shard), socket_timeout=5)
+        client = redis.Redis(port=embedded_store_port(shard), password=password, socket_timeout=5)
         assert client.get("il:test:after-kill") == b"acknowledged"
         client.close()
     finally:
