@@ -14,6 +14,7 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import base64  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
@@ -42,6 +43,7 @@ def main() -> None:
     data_dir = tempfile.mkdtemp(prefix="interlink-app-cost-")
     server = EmbeddedValkey(data_dir, appendonly=True)
     server.start()
+    admin_token, secret_key = secrets.token_urlsafe(32), secrets.token_bytes(32)
     try:
         services = Services(
             settings=settings_module.load(
@@ -49,11 +51,13 @@ def main() -> None:
                     "INTERLINK_DATA_DIR": data_dir,
                     "INTERLINK_REDIS_URL": server.url,
                     "INTERLINK_SHARD_COUNT": "2",  # the accept path alone: no delivery here
+                    "INTERLINK_SECRET_KEY": base64.urlsafe_b64encode(secret_key).decode(),
+                    "INTERLINK_ADMIN_TOKEN": admin_token,
                 }
             ),
             redis=connect(server.url),
-            admin_token=secrets.token_urlsafe(32),
-            secret_keys=(secrets.token_bytes(32),),
+            admin_token=admin_token,
+            secret_keys=(secret_key,),
         )
         # A directory that never expires during the run: valgrind slows it fiftyfold, and
         # reloads every 5 s would count as per-request cost.

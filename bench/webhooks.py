@@ -7,6 +7,7 @@ every 200 is one Lua append in Redis.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import os
@@ -26,7 +27,7 @@ import requests
 from bench.wire import request
 from interlink import sharding
 from interlink.signatures import meta_signature
-from interlink.store.embedded import free_port
+from interlink.store.embedded import EmbeddedValkey, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUESTS = 30_000
@@ -50,6 +51,16 @@ def world(*, front_end_only: bool = False, tenants: int = TENANTS) -> Iterator[d
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     procs = [sim]
+    # A fleet must share its store and keys (it refuses to start otherwise): shard 0 of 2 gets
+    # an embedded store of its own here, as an external Redis would be.
+    store = EmbeddedValkey(data_dir / "store") if front_end_only else None
+    fleet: dict[str, str] = {}
+    if store is not None:
+        store.start()
+        fleet = {
+            "INTERLINK_REDIS_URL": store.url,
+            "INTERLINK_SECRET_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        }
     try:
         _wait(sim_url + "/_sim/env")
         env = requests.get(sim_url + "/_sim/env", timeout=5).json()
@@ -67,6 +78,7 @@ def world(*, front_end_only: bool = False, tenants: int = TENANTS) -> Iterator[d
                 "INTERLINK_LOG_LEVEL": "WARNING",
                 "INTERLINK_SHARD_COUNT": "2" if front_end_only else "1",
                 "INTERLINK_SHARD_ID": "0",
+                **fleet,
             },
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -94,6 +106,8 @@ def world(*, front_end_only: bool = False, tenants: int = TENANTS) -> Iterator[d
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        if store is not None:
+            store.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 

@@ -15,7 +15,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit
 
 PREFIX = "INTERLINK_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -234,24 +234,10 @@ def _split(url: str, schemes: tuple[str, ...]) -> SplitResult | None:
 
 
 def _shown_url(url: str) -> str:
-    """``url`` fit for an error line: a password in its user part or its query is masked.
-
-    It is shown at all so that the operator can spot the typo; but a mistyped URL is exactly the
-    kind whose user part :func:`urlsplit` does not find, so then anything before an ``@`` goes.
-    """
     # Imported here: nothing else in the settings needs redis-py.
     from interlink.store.connection import redacted
 
-    try:
-        parts = urlsplit(url)
-        found_password = parts.password is not None
-    except ValueError:  # an unbalanced "[" in the host
-        return "(not a URL)"
-    shown = redacted(urlunsplit(parts._replace(query="****" if parts.query else "")))
-    if not found_password and "@" in shown:
-        scheme, sep, rest = shown.partition("://") if "://" in shown else ("", "", shown)
-        shown = f"{scheme}{sep}****@{rest.rsplit('@', 1)[1]}"
-    return shown
+    return redacted(url)
 
 
 def _networks(name: str, raw: str | None) -> tuple[str, ...]:

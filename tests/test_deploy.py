@@ -3,8 +3,10 @@ manifest is parsed and checked for what the running shard relies on (deploy/READ
 
 from __future__ import annotations
 
+import base64
 import copy
 import re
+import secrets
 import shlex
 import shutil
 import subprocess
@@ -26,6 +28,12 @@ BUILDS = ("base", "overlays/example")
 UNIT = DEPLOY / "systemd" / "interlink@.service"
 PUBLIC_PREFIXES = {"/webhooks", "/media"}
 SECRET_SETTINGS = {"INTERLINK_REDIS_URL", "INTERLINK_SECRET_KEY", "INTERLINK_ADMIN_TOKEN"}
+# Stand-ins for what the Secret holds, generated here (never real credentials).
+FAKE_SECRETS = {
+    "INTERLINK_REDIS_URL": "redis://redis:6379/0",
+    "INTERLINK_SECRET_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+    "INTERLINK_ADMIN_TOKEN": secrets.token_urlsafe(32),
+}
 # Time the endpoint controllers, kube-proxy and ingress controllers take to drop a terminating
 # pod: a few seconds on a healthy cluster; preStop waits at least this long.
 ENDPOINT_PROPAGATION_SECONDS = 5
@@ -169,6 +177,7 @@ def test_shard_count_equals_replicas_and_the_ordinal_is_the_shard_id(name: str) 
     last = f"{statefulset['metadata']['name']}-{replicas - 1}"
     loaded = settings_module.load(
         {"INTERLINK_SHARD_COUNT": env["INTERLINK_SHARD_COUNT"]["value"], "HOSTNAME": last}
+        | FAKE_SECRETS
     )
     assert (loaded.shard_id, loaded.shard_count) == (replicas - 1, replicas)
 
@@ -209,7 +218,10 @@ def test_secrets_come_from_a_secret_and_every_setting_is_known(name: str) -> Non
     unknown = {n for n in env if n.startswith("INTERLINK_")} - settings_module.KNOWN
     assert not unknown
     loaded = settings_module.load(
-        {n: e["value"] for n, e in env.items() if "value" in e} | {"HOSTNAME": "interlink-0"}
+        {n: e["value"] for n, e in env.items() if "value" in e}
+        | {"HOSTNAME": "interlink-0"}
+        # What the Secret supplies: a fleet refuses to start without each of them.
+        | {n: FAKE_SECRETS[n] for n in SECRET_SETTINGS}
     )
     assert loaded.host == "0.0.0.0" and loaded.unknown == ()
 

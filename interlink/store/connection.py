@@ -41,15 +41,29 @@ def connect(
 
 
 def redacted(url: str) -> str:
-    """The URL without its password, for log lines."""
+    """``url`` fit for a log or error line: a password in its user part or its query is masked.
+
+    It is shown at all so that the operator can spot a typo; but a mistyped URL is exactly the
+    kind whose user part :func:`urlsplit` does not find, so then anything before an ``@`` goes.
+    """
     from urllib.parse import urlsplit, urlunsplit
 
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = f"{parts.username}:****@" if parts.username else "****@"
-    return urlunsplit((parts.scheme, user + netloc, parts.path, parts.query, parts.fragment))
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # an unbalanced "[" in the host
+        return "(not a URL)"
+    if parts.query:
+        parts = parts._replace(query="****")
+    if password is not None:
+        netloc = parts.netloc.rsplit("@", 1)[1]
+        user = f"{parts.username}:****@" if parts.username else "****@"
+        parts = parts._replace(netloc=user + netloc)
+    shown = urlunsplit(parts)
+    if password is None and "@" in shown:
+        scheme, sep, rest = shown.partition("://") if "://" in shown else ("", "", shown)
+        shown = f"{scheme}{sep}****@{rest.rsplit('@', 1)[1]}"
+    return shown
 
 
 Arg = bytes | str | int
