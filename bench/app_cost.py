@@ -29,11 +29,11 @@ import gevent  # noqa: E402
 from bench.webhooks import webhook_body  # noqa: E402
 from interlink import settings as settings_module  # noqa: E402
 from interlink.http.app import create_app  # noqa: E402
+from interlink.security.signatures import meta_signature  # noqa: E402
 from interlink.services import Services  # noqa: E402
-from interlink.signatures import meta_signature  # noqa: E402
 from interlink.store.connection import connect  # noqa: E402
 from interlink.store.embedded import EmbeddedValkey  # noqa: E402
-from interlink.tenant_directory import TenantDirectory  # noqa: E402
+from interlink.tenancy.directory import TenantDirectory  # noqa: E402
 
 TENANTS, WARMUP, CONCURRENCY = 50, 2000, 32
 

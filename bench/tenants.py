@@ -16,9 +16,9 @@ import time  # noqa: E402
 import redis  # noqa: E402
 
 from interlink.actors import Control, GetTenant, Supervisor, TreeSpec  # noqa: E402
-from interlink.model import GenesysCredentials, TenantConfig, WhatsAppConfig  # noqa: E402
 from interlink.services import Services  # noqa: E402
 from interlink.settings import load  # noqa: E402
+from interlink.tenancy.config import GenesysCredentials, TenantConfig, WhatsAppConfig  # noqa: E402
 
 
 def rss_kib() -> int:

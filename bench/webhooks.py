@@ -25,9 +25,9 @@ from typing import Any
 import requests
 
 from bench.wire import request
-from interlink import sharding
-from interlink.signatures import meta_signature
+from interlink.security.signatures import meta_signature
 from interlink.store.embedded import EmbeddedValkey, free_port
+from interlink.tenancy import ownership
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUESTS = 30_000
@@ -87,7 +87,7 @@ def world(*, front_end_only: bool = False, tenants: int = TENANTS) -> Iterator[d
         _wait(shard_url + "/readyz")
         names = (f"bench-{n}" for n in itertools.count())
         if front_end_only:
-            names = (name for name in names if sharding.owner(name, 2) == 1)
+            names = (name for name in names if ownership.owner(name, 2) == 1)
         tenants = [
             _tenant(sim_url, shard_url, admin, name, n)
             for n, name in zip(range(tenants), names, strict=False)

@@ -27,20 +27,20 @@ import pykka
 import redis
 from gevent.pywsgi import WSGIServer
 
-from interlink import logs
 from interlink import settings as settings_module
 from interlink.actors import Control, Supervisor, TenantChanged, TreeSpec, Work
 from interlink.http.app import create_app
 from interlink.http.server import Limits, make_server
 from interlink.http.server import NoDelayHandler as NoDelayHandler  # bench/hello.py's ceiling
 from interlink.http.webhooks import directory
-from interlink.model import TenantConfig
-from interlink.reload import ReloadListener
 from interlink.services import Services
 from interlink.settings import Settings, SettingsError
 from interlink.store.connection import connect, redacted
 from interlink.store.embedded import EmbeddedStoreError, EmbeddedValkey
 from interlink.store.inbox import InboxReader
+from interlink.telemetry import logs
+from interlink.tenancy.changes import ReloadListener
+from interlink.tenancy.config import TenantConfig
 
 log = logging.getLogger("interlink.runtime")
 

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 import pykka
 import redis
 
-from interlink.metrics import REGISTRY, Registry
 from interlink.settings import Settings
+from interlink.telemetry.metrics import REGISTRY, Registry
 
 if TYPE_CHECKING:
     from interlink.store.inbox import Inbox, InboxReader

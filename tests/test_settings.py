@@ -6,7 +6,7 @@ import pytest
 
 from interlink.http.auth import LoginThrottle
 from interlink.settings import Settings, SettingsError, load, read_env_file
-from tests.shard import ShardProcess
+from tests.support.shard import ShardProcess
 
 KEY = "q8nUsPK2sa0FQmpVnhdGUMhbN9QZ0J8uYHhu4cXBv5A="  # 32 random bytes made for this test
 

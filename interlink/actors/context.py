@@ -14,11 +14,11 @@ import pykka
 import requests
 
 from interlink.actors.token_manager import DropToken, GetToken
-from interlink.model import TenantConfig
 from interlink.providers.errors import TransientError
 from interlink.providers.genesys import OpenMessagingClient
 from interlink.providers.pacing import Pacer
 from interlink.settings import Settings
+from interlink.tenancy.config import TenantConfig
 
 TOKEN_ASK_TIMEOUT = 20.0
 

@@ -20,15 +20,13 @@ import gevent
 import pykka
 import redis
 
-from interlink import media_links
-from interlink.actors.base import Actor, describe
+from interlink.actors.actor import Actor, describe
 from interlink.actors.context import TenantContext
 from interlink.actors.messages import ConfigChanged, Work
 from interlink.actors.supervision import ChildStatus
 from interlink.actors.tree import TreeSpec
 from interlink.actors.whatsapp_sender import Send, Upload
 from interlink.mapping import identity
-from interlink.mapping._wire import MappingError, unix_seconds
 from interlink.mapping.inbound import InboundOptions, MediaRef, to_genesys_inbound
 from interlink.mapping.outbound import (
     MediaRejected,
@@ -46,8 +44,7 @@ from interlink.mapping.receipts import (
     receipt_body,
 )
 from interlink.mapping.webhooks import parse_genesys_notification
-from interlink.metrics import REGISTRY
-from interlink.model import TenantConfig
+from interlink.mapping.wire import MappingError, unix_seconds
 from interlink.providers.errors import (
     AuthError,
     MetaError,
@@ -58,7 +55,10 @@ from interlink.providers.errors import (
 from interlink.providers.genesys import download_attachment, genesys_download_hosts
 from interlink.providers.retry import backoff
 from interlink.providers.session import lazy_session
+from interlink.security import media_links
 from interlink.store.conversations import ConversationStore
+from interlink.telemetry.metrics import REGISTRY
+from interlink.tenancy.config import TenantConfig
 
 log = logging.getLogger(__name__)
 

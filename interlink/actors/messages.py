@@ -76,7 +76,7 @@ class Sweep:
 class ConfigChanged:
     """Sent by a tenant actor to its children: use this configuration from now on."""
 
-    config: Any  # interlink.model.TenantConfig
+    config: Any  # interlink.tenancy.config.TenantConfig
     credentials_changed: bool = False  # either side's
     genesys_login_changed: bool = False  # the Genesys client: the cached token must go
 

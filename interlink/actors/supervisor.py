@@ -16,7 +16,7 @@ from typing import Any
 
 import pykka
 
-from interlink.actors.base import Actor
+from interlink.actors.actor import Actor
 from interlink.actors.messages import (
     ChildStopped,
     Control,

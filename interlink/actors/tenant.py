@@ -16,7 +16,7 @@ import gevent
 import pykka
 import redis
 
-from interlink.actors.base import Actor, describe
+from interlink.actors.actor import Actor, describe
 from interlink.actors.context import TenantContext
 from interlink.actors.conversation import Conversation
 from interlink.actors.messages import (
@@ -33,10 +33,10 @@ from interlink.actors.supervision import Children, ChildStatus
 from interlink.actors.token_manager import TokenManager
 from interlink.actors.tree import TreeSpec
 from interlink.actors.whatsapp_sender import WhatsAppSender
-from interlink.model import TenantConfig
 from interlink.providers.pacing import genesys_pacer
 from interlink.providers.session import lazy_session
 from interlink.store.dead_letters import DeadLetters
+from interlink.tenancy.config import TenantConfig
 
 log = logging.getLogger(__name__)
 

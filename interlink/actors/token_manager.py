@@ -15,15 +15,15 @@ from typing import Any
 
 import gevent
 
-from interlink.actors.base import Actor
+from interlink.actors.actor import Actor
 from interlink.actors.messages import ConfigChanged, Control
 from interlink.actors.supervision import ChildStatus
 from interlink.actors.tree import TreeSpec
-from interlink.model import TenantConfig
 from interlink.providers.errors import AuthError, PermanentError, TransientError
 from interlink.providers.genesys import fetch_token
 from interlink.providers.session import lazy_session
 from interlink.store.tokens import CachedToken, TokenStore
+from interlink.tenancy.config import TenantConfig
 
 log = logging.getLogger(__name__)
 

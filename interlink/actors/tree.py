@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from interlink.actors.supervision import RestartPolicy
-from interlink.model import TenantConfig
+from interlink.tenancy.config import TenantConfig
 
 DEFAULT_IDLE_TIMEOUT = 300.0
 DEFAULT_STOP_TIMEOUT = 5.0

@@ -15,11 +15,10 @@ from typing import Any
 import gevent.event
 import gevent.pool
 
-from interlink.actors.base import Actor
+from interlink.actors.actor import Actor
 from interlink.actors.messages import ConfigChanged
 from interlink.actors.supervision import ChildStatus
 from interlink.actors.tree import TreeSpec
-from interlink.model import TenantConfig
 from interlink.providers.errors import MetaError, PermanentError
 from interlink.providers.meta import GraphClient, send_with_retry
 from interlink.providers.pacing import (
@@ -30,6 +29,7 @@ from interlink.providers.pacing import (
     pair_pacer,
 )
 from interlink.providers.session import lazy_session
+from interlink.tenancy.config import TenantConfig
 
 log = logging.getLogger(__name__)
 

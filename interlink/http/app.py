@@ -42,7 +42,7 @@ def _unexpected_error(
 
 class ForgetChangedTenants:
     """After a successful admin write, this process stops using its cached view of the tenant at
-    once (other processes learn it from the change event, ``interlink.reload``)."""
+    once (other processes learn it from the change event, ``interlink.tenancy.changes``)."""
 
     WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

@@ -20,7 +20,7 @@ from interlink.actors.messages import Control, GetTenant, Snapshot, TenantContro
 from interlink.actors.supervisor import SHARD_MESSAGES
 from interlink.actors.tenant import TENANT_MESSAGES
 from interlink.http.auth import require_operator
-from interlink.http.common import ADMIN_BODY_LIMIT, read_body
+from interlink.http.bodies import ADMIN_BODY_LIMIT, read_body
 from interlink.services import Services
 
 ASK_TIMEOUT = 5.0

@@ -22,7 +22,7 @@ import logging
 
 import falcon
 
-from interlink.http.common import GENESYS_BODY_LIMIT, read_body
+from interlink.http.bodies import GENESYS_BODY_LIMIT, read_body
 from interlink.http.webhooks import (
     accept_items,
     directory,
@@ -39,11 +39,11 @@ from interlink.mapping.webhooks import (
     genesys_route,
     parse_genesys_notification,
 )
-from interlink.model import TenantConfig
+from interlink.security.signatures import verify_genesys
 from interlink.services import Services
-from interlink.signatures import verify_genesys
 from interlink.store import keys
 from interlink.store.tenants import is_provider_id
+from interlink.tenancy.config import TenantConfig
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 import falcon
 import requests
 
-from interlink import media_links
 from interlink.http.webhooks import directory, unavailable_when_store_down
 from interlink.providers.errors import MetaError, ProviderError
 from interlink.providers.meta import GraphClient
 from interlink.providers.session import new_session
+from interlink.security import media_links
 from interlink.services import Services
 
 log = logging.getLogger(__name__)

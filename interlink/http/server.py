@@ -14,7 +14,7 @@ What it adds to ``gevent.pywsgi``:
   enforced to within ``Limits.reap_interval``, at most 1 s late): the first request's line and headers must arrive within
   ``header_timeout`` of the connect; a kept-alive connection may wait ``idle_timeout`` for its next
   request, whose headers then get ``header_timeout`` from their first byte; a body must arrive
-  whole within ``body_timeout`` of its headers (``408`` and close, see ``interlink.http.common``).
+  whole within ``body_timeout`` of its headers (``408`` and close, see ``interlink.http.bodies``).
   A header timeout answers ``408`` and closes; an idle timeout closes silently.
 * **Strict framing** (RFC 9112 §6.3): ``400`` and close for ``Content-Length`` with
   ``Transfer-Encoding``, for any ``Transfer-Encoding`` but ``chunked``, for more than one

@@ -21,9 +21,9 @@ import falcon
 import redis
 
 from interlink.http.auth import principal_of, require_operator, require_tenant
-from interlink.http.common import json_body
+from interlink.http.bodies import json_body
+from interlink.security.secrets import SecretError
 from interlink.services import Services
-from interlink.store.secrets import SecretError
 from interlink.store.tenants import (
     DEFAULT_PAGE,
     MAX_PAGE,

@@ -13,11 +13,11 @@ import falcon
 import msgpack
 import redis
 
-from interlink.mapping._wire import MappingError
+from interlink.mapping.wire import MappingError
+from interlink.security.secrets import SecretError
 from interlink.services import Services
 from interlink.store.inbox import BACKLOGGED, DUPLICATE, InboxUnavailable, Item
-from interlink.store.secrets import SecretError
-from interlink.tenant_directory import TenantDirectory
+from interlink.tenancy.directory import TenantDirectory
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import logging
 
 import falcon
 
-from interlink.http.common import META_BODY_LIMIT, read_body
+from interlink.http.bodies import META_BODY_LIMIT, read_body
 from interlink.http.webhooks import (
     Accepted,
     accept_items,
@@ -31,13 +31,13 @@ from interlink.http.webhooks import (
     unavailable_when_store_down,
     valid_tenant_id,
 )
-from interlink.mapping._wire import MappingError, whole_number
 from interlink.mapping.webhooks import MetaItem, MetaWebhook, read_meta_webhook
-from interlink.model import TenantConfig
+from interlink.mapping.wire import MappingError, whole_number
+from interlink.security.signatures import verify_meta
 from interlink.services import Services
-from interlink.signatures import verify_meta
 from interlink.store.inbox import Item
-from interlink.tenant_directory import TenantDirectory
+from interlink.tenancy.config import TenantConfig
+from interlink.tenancy.directory import TenantDirectory
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,6 @@ plain dicts. Every function given a malformed payload raises :class:`MappingErro
 - ``receipts``: Meta statuses → Genesys receipts; Meta error classification.
 """
 
-from interlink.mapping._wire import MappingError
 from interlink.mapping.identity import (
     GenesysParticipant,
     UserIdentifiers,
@@ -52,6 +51,7 @@ from interlink.mapping.webhooks import (
     read_meta_webhook,
     split_meta_webhook,
 )
+from interlink.mapping.wire import MappingError
 
 __all__ = [
     "GenesysAttachment",

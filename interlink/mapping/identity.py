@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
 
-from interlink.mapping._wire import MappingError, optional_str
+from interlink.mapping.wire import MappingError, optional_str
 
 # A phone as webhooks write it: digits only (``wa_id``, ``from``); we accept a leading ``+`` and
 # common separators from other sources and drop them. E.164 allows at most 15 digits.

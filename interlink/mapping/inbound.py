@@ -41,7 +41,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from interlink.mapping._wire import (
+from interlink.mapping.identity import GenesysParticipant
+from interlink.mapping.wire import (
     MappingError,
     as_list,
     as_mapping,
@@ -53,7 +54,6 @@ from interlink.mapping._wire import (
     split_text,
     unix_seconds,
 )
-from interlink.mapping.identity import GenesysParticipant
 
 GENESYS_TEXT_LIMIT = 4000
 MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")

@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Literal, NamedTuple
 
-from interlink.mapping._wire import (
+from interlink.mapping.wire import (
     MappingError,
     as_mapping,
     iso_utc,

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, TypeGuard
 
-from interlink.mapping._wire import (
+from interlink.mapping.wire import (
     MappingError,
     as_list,
     as_mapping,

@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 
 import requests
 
-from interlink.model import GenesysCredentials, mask
 from interlink.providers.errors import (
     AuthError,
     PermanentError,
@@ -36,6 +35,7 @@ from interlink.providers.fetch_policy import Target, fetch, origin_of
 from interlink.providers.pacing import Pacer
 from interlink.providers.retry import RetryPolicy, parse_retry_after
 from interlink.settings import Settings
+from interlink.tenancy.config import GenesysCredentials, mask
 
 log = logging.getLogger(__name__)
 

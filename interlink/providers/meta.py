@@ -22,7 +22,6 @@ from urllib.parse import quote
 
 import requests
 
-from interlink.model import mask
 from interlink.providers.errors import (
     ForbiddenFetch,
     MetaError,
@@ -35,6 +34,7 @@ from interlink.providers.errors import (
 )
 from interlink.providers.fetch_policy import Target, fetch, hop_refusal, origin_of, target
 from interlink.providers.retry import RetryPolicy, parse_retry_after
+from interlink.tenancy.config import mask
 
 log = logging.getLogger(__name__)
 

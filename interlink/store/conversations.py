@@ -17,9 +17,9 @@ from typing import Any
 
 import redis
 
-from interlink.metrics import REGISTRY
 from interlink.store import keys
 from interlink.store.dead_letters import DeadLetters
+from interlink.telemetry.metrics import REGISTRY
 
 log = logging.getLogger(__name__)
 REPEATED_AFTER_CRASH = REGISTRY.counter(

@@ -14,8 +14,8 @@ from typing import Any
 import msgpack
 import redis
 
-from interlink import sharding
 from interlink.store import keys
+from interlink.tenancy import ownership
 
 MAXLEN = 10_000
 DEFAULT_LIMIT = 100
@@ -91,7 +91,7 @@ class DeadLetters:
         chosen = self._ids(ids, limit)
         if not chosen:
             return 0
-        shard = sharding.owner(self.tenant_id, self.shard_count)
+        shard = ownership.owner(self.tenant_id, self.shard_count)
         return int(
             self._replay(
                 keys=[self.key, keys.inbox(shard), keys.backlog(self.tenant_id)], args=chosen

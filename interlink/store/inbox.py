@@ -1,7 +1,7 @@
 """The durable inbox: a webhook is acknowledged only once each of its items is in Redis.
 
 Any shard accepts any webhook and appends each item to the stream of the shard that owns the
-tenant (``interlink.sharding``). One Lua step per item makes "seen before" and "appended" a
+tenant (``interlink.tenancy.ownership``). One Lua step per item makes "seen before" and "appended" a
 single step: the dedupe marker exists exactly when the entry was written, so a provider's
 redelivery is dropped and nothing is half accepted. Items of concurrent requests share Redis round
 trips (group commit: one script call per group; while one is in flight the next group fills up).
@@ -25,10 +25,10 @@ import gevent.queue
 import msgpack
 import redis
 
-from interlink import sharding
 from interlink.actors.messages import Work
 from interlink.store import keys
 from interlink.store.connection import FastScript
+from interlink.tenancy import ownership
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +215,7 @@ class Inbox:
             tenant_id = item.tenant_id
             script_keys += (
                 keys.dedupe(tenant_id, "in", item.dedupe) if item.dedupe else "-",
-                keys.inbox(sharding.owner(tenant_id, self.shard_count)),
+                keys.inbox(ownership.owner(tenant_id, self.shard_count)),
                 keys.backlog(tenant_id),
             )
             args += (

@@ -4,7 +4,7 @@ Layout (key names in :mod:`interlink.store.keys`):
 
 - ``tenant(id)``: a hash. Plain fields under their API names (``name``, ``genesysOrgId`` ...),
   ``version``, ``createdAt``/``updatedAt``, and two JSON sections ``genesys`` and ``whatsapp`` in
-  which every secret is a :mod:`interlink.store.secrets` ciphertext bound to the tenant and field.
+  which every secret is a :mod:`interlink.security.secrets` ciphertext bound to the tenant and field.
   ``ix:phone``, ``ix:integration`` and ``ix:verify`` remember what the tenant is indexed under.
 - ``tenant_ids()``: sorted set of ids, all scored 0, so ``ZRANGEBYLEX`` pages through them.
 - ``index_phone()``, ``index_integration()``, ``index_verify_token()``: hashes value -> tenant id
@@ -32,11 +32,11 @@ from typing import Any
 
 import redis
 
-from interlink.model import GenesysCredentials, TenantConfig, WhatsAppConfig, mask
 from interlink.providers.pacing import META_MESSAGES_PER_SECOND
-from interlink.regions import UnknownRegion, normalize_region
+from interlink.security.secrets import SecretBox, sha256_hex
 from interlink.store import keys
-from interlink.store.secrets import SecretBox, sha256_hex
+from interlink.tenancy.config import GenesysCredentials, TenantConfig, WhatsAppConfig, mask
+from interlink.tenancy.regions import UnknownRegion, normalize_region
 
 log = logging.getLogger(__name__)
 
@@ -602,7 +602,7 @@ class TenantStore:
     def load_config(self, tenant_id: str) -> TenantConfig | None:
         """The decrypted configuration at its version (one round trip); None if unknown/deleted.
 
-        Raises :class:`interlink.store.secrets.SecretError` when a secret cannot be decrypted
+        Raises :class:`interlink.security.secrets.SecretError` when a secret cannot be decrypted
         (its master key is no longer configured, or the record was tampered with).
         """
         record = self._record(tenant_id)

@@ -11,7 +11,7 @@ import gevent
 import pytest
 import redis
 
-from interlink import sharding
+from interlink.tenancy import ownership
 from tests.e2e.chaos import Conversation, Load, wait_until
 from tests.e2e.world import World, start_world, wait_for
 
@@ -35,7 +35,7 @@ def test_rotating_credentials_under_load_switches_within_a_second_and_loses_noth
     acme = world.add_tenant("acme")
     other = world.add_tenant("globex")
     # The admin writes go to the shard that does NOT own acme: the change must travel.
-    admin_shard = 1 - sharding.owner("acme", 2)
+    admin_shard = 1 - ownership.owner("acme", 2)
     conversations = [Conversation(acme, world.user()) for _ in range(4)] + [
         Conversation(other, world.user()) for _ in range(2)
     ]
@@ -137,7 +137,7 @@ def test_deleting_a_tenant_stops_it_everywhere(two_shards: World) -> None:
             timeout=PROPAGATION,
         )
     assert time.monotonic() - deleted_at < PROPAGATION * 2
-    owner = sharding.owner("acme", 2)
+    owner = ownership.owner("acme", 2)
     tree = world.admin("GET", "/control/actors", shard=owner).json()
     wait_for(
         lambda: all(

@@ -17,7 +17,7 @@ import requests
 
 from interlink.sim.driver import WhatsAppUser
 from interlink.sim.server import SimServer
-from tests.shard import ShardProcess
+from tests.support.shard import ShardProcess
 
 _numbers = itertools.count(1)
 

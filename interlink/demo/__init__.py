@@ -1,0 +1,153 @@
+"""``interlink demo``: a complete local round trip in one terminal, against the built-in simulators.
+
+It starts the simulators and a shard (embedded store), creates two tenants through the admin API,
+and plays the whole conversation of each: a WhatsApp user writes (text, and a photo for the
+first tenant), the message reaches that tenant's Genesys org with that tenant's token, an agent
+answers, the answer reaches the user from that tenant's number with that tenant's Meta token, and
+the user's phone's delivery statuses come back to Genesys as a ``Delivered`` receipt. Every
+arrival is checked, not just printed: the first one that does not come (or comes wrong) ends the
+demo with its reason and exit code 1.
+
+:func:`run_demo` does the work and returns a :class:`DemoResult` (with the secrets it generated,
+so a test can check that none of them was printed); the command line only wraps it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import gevent
+import gevent.event
+import greenlet
+import requests
+
+from interlink.demo.play import SCENES, DemoFailure, Play, Scene
+from interlink.demo.stack import DemoStack, StackError
+from interlink.demo.transcript import Transcript
+
+
+@dataclass
+class DemoResult:
+    """What a run did. ``secrets``: every secret generated or issued during the run (admin token,
+    tenant credentials, Genesys access tokens, media link tokens): none may appear in
+    ``transcript``. ``elapsed``: seconds from the first step to the last check. ``data_dir``: the
+    temporary dir the shard used (removed by then); ``shard_exit_code``: how the shard ended
+    (0 for a clean stop, ``None`` if it never started)."""
+
+    ok: bool = False
+    elapsed: float = 0.0
+    error: str | None = None
+    data_dir: str = ""
+    shard_exit_code: int | None = None
+    transcript: list[str] = field(default_factory=list)
+    secrets: list[str] = field(default_factory=list, repr=False)
+
+
+def run_demo(
+    out: TextIO,
+    *,
+    color: bool | None = None,
+    keep_running: bool = False,
+    until: gevent.event.Event | None = None,
+    scenes: Sequence[Scene] = SCENES,
+) -> DemoResult:
+    """Play the demo, writing the transcript to ``out``; everything started is stopped before
+    returning (after ``until`` is set when ``keep_running``; Ctrl-C ends the wait too).
+
+    Never raises for a failed step: the result says what failed. ``KeyboardInterrupt`` outside
+    the keep-running wait propagates, after the stack is stopped."""
+    transcript = Transcript(out, color=color)
+    result = DemoResult(transcript=transcript.lines)
+    stack = DemoStack()
+    result.data_dir = str(stack.data_dir)
+    began = time.monotonic()
+    play: Play | None = None
+    try:
+        transcript.title(
+            f"interlink demo: {len(scenes)} tenants, one shard, the Meta and Genesys simulators"
+        )
+        play = Play(stack, transcript, scenes)
+        inbound, replies, receipts = play.run()
+        result.elapsed = time.monotonic() - began
+        result.ok = True
+        transcript.result(
+            f"{len(scenes)} tenants: {inbound} messages in, {replies} replies out, "
+            f"{receipts} receipts back, each on its own credentials, in {result.elapsed:.1f} s",
+            ok=True,
+        )
+        if keep_running:
+            _keep_running(stack, transcript, until or gevent.event.Event())
+    except (DemoFailure, StackError, requests.RequestException) as exc:
+        result.elapsed = time.monotonic() - began
+        result.error = str(exc)
+        transcript.result(f"demo failed after {result.elapsed:.1f} s: {exc}", ok=False)
+        tail = stack.log_tail(1500)
+        if tail and not isinstance(exc, StackError):  # a StackError carries the tail already
+            transcript.step("shard log", "last lines:\n" + tail.rstrip(), "fail")
+    finally:
+        result.shard_exit_code = stack.stop()
+        result.secrets = list(play.secrets) if play is not None else []
+    return result
+
+
+def _keep_running(stack: DemoStack, out: Transcript, until: gevent.event.Event) -> None:
+    out.step("running", f"shard         {stack.url}", "setup")
+    out.step("running", f"simulators    {stack.sim.url}", "setup")
+    out.step("running", f"admin token   in {stack.admin_token_path}", "setup")
+    out.step("running", "Ctrl-C stops everything and removes the data dir", "setup")
+    try:
+        until.wait()
+    except KeyboardInterrupt:
+        pass
+
+
+# -- command line -------------------------------------------------------------------------------
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="a complete local round trip for two tenants, against the simulators"
+    )
+    parser.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="leave the shard and the simulators up after the round trip, until Ctrl-C",
+    )
+    parser.set_defaults(func=demo_command)
+
+
+def _interrupt(main: greenlet.greenlet) -> None:
+    """Ctrl-C or SIGTERM: ``KeyboardInterrupt`` in the main greenlet, wherever it waits. Thrown
+    from a hub callback (as gevent itself does), not raised here: a handler that raises gets
+    its traceback printed by the hub."""
+    gevent.get_hub().loop.run_callback(main.throw, KeyboardInterrupt)
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="replace")  # a C-locale terminal still gets every line
+    # SIGTERM ends the demo as Ctrl-C does: the stack is stopped, nothing is left behind.
+    main = greenlet.getcurrent()
+    handlers = [
+        gevent.signal_handler(sig, _interrupt, main) for sig in (signal.SIGTERM, signal.SIGINT)
+    ]
+    try:
+        result = run_demo(sys.stdout, keep_running=args.keep_running)
+    except KeyboardInterrupt:
+        print("interlink demo: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (``| head``): everything is stopped already; keep Python's exit
+        # flush from failing on the same pipe again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    finally:
+        for handler in handlers:
+            handler.cancel()
+    return 0 if result.ok else 1

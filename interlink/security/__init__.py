@@ -1,0 +1,1 @@
+"""Proofs and secrets: provider signatures, signed media links, secrets encrypted at rest."""

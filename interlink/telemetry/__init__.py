@@ -1,0 +1,1 @@
+"""What a shard tells its operator: metrics and structured logs."""
