@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 import redis
 import requests
 
@@ -22,18 +19,9 @@ from interlink.sim.driver import WhatsAppUser
 from interlink.store import keys
 from interlink.store.dead_letters import DeadLetters
 from interlink.store.inbox import GROUP, Inbox, Item
-from tests.e2e.world import Tenant, World, start_world, wait_for
+from tests.e2e.world import Tenant, World, wait_for
 
 HUGE = "9" * 5000  # past Python's 4,300-digit limit of int()
-
-
-@pytest.fixture
-def world(tmp_path: Path, redis_url: str, redis_client: redis.Redis) -> Iterator[World]:
-    world = start_world(tmp_path, redis_url)
-    try:
-        yield world
-    finally:
-        world.close()
 
 
 def post_meta(world: World, tenant: Tenant, body: dict[str, Any]) -> requests.Response:
