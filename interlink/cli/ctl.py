@@ -31,7 +31,7 @@ from interlink.cli.api_client import (
     guard,
     print_json,
 )
-from interlink.store.tenants import is_tenant_id
+from interlink.tenancy.validation import is_tenant_id
 
 DEAD_LETTER_TYPES = ("dead-letters", "replay-dead-letters", "drop-dead-letters")
 # One entry per type in TENANT_MESSAGES (the shard refuses others: 400).

@@ -44,7 +44,7 @@ FAILURE_LIMIT = 10  # wrong tokens per client address (or per key id) ...
 FAILURE_WINDOW = 60.0  # ... within this many seconds; then blocked for as long again
 MAX_TRACKED = 10_000  # buckets remembered per kind; the least recently used go first
 MAX_LOGGED_ROUTE = 200
-# A tenant key's id, as issued by TenantStore.issue_key: the part an attacker cannot vary without
+# A tenant key's id, as issued by ApiKeys.issue_key: the part an attacker cannot vary without
 # also varying which key it guesses against.
 _KEY_ID = re.compile(r"ilk_([0-9a-f]{16})_")
 
@@ -281,7 +281,7 @@ def authenticate(
     if hmac.compare_digest(_digest(token), _digest(services.admin_token)):
         return OPERATOR
     try:
-        tenant_id = services.tenants.check_key(token)
+        tenant_id = services.api_keys.check_key(token)
     except redis.RedisError:
         raise falcon.HTTPServiceUnavailable(
             title="Store unavailable", description="Cannot check the key now.", retry_after=1

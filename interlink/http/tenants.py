@@ -1,4 +1,4 @@
-"""Tenant administration routes (INTERFACE.md "Tenant administration"): parse, check, hand over.
+"""Tenant administration routes: parse, check, hand over.
 
 Every route is behind :class:`interlink.http.auth.AuthMiddleware`. The operator may do anything; a
 tenant key may read and change its own tenant (``GET``/``PATCH`` it, set its Genesys credentials
@@ -24,33 +24,36 @@ from interlink.http.auth import principal_of, require_operator, require_tenant
 from interlink.http.bodies import json_body
 from interlink.security.secrets import SecretError
 from interlink.services import Services
+from interlink.store.api_keys import ApiKeys
 from interlink.store.tenants import (
     DEFAULT_PAGE,
     MAX_PAGE,
     IndexConflict,
-    InvalidTenantData,
     TenantExists,
     TenantNotFound,
     TenantStore,
+)
+from interlink.tenancy.validation import (
+    GENESYS,
+    PLAIN_FIELDS,
+    RECORD_FIELDS,
+    SETTINGS,
+    WHATSAPP,
+    InvalidTenantData,
     is_provider_id,
     is_tenant_id,
 )
 
 log = logging.getLogger(__name__)
 
-TENANT_FIELDS = ("tenantId", "name", "genesysOrgId", "genesysOrgName", "genesysRegion")
-PATCH_FIELDS = ("name", "genesysOrgId", "genesysOrgName", "genesysRegion", "settings")
-OBJECT_FIELDS = ("settings",)  # JSON objects; every other accepted field is a string
+PLAIN_NAMES = tuple(f.name for f in PLAIN_FIELDS)
+TENANT_FIELDS = ("tenantId", *PLAIN_NAMES)
+PATCH_FIELDS = (*PLAIN_NAMES, SETTINGS.name)
+OBJECT_FIELDS = (SETTINGS.name,)  # JSON objects; every other accepted field is a string
 # Fields of the tenant shape a client may echo back in a PATCH (read-modify-write); ignored.
-READ_ONLY_FIELDS = ("tenantId", "version", "createdAt", "updatedAt", "genesys", "whatsapp")
-GENESYS_FIELDS = ("clientId", "clientSecret", "region", "integrationId", "webhookSecret")
-WHATSAPP_FIELDS = (
-    "meta_access_token",
-    "whatsapp_phone_number_id",
-    "whatsapp_business_account_id",
-    "meta_app_secret",
-    "webhook_verify_token",
-)
+READ_ONLY_FIELDS = (*RECORD_FIELDS, GENESYS.name, WHATSAPP.name)
+# A PUT without a region takes the tenant's genesysRegion.
+GENESYS_REQUIRED = tuple(name for name in GENESYS.names if name != "region")
 
 
 def _names(fields: list[str]) -> str:
@@ -156,11 +159,7 @@ class TenantCollection(_Resource):
         body = read_fields(req, TENANT_FIELDS, required=("tenantId", "name"))
         with store_errors():
             view = self.store.create(
-                body["tenantId"],
-                name=body["name"],
-                genesys_org_id=body.get("genesysOrgId", ""),
-                genesys_org_name=body.get("genesysOrgName", ""),
-                genesys_region=body.get("genesysRegion", ""),
+                body["tenantId"], **{f.attr: body[f.name] for f in PLAIN_FIELDS if f.name in body}
             )
         resp.status = falcon.HTTP_201
         resp.location = f"/api/tenants/{view['tenantId']}"
@@ -205,7 +204,7 @@ class TenantItem(_Resource):
 class GenesysCredentialsResource(_Resource):
     def on_get(self, req: falcon.Request, resp: falcon.Response, tenantId: str) -> None:
         require_tenant(req, tenant_id_param(tenantId))
-        section = self.tenant(tenantId)["genesys"]
+        section = self.tenant(tenantId)[GENESYS.name]
         if section is None:
             raise falcon.HTTPNotFound(
                 title="Not configured",
@@ -215,28 +214,17 @@ class GenesysCredentialsResource(_Resource):
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, tenantId: str) -> None:
         require_tenant(req, tenant_id_param(tenantId))
-        body = read_fields(
-            req,
-            GENESYS_FIELDS,
-            required=("clientId", "clientSecret", "integrationId", "webhookSecret"),
-        )
+        body = read_fields(req, GENESYS.names, required=GENESYS_REQUIRED)
         with store_errors():
-            region = body.get("region") or self.store.region_of(tenantId)
-            view = self.store.set_genesys(
-                tenantId,
-                client_id=body["clientId"],
-                client_secret=body["clientSecret"],
-                region=region,
-                integration_id=body["integrationId"],
-                webhook_secret=body["webhookSecret"],
-            )
-        resp.media = view["genesys"]
+            body["region"] = body.get("region") or self.store.region_of(tenantId)
+            view = self.store.set_section(tenantId, GENESYS, body)
+        resp.media = view[GENESYS.name]
 
 
 class WhatsAppConfigResource(_Resource):
     def on_get(self, req: falcon.Request, resp: falcon.Response, tenantId: str) -> None:
         require_tenant(req, tenant_id_param(tenantId))
-        section = self.tenant(tenantId)["whatsapp"]
+        section = self.tenant(tenantId)[WHATSAPP.name]
         if section is None:
             raise falcon.HTTPNotFound(
                 title="Not configured",
@@ -246,17 +234,10 @@ class WhatsAppConfigResource(_Resource):
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, tenantId: str) -> None:
         require_tenant(req, tenant_id_param(tenantId))
-        body = read_fields(req, WHATSAPP_FIELDS, required=WHATSAPP_FIELDS)
+        body = read_fields(req, WHATSAPP.names, required=WHATSAPP.names)
         with store_errors():
-            view = self.store.set_whatsapp(
-                tenantId,
-                access_token=body["meta_access_token"],
-                phone_number_id=body["whatsapp_phone_number_id"],
-                business_account_id=body["whatsapp_business_account_id"],
-                app_secret=body["meta_app_secret"],
-                verify_token=body["webhook_verify_token"],
-            )
-        resp.media = view["whatsapp"]
+            view = self.store.set_section(tenantId, WHATSAPP, body)
+        resp.media = view[WHATSAPP.name]
 
     on_put = on_post
 
@@ -283,25 +264,31 @@ class ByIntegration(_Resource):
         resp.media = self.show_own(req, tenant_id)
 
 
-class Keys(_Resource):
+class Keys:
+    def __init__(self, api_keys: ApiKeys) -> None:
+        self.api_keys = api_keys
+
     def on_post(self, req: falcon.Request, resp: falcon.Response, tenantId: str) -> None:
         require_operator(req)
         tenant_id_param(tenantId)
         with store_errors():
-            issued = self.store.issue_key(tenantId)
+            issued = self.api_keys.issue_key(tenantId)
         resp.status = falcon.HTTP_201
         resp.cache_control = ["no-store"]  # the key is shown this once
         resp.media = {"keyId": issued.key_id, "key": issued.key}
 
 
-class KeyItem(_Resource):
+class KeyItem:
+    def __init__(self, api_keys: ApiKeys) -> None:
+        self.api_keys = api_keys
+
     def on_delete(
         self, req: falcon.Request, resp: falcon.Response, tenantId: str, keyId: str
     ) -> None:
         require_operator(req)
         tenant_id_param(tenantId)
         with store_errors():
-            revoked = self.store.revoke_key(tenantId, keyId)
+            revoked = self.api_keys.revoke_key(tenantId, keyId)
         if not revoked:
             raise falcon.HTTPNotFound(
                 title="Unknown key", description="No such key for this tenant."
@@ -318,5 +305,5 @@ def add_routes(app: falcon.App, services: Services) -> None:
     app.add_route("/api/tenants/{tenantId}", TenantItem(store))
     app.add_route("/api/tenants/{tenantId}/genesys/credentials", GenesysCredentialsResource(store))
     app.add_route("/api/tenants/{tenantId}/whatsapp/config", WhatsAppConfigResource(store))
-    app.add_route("/api/tenants/{tenantId}/keys", Keys(store))
-    app.add_route("/api/tenants/{tenantId}/keys/{keyId}", KeyItem(store))
+    app.add_route("/api/tenants/{tenantId}/keys", Keys(services.api_keys))
+    app.add_route("/api/tenants/{tenantId}/keys/{keyId}", KeyItem(services.api_keys))

@@ -2,7 +2,8 @@
 
 The admin API stores tenants encrypted in Redis (``interlink.store.tenants``); a tenant actor holds
 one :class:`TenantConfig` and replaces it whole on reload, so a message started on one version
-finishes on it.
+finishes on it. The attribute names are those of the field declarations in
+:mod:`interlink.tenancy.validation`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 
 
 def mask(secret: str | None) -> str | None:
-    """``"****" + last 4`` (INTERFACE.md): enough to tell two secrets apart, not to use one."""
+    """``"****" + last 4``: enough to tell two secrets apart, not to use one."""
     if secret is None:
         return None
     return "****" + secret[-4:]
@@ -46,6 +47,8 @@ class TenantConfig:
     genesys: GenesysCredentials | None = None
     whatsapp: WhatsAppConfig | None = None
     settings: dict[str, object] = field(default_factory=dict)
+    created_at: str = ""  # ISO 8601 UTC with milliseconds, as the admin API shows it
+    updated_at: str = ""
 
     def genesys_login(self) -> tuple[str, str, str] | None:
         """What a Genesys token is granted for: when it changes, the cached token must go."""

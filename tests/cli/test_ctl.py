@@ -151,7 +151,7 @@ def test_errors_exit_1_with_the_shards_reason(
     assert "404" in err and "Unknown tenant" in err and "ghost" in err
 
     services.tenants.create("acme", name="Acme")
-    key = services.tenants.issue_key("acme").key
+    key = services.api_keys.issue_key("acme").key
     code, _, err = ctl(capsys, "ping", "acme", "--url", url, f"--token={key}")
     assert code == 1 and "403" in err and "operator token" in err
     assert key not in err

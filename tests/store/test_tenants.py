@@ -14,19 +14,14 @@ import redis
 
 from interlink.security.secrets import CorruptSecret, MissingSecretKey, key_id
 from interlink.store import keys
+from interlink.store.api_keys import ApiKeys
 from interlink.store.tenants import (
     IndexConflict,
-    InvalidTenantData,
     TenantExists,
     TenantNotFound,
     TenantStore,
 )
-from interlink.tenancy.regions import (
-    REGIONS,
-    UnknownRegion,
-    normalize_region,
-    region_from_legacy_setting,
-)
+from interlink.tenancy.validation import InvalidTenantData
 
 
 def _creds() -> dict[str, str]:
@@ -52,6 +47,11 @@ def _whatsapp(phone: str | None = None) -> dict[str, str]:
 @pytest.fixture
 def store(redis_client: redis.Redis) -> TenantStore:
     return TenantStore(redis_client, (secrets.token_bytes(32),))
+
+
+@pytest.fixture
+def api_keys(redis_client: redis.Redis) -> ApiKeys:
+    return ApiKeys(redis_client)
 
 
 class EventLog:
@@ -93,24 +93,6 @@ def _all_raw_values(client: redis.Redis) -> bytes:
         elif kind == b"zset":
             chunks += list(client.zrange(key, 0, -1))
     return b"\n".join(chunks)
-
-
-# -- regions -------------------------------------------------------------------------------------
-def test_regions_are_the_seventeen_domains() -> None:
-    assert len(REGIONS) == 17 == len(set(REGIONS))
-    assert {
-        "mypurecloud.com",
-        "mypurecloud.ie",
-        "aps1.pure.cloud",
-        "use2.us-gov-pure.cloud",
-    } <= set(REGIONS)
-    assert normalize_region(" MyPureCloud.IE ") == "mypurecloud.ie"
-    assert normalize_region("aps1.mypurecloud.com") == "aps1.pure.cloud"
-    with pytest.raises(UnknownRegion) as caught:
-        normalize_region("mypurecloud.xx")
-    assert all(region in str(caught.value) for region in REGIONS)
-    assert region_from_legacy_setting("eu_west_1") == "mypurecloud.ie"
-    assert region_from_legacy_setting("https://api.mypurecloud.de/") == "mypurecloud.de"
 
 
 # -- life cycle ----------------------------------------------------------------------------------
@@ -158,14 +140,16 @@ def test_life_cycle_versions_and_events(store: TenantStore, events: EventLog) ->
     assert {e["tenantId"] for e in events.all()} == {"acme"}
 
 
-def test_nothing_is_left_behind_by_a_delete(store: TenantStore, redis_client: redis.Redis) -> None:
+def test_nothing_is_left_behind_by_a_delete(
+    store: TenantStore, api_keys: ApiKeys, redis_client: redis.Redis
+) -> None:
     store.create("gone", name="Gone")
     store.set_genesys("gone", **_creds())
     store.set_whatsapp("gone", **_whatsapp())
-    issued = store.issue_key("gone")
+    issued = api_keys.issue_key("gone")
     store.delete("gone")
     assert list(redis_client.scan_iter("*")) == []
-    assert store.check_key(issued.key) is None
+    assert api_keys.check_key(issued.key) is None
 
 
 def test_moving_an_index_frees_the_old_value(store: TenantStore) -> None:
@@ -207,8 +191,6 @@ def test_create_twice_and_unknown_tenants(store: TenantStore) -> None:
         store.update("nobody", {"name": "x"})
     with pytest.raises(TenantNotFound):
         store.set_whatsapp("nobody", **_whatsapp())
-    with pytest.raises(TenantNotFound):
-        store.issue_key("nobody")
     assert store.load_config("nobody") is None
     assert store.load_config("../acme") is None and store.version_of("ACME") is None
 
@@ -265,7 +247,9 @@ def test_pagination_walks_every_tenant_once(store: TenantStore) -> None:
 
 
 # -- secrets at rest -----------------------------------------------------------------------------
-def test_no_secret_is_stored_in_clear(store: TenantStore, redis_client: redis.Redis) -> None:
+def test_no_secret_is_stored_in_clear(
+    store: TenantStore, api_keys: ApiKeys, redis_client: redis.Redis
+) -> None:
     planted: list[str] = []
     for tenant_id in ("one", "two"):
         store.create(tenant_id, name=tenant_id)
@@ -274,7 +258,7 @@ def test_no_secret_is_stored_in_clear(store: TenantStore, redis_client: redis.Re
         store.set_whatsapp(tenant_id, **wa)
         planted += [creds["client_secret"], creds["webhook_secret"]]
         planted += [wa["access_token"], wa["app_secret"], wa["verify_token"]]
-        planted.append(store.issue_key(tenant_id).key)
+        planted.append(api_keys.issue_key(tenant_id).key)
     raw = _all_raw_values(redis_client)
     for secret in planted:
         assert secret.encode() not in raw
@@ -323,23 +307,6 @@ def test_key_rotation(redis_client: redis.Redis) -> None:
     assert config.genesys.client_secret == creds["client_secret"]
 
 
-# -- API keys ------------------------------------------------------------------------------------
-def test_api_keys(store: TenantStore, redis_client: redis.Redis) -> None:
-    store.create("acme", name="Acme")
-    issued = store.issue_key("acme")
-    assert issued.key not in repr(issued)
-    assert store.check_key(issued.key) == "acme"
-    assert store.check_key(issued.key[:-1] + ("A" if issued.key[-1] != "A" else "B")) is None
-    assert store.check_key("ilk_" + "0" * 16 + "_" + "x" * 43) is None
-    assert store.check_key("") is None and store.check_key("x" * 1000) is None
-    assert store.version_of("acme") == 1  # keys are access, not configuration
-    assert not store.revoke_key("other", issued.key_id)
-    assert store.check_key(issued.key) == "acme"
-    assert store.revoke_key("acme", issued.key_id)
-    assert store.check_key(issued.key) is None
-    assert not store.revoke_key("acme", issued.key_id)
-
-
 # -- concurrency ---------------------------------------------------------------------------------
 def test_concurrent_writes_last_wins_and_versions_add_up(
     store: TenantStore, redis_client: redis.Redis
@@ -378,13 +345,15 @@ def test_racing_for_one_phone_number_has_one_winner(store: TenantStore) -> None:
 
 
 # -- logs ----------------------------------------------------------------------------------------
-def test_logs_carry_no_secret(store: TenantStore, caplog: pytest.LogCaptureFixture) -> None:
+def test_logs_carry_no_secret(
+    store: TenantStore, api_keys: ApiKeys, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     store.create("acme", name="Acme")
     creds, wa = _creds(), _whatsapp()
     store.set_genesys("acme", **creds)
     store.set_whatsapp("acme", **wa)
-    issued = store.issue_key("acme")
+    issued = api_keys.issue_key("acme")
     store.delete("acme")
     assert caplog.records, "the changes are logged"
     text = "\n".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
