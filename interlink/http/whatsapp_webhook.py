@@ -31,7 +31,7 @@ from interlink.http.webhooks import (
     unavailable_when_store_down,
     valid_tenant_id,
 )
-from interlink.mapping.webhooks import MetaItem, MetaWebhook, read_meta_webhook
+from interlink.mapping.meta_webhook import MetaItem, MetaWebhook, read_meta_webhook
 from interlink.mapping.wire import MappingError, whole_number
 from interlink.security.signatures import verify_meta
 from interlink.services import Services
