@@ -28,16 +28,16 @@ import redis
 from gevent.pywsgi import WSGIServer
 
 from interlink import settings as settings_module
-from interlink.actors import Control, Supervisor, TenantChanged, TreeSpec, Work
+from interlink.actors import Control, Supervisor, TenantChanged, TreeSpec
 from interlink.http.app import create_app
 from interlink.http.server import Limits, make_server
 from interlink.http.server import NoDelayHandler as NoDelayHandler  # bench/hello.py's ceiling
 from interlink.http.webhooks import directory
+from interlink.inbox import Entry, InboxReader
 from interlink.services import Services
 from interlink.settings import Settings, SettingsError
 from interlink.store.connection import connect, redacted
 from interlink.store.embedded import EmbeddedStoreError, EmbeddedValkey
-from interlink.store.inbox import InboxReader
 from interlink.telemetry import logs
 from interlink.tenancy.changes import ReloadListener
 from interlink.tenancy.config import TenantConfig
@@ -174,7 +174,7 @@ class Shard:
         directory(self.services).invalidate(None)
         self.supervisor.tell(Control("reload-all"))
 
-    def _deliver(self, work: Work) -> bool:
+    def _deliver(self, work: Entry) -> bool:
         """From the inbox to the actors. Never blocks the reader: a tell only queues."""
         supervisor = self.supervisor
         if supervisor is None:

@@ -16,7 +16,7 @@ from interlink.settings import Settings
 from interlink.telemetry.metrics import REGISTRY, Registry
 
 if TYPE_CHECKING:
-    from interlink.store.inbox import Inbox, InboxReader
+    from interlink.inbox import Inbox, InboxReader
     from interlink.store.tenants import TenantStore
 
 
@@ -36,7 +36,7 @@ class Services:
     @cached_property
     def inbox(self) -> Inbox:
         """The accepting side of the durable inbox (any shard accepts for any tenant)."""
-        from interlink.store.inbox import Inbox
+        from interlink.inbox import Inbox
 
         return Inbox(self.redis, self.settings.shard_count)
 

@@ -6,7 +6,6 @@ from interlink.actors.messages import (
     Snapshot,
     TenantChanged,
     TenantControl,
-    Work,
 )
 from interlink.actors.supervision import RestartPolicy
 from interlink.actors.supervisor import Supervisor
@@ -23,5 +22,4 @@ __all__ = [
     "TenantChanged",
     "TenantControl",
     "TreeSpec",
-    "Work",
 ]

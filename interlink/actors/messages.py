@@ -1,4 +1,6 @@
-"""The messages actors exchange. Immutable: pykka does not copy messages between actors."""
+"""The messages actors exchange. Immutable: pykka does not copy messages between actors.
+
+The work itself arrives as :class:`interlink.inbox.Entry`, the durable inbox's own type."""
 
 from __future__ import annotations
 
@@ -7,21 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
-
-
-@dataclass(frozen=True, slots=True)
-class Work:
-    """One accepted webhook item for a tenant, on its way to the actor that handles it.
-
-    ``conversation`` names the conversation actor (the WhatsApp user) or is None for work of the
-    tenant itself; ``entry_id`` is the durable inbox entry to acknowledge once the effect is done.
-    """
-
-    tenant_id: str
-    kind: str
-    payload: Mapping[str, Any]
-    conversation: str | None = None
-    entry_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,11 +26,11 @@ from interlink.actors.messages import (
     Snapshot,
     TenantChanged,
     TenantControl,
-    Work,
 )
 from interlink.actors.supervision import Children
 from interlink.actors.tenant import TenantActor
 from interlink.actors.tree import TreeSpec
+from interlink.inbox import Entry
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class Supervisor(Actor):
         self.failed: dict[str, tuple[str, int]] = {}  # tenant -> last error, restarts
         self.held: set[str] = set()  # stopped by an operator: work waits for "start"
         self.starting: set[str] = set()  # "start" came while the old tree was still stopping
-        self.pending: dict[str, deque[Work]] = {}
+        self.pending: dict[str, deque[Entry]] = {}
         self.draining = False
         self.activations = 0
         self.refused = 0
@@ -71,7 +71,7 @@ class Supervisor(Actor):
 
     # -- messages -------------------------------------------------------------------------------
     def receive(self, message: Any) -> Any:
-        if isinstance(message, Work):
+        if isinstance(message, Entry):
             return self.deliver(message)
         if isinstance(message, GetTenant):
             return self._ref(message.tenant_id, activate=message.activate)
@@ -82,7 +82,7 @@ class Supervisor(Actor):
         if isinstance(message, Salvaged):
             # Older than anything that arrived since the crash: they go first.
             queue = self.pending.setdefault(message.key, deque())
-            queue.extendleft(reversed([m for m in message.messages if isinstance(m, Work)]))
+            queue.extendleft(reversed([m for m in message.messages if isinstance(m, Entry)]))
             return None
         if isinstance(message, TenantChanged):
             return self._changed(message)
@@ -94,7 +94,7 @@ class Supervisor(Actor):
             return self.tenant_control(message.tenant_id, message.control)
         return super().receive(message)
 
-    def deliver(self, work: Work) -> bool:
+    def deliver(self, work: Entry) -> bool:
         """Hand ``work`` to its tenant; False when it was refused (failed tenant, full queue)."""
         tenant_id = work.tenant_id
         if tenant_id in self.failed:

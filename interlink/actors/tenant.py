@@ -27,12 +27,12 @@ from interlink.actors.messages import (
     Salvaged,
     Sweep,
     TenantChanged,
-    Work,
 )
 from interlink.actors.supervision import Children, ChildStatus
 from interlink.actors.token_manager import TokenManager
 from interlink.actors.tree import TreeSpec
 from interlink.actors.whatsapp_sender import WhatsAppSender
+from interlink.inbox import Entry
 from interlink.providers.pacing import genesys_pacer
 from interlink.providers.session import lazy_session
 from interlink.store.dead_letters import DeadLetters
@@ -59,10 +59,6 @@ TENANT_MESSAGES = (
 
 class TenantFailed(Exception):
     """A child of the tenant keeps crashing: the tenant gives up and lets its supervisor decide."""
-
-
-class UnknownTenant(Exception):
-    pass
 
 
 class TenantActor(Actor):
@@ -140,7 +136,7 @@ class TenantActor(Actor):
 
     # -- messages -------------------------------------------------------------------------------
     def receive(self, message: Any) -> Any:
-        if isinstance(message, Work):
+        if isinstance(message, Entry):
             return self.route(message)
         if isinstance(message, ChildStopped):
             return self._child_stopped(message)
@@ -160,7 +156,7 @@ class TenantActor(Actor):
             return self.control(message)
         return super().receive(message)
 
-    def route(self, work: Work) -> Any:
+    def route(self, work: Entry) -> Any:
         """Conversation work goes to that user's actor (started on demand); the rest stays here."""
         if self.config is None:
             # Accepted just before the tenant was deleted: there is nobody left to deliver it for.
@@ -182,7 +178,7 @@ class TenantActor(Actor):
         ref.tell(work)
         return None
 
-    def handle(self, work: Work) -> Any:
+    def handle(self, work: Entry) -> Any:
         """Tenant-level work: none exists, so an entry naming no conversation (a message with
         neither a sender nor a contact) is dead-lettered and acknowledged, not left pending with
         the tenant's backlog raised."""
@@ -232,7 +228,7 @@ class TenantActor(Actor):
         group = self._group(message.key)
         if group is self.conversations:
             for item in message.messages:
-                if isinstance(item, Work):
+                if isinstance(item, Entry):
                     self.route(item)
             return
         self.held.setdefault(message.key, []).extend(message.messages)

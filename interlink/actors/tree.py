@@ -33,5 +33,5 @@ class TreeSpec:
     stop_timeout: float = DEFAULT_STOP_TIMEOUT
     # The rest of the shard (settings, Redis, inbox ...), for actors that do real work.
     services: Any = None
-    # Called once a Work item's effect is done, so the durable inbox forgets it.
+    # Called once an inbox entry's effect is done, so the durable inbox forgets it.
     ack: Callable[[Any], None] = _no_ack

@@ -13,10 +13,10 @@ import falcon
 import msgpack
 import redis
 
+from interlink.inbox import BACKLOGGED, DUPLICATE, Entry, InboxUnavailable, Kind
 from interlink.mapping.wire import MappingError
 from interlink.security.secrets import SecretError
 from interlink.services import Services
-from interlink.store.inbox import BACKLOGGED, DUPLICATE, InboxUnavailable, Item
 from interlink.tenancy.directory import TenantDirectory
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ class Accepted(NamedTuple):
         resp.data = b'{"accepted": %d, "duplicates": %d}' % self
 
 
-def accept_items(services: Services, items: Sequence[Item]) -> Accepted:
+def accept_items(services: Services, items: Sequence[Entry]) -> Accepted:
     """Store every item (made by :func:`storable_item`) durably, or answer so that the provider
     retries the whole request: 429 when a tenant has too much unfinished work, 503 when Redis does
     not answer."""
@@ -170,9 +170,9 @@ def accept_items(services: Services, items: Sequence[Item]) -> Accepted:
 
 
 def storable_item(
-    tenant_id: str, kind: str, payload: dict[str, Any], *, conversation: str | None, dedupe: str
-) -> Item | None:
-    """An inbox item with its payload packed once. Valid JSON may hold what msgpack and Redis
+    tenant_id: str, kind: Kind, payload: dict[str, Any], *, conversation: str | None, dedupe: str
+) -> Entry | None:
+    """An inbox entry with its payload packed once. Valid JSON may hold what msgpack and Redis
     cannot: integers beyond 64 bits, lone surrogates in strings. Such values are rewritten (the
     integer as its decimal text, the surrogate as U+FFFD) — the same way every time, so a
     redelivery is still recognised — rather than letting one signed body stall the shared inbox
@@ -181,7 +181,7 @@ def storable_item(
         # ``tenant_id`` and ``kind`` are ours; the other texts come from the provider.
         (conversation or "").encode()
         dedupe.encode()
-        return Item(
+        return Entry(
             tenant_id,
             kind,
             payload,
@@ -199,7 +199,7 @@ def storable_item(
         )
         return None
     log.info("webhook item made storable", extra={"tenant": tenant_id, "kind": kind})
-    return Item(
+    return Entry(
         tenant_id,
         kind,
         payload,

@@ -31,11 +31,11 @@ from interlink.http.webhooks import (
     unavailable_when_store_down,
     valid_tenant_id,
 )
-from interlink.mapping.meta_webhook import MetaItem, MetaWebhook, read_meta_webhook
+from interlink.inbox import Entry, Kind
+from interlink.mapping.webhooks import MetaItem, MetaWebhook, read_meta_webhook
 from interlink.mapping.wire import MappingError, whole_number
 from interlink.security.signatures import verify_meta
 from interlink.services import Services
-from interlink.store.inbox import Item
 from interlink.tenancy.config import TenantConfig
 from interlink.tenancy.directory import TenantDirectory
 
@@ -155,10 +155,10 @@ def _owner(tenants: TenantDirectory, numbers: frozenset[str]) -> str:
     return owners.pop()
 
 
-def _to_item(config: TenantConfig, update: MetaItem) -> Item | None:
+def _to_item(config: TenantConfig, update: MetaItem) -> Entry | None:
     """Messages and statuses go to the durable inbox; the rest is logged, with tenant context."""
     if update.dedupe_key is not None:  # a message or a status
-        kind = "wa.message" if update.kind == "message" else "wa.status"
+        kind: Kind = "wa.message" if update.kind == "message" else "wa.status"
         return storable_item(
             config.tenant_id,
             kind,

@@ -18,11 +18,11 @@ from interlink.actors import (
     Supervisor,
     TenantActor,
     TreeSpec,
-    Work,
 )
 from interlink.actors.conversation import Conversation
 from interlink.actors.messages import TenantChanged, TenantControl
 from interlink.actors.token_manager import TokenManager
+from interlink.inbox import Entry
 from interlink.tenancy.config import TenantConfig
 
 FAST = RestartPolicy(max_restarts=3, period=10.0, min_backoff=0.01, max_backoff=0.05)
@@ -42,7 +42,7 @@ def config_of(tenant_id: str) -> TenantConfig | None:
 
 
 class RecordingConversation(Conversation):
-    def handle(self, work: Work) -> Any:
+    def handle(self, work: Entry) -> Any:
         if work.kind == "crash":
             raise RuntimeError("conversation crashed on purpose")
         if work.kind == "slow":
@@ -74,7 +74,7 @@ class RecordingTenant(TenantActor):
             raise RuntimeError("on_start failed on purpose")
         super().started()
 
-    def handle(self, work: Work) -> Any:
+    def handle(self, work: Entry) -> Any:
         if work.kind == "crash":
             raise RuntimeError("tenant crashed on purpose")
         if work.kind == "timeout":
@@ -138,7 +138,7 @@ def test_a_tenant_tree_is_activated_by_its_first_message(
     supervisor: pykka.ActorRef[Supervisor],
 ) -> None:
     assert tenant_ref(supervisor, "acme") is None
-    supervisor.tell(Work("acme", "text", {"n": 1}, conversation="u1"))
+    supervisor.tell(Entry("acme", "text", {"n": 1}, conversation="u1"))
     wait_for(lambda: handled("acme") == ["1"])
     ref = tenant_ref(supervisor, "acme")
     assert ref is not None and ref.is_alive()
@@ -150,10 +150,10 @@ def test_a_tenant_tree_is_activated_by_its_first_message(
 def test_a_crash_on_tell_is_restarted_and_later_work_flows(
     supervisor: pykka.ActorRef[Supervisor],
 ) -> None:
-    supervisor.tell(Work("acme", "text", {"n": 1}, conversation="u1"))
+    supervisor.tell(Entry("acme", "text", {"n": 1}, conversation="u1"))
     wait_for(lambda: handled("acme"))
     first = tenant_ref(supervisor, "acme")
-    supervisor.tell(Work("acme", "crash", {}))
+    supervisor.tell(Entry("acme", "crash", {}))
     wait_for(
         lambda: (
             (r := tenant_ref(supervisor, "acme")) is not None and r is not first and r.is_alive()
@@ -161,16 +161,16 @@ def test_a_crash_on_tell_is_restarted_and_later_work_flows(
     )
     assert state(supervisor, "acme")["restarts"] == 1
     assert "tenant crashed on purpose" in state(supervisor, "acme")["lastError"]
-    supervisor.tell(Work("acme", "text", {"n": 2}, conversation="u1"))
+    supervisor.tell(Entry("acme", "text", {"n": 2}, conversation="u1"))
     wait_for(lambda: handled("acme") == ["1", "2"])
 
 
 def test_work_queued_behind_a_crash_reaches_the_next_incarnation_in_order(
     supervisor: pykka.ActorRef[Supervisor],
 ) -> None:
-    supervisor.tell(Work("acme", "crash", {}))
+    supervisor.tell(Entry("acme", "crash", {}))
     for n in range(50):
-        supervisor.tell(Work("acme", "text", {"n": n}, conversation="u1"))
+        supervisor.tell(Entry("acme", "text", {"n": n}, conversation="u1"))
     wait_for(lambda: len(handled("acme")) == 50)
     assert handled("acme") == [str(n) for n in range(50)]
     assert state(supervisor, "acme")["restarts"] == 1
@@ -179,16 +179,16 @@ def test_work_queued_behind_a_crash_reaches_the_next_incarnation_in_order(
 def test_work_queued_behind_a_crashed_conversation_is_not_lost(
     supervisor: pykka.ActorRef[Supervisor],
 ) -> None:
-    supervisor.tell(Work("acme", "crash", {}, conversation="u1"))
+    supervisor.tell(Entry("acme", "crash", {}, conversation="u1"))
     for n in range(50):
-        supervisor.tell(Work("acme", "text", {"n": n}, conversation="u1"))
+        supervisor.tell(Entry("acme", "text", {"n": n}, conversation="u1"))
     wait_for(lambda: len(handled("acme")) == 50)
     assert handled("acme") == [str(n) for n in range(50)]
 
 
 def test_a_failing_on_start_is_restarted(supervisor: pykka.ActorRef[Supervisor]) -> None:
     RecordingTenant.start_failures["acme"] = 2
-    supervisor.tell(Work("acme", "text", {"n": 1}, conversation="u1"))
+    supervisor.tell(Entry("acme", "text", {"n": 1}, conversation="u1"))
     # The work waits while the tenant restarts, then arrives: nothing is dropped.
     wait_for(lambda: handled("acme") == ["1"])
     assert state(supervisor, "acme")["restarts"] == 2
@@ -199,13 +199,13 @@ def test_exceeding_the_intensity_fails_that_tenant_only(
     supervisor: pykka.ActorRef[Supervisor],
 ) -> None:
     RecordingTenant.start_failures["bad"] = 1000
-    supervisor.tell(Work("good", "text", {"n": 1}, conversation="u1"))
-    supervisor.tell(Work("bad", "text", {"n": 1}, conversation="u1"))
+    supervisor.tell(Entry("good", "text", {"n": 1}, conversation="u1"))
+    supervisor.tell(Entry("bad", "text", {"n": 1}, conversation="u1"))
     wait_for(lambda: state(supervisor, "bad")["state"] == "failed")
     assert "on_start failed on purpose" in state(supervisor, "bad")["lastError"]
     # Work for a failed tenant is refused (it stays in the durable inbox), other tenants flow.
-    assert supervisor.ask(Work("bad", "text", {"n": 2}), timeout=5) is False
-    supervisor.tell(Work("good", "text", {"n": 2}, conversation="u1"))
+    assert supervisor.ask(Entry("bad", "text", {"n": 2}), timeout=5) is False
+    supervisor.tell(Entry("good", "text", {"n": 2}, conversation="u1"))
     wait_for(lambda: handled("good") == ["1", "2"])
     assert state(supervisor, "good")["restarts"] == 0
     assert handled("bad") == []
@@ -217,21 +217,21 @@ def test_a_config_change_gives_a_failed_tenant_another_chance(
     supervisor: pykka.ActorRef[Supervisor],
 ) -> None:
     RecordingTenant.start_failures["bad"] = 4  # one more than the budget
-    supervisor.tell(Work("bad", "text", {"n": 1}, conversation="u1"))
+    supervisor.tell(Entry("bad", "text", {"n": 1}, conversation="u1"))
     wait_for(lambda: state(supervisor, "bad")["state"] == "failed")
     supervisor.tell(TenantChanged("bad", 2))
-    supervisor.tell(Work("bad", "text", {"n": 2}, conversation="u1"))
+    supervisor.tell(Entry("bad", "text", {"n": 2}, conversation="u1"))
     wait_for(lambda: handled("bad") == ["2"])
 
 
 def test_a_crashing_child_is_restarted_by_its_tenant_then_escalates(
     supervisor: pykka.ActorRef[Supervisor],
 ) -> None:
-    supervisor.tell(Work("acme", "text", {"n": 1}, conversation="u1"))
+    supervisor.tell(Entry("acme", "text", {"n": 1}, conversation="u1"))
     wait_for(lambda: handled("acme"))
     tenant = tenant_ref(supervisor, "acme")
     assert tenant is not None
-    supervisor.tell(Work("acme", "crash-token-manager", {}))
+    supervisor.tell(Entry("acme", "crash-token-manager", {}))
 
     def token_manager_restarts() -> int:
         stats = tenant.ask(Control("stats"), timeout=5)
@@ -242,7 +242,7 @@ def test_a_crashing_child_is_restarted_by_its_tenant_then_escalates(
     # Over its budget the child takes its tenant down with it; the supervisor restarts the tenant.
     for restarts in range(2, FAST.max_restarts + 2):
         wait_for(lambda: tenant.ask(("alive", "token-manager"), timeout=5))
-        supervisor.tell(Work("acme", "crash-token-manager", {}))
+        supervisor.tell(Entry("acme", "crash-token-manager", {}))
         if restarts <= FAST.max_restarts:
             wait_for(lambda n=restarts: token_manager_restarts() == n)
     wait_for(lambda: not tenant.is_alive())
@@ -253,11 +253,11 @@ def test_a_crashing_child_is_restarted_by_its_tenant_then_escalates(
 def test_a_base_exception_kills_only_the_actor_that_raised_it(
     supervisor: pykka.ActorRef[Supervisor],
 ) -> None:
-    supervisor.tell(Work("one", "text", {"n": 1}, conversation="u1"))
-    supervisor.tell(Work("two", "text", {"n": 1}, conversation="u1"))
+    supervisor.tell(Entry("one", "text", {"n": 1}, conversation="u1"))
+    supervisor.tell(Entry("two", "text", {"n": 1}, conversation="u1"))
     wait_for(lambda: handled("one") and handled("two"))
     two = tenant_ref(supervisor, "two")
-    supervisor.tell(Work("one", "timeout", {}))
+    supervisor.tell(Entry("one", "timeout", {}))
     wait_for(lambda: state(supervisor, "one")["restarts"] == 1)
     assert supervisor.is_alive() and two is not None and two.is_alive()
     assert "Timeout" in state(supervisor, "one")["lastError"]
@@ -266,23 +266,23 @@ def test_a_base_exception_kills_only_the_actor_that_raised_it(
 def test_a_crashed_conversation_is_forgotten_and_comes_back(
     supervisor: pykka.ActorRef[Supervisor],
 ) -> None:
-    supervisor.tell(Work("acme", "crash", {}, conversation="u1"))
-    supervisor.tell(Work("acme", "text", {"n": 1}, conversation="u2"))
+    supervisor.tell(Entry("acme", "crash", {}, conversation="u1"))
+    supervisor.tell(Entry("acme", "text", {"n": 1}, conversation="u2"))
     wait_for(lambda: handled("acme") == ["1"])
-    supervisor.tell(Work("acme", "text", {"n": 2}, conversation="u1"))
+    supervisor.tell(Entry("acme", "text", {"n": 2}, conversation="u1"))
     wait_for(lambda: handled("acme") == ["1", "2"])
     assert state(supervisor, "acme")["restarts"] == 0
 
 
 def test_idle_conversations_retire_and_come_back(supervisor: pykka.ActorRef[Supervisor]) -> None:
-    supervisor.tell(Work("acme", "text", {"n": 1}, conversation="u1"))
+    supervisor.tell(Entry("acme", "text", {"n": 1}, conversation="u1"))
     wait_for(lambda: handled("acme") == ["1"])
     tenant = tenant_ref(supervisor, "acme")
     assert tenant is not None
     assert tenant.ask(Control("stats"), timeout=5)["conversations"] == 1
     wait_for(lambda: ("stopped", "conversation", "acme", "u1") in EVENTS, timeout=3)
     assert tenant.ask(Control("stats"), timeout=5)["conversations"] == 0
-    supervisor.tell(Work("acme", "text", {"n": 2}, conversation="u1"))
+    supervisor.tell(Entry("acme", "text", {"n": 2}, conversation="u1"))
     wait_for(lambda: handled("acme") == ["1", "2"])
     assert tenant.ask(Control("stats"), timeout=5)["conversations"] == 1
 
@@ -290,7 +290,7 @@ def test_idle_conversations_retire_and_come_back(supervisor: pykka.ActorRef[Supe
 def test_an_unknown_tenant_stops_quietly_without_restarts(
     supervisor: pykka.ActorRef[Supervisor],
 ) -> None:
-    supervisor.tell(Work("unknown-1", "text", {"n": 1}, conversation="u1"))
+    supervisor.tell(Entry("unknown-1", "text", {"n": 1}, conversation="u1"))
     wait_for(lambda: tenant_ref(supervisor, "unknown-1") is None)
     assert supervisor.ask(Control("stats"), timeout=5)["tenantsFailed"] == 0
 
@@ -298,12 +298,12 @@ def test_an_unknown_tenant_stops_quietly_without_restarts(
 def test_operator_stop_holds_work_and_start_delivers_it(
     supervisor: pykka.ActorRef[Supervisor],
 ) -> None:
-    supervisor.tell(Work("acme", "text", {"n": 1}, conversation="u1"))
+    supervisor.tell(Entry("acme", "text", {"n": 1}, conversation="u1"))
     wait_for(lambda: handled("acme") == ["1"])
     assert supervisor.ask(TenantControl("acme", Control("stop")), timeout=10) == {
         "state": "stopped"
     }
-    supervisor.tell(Work("acme", "text", {"n": 2}, conversation="u1"))
+    supervisor.tell(Entry("acme", "text", {"n": 2}, conversation="u1"))
     gevent.sleep(0.1)
     assert handled("acme") == ["1"]
     assert state(supervisor, "acme")["state"] == "stopped"
@@ -315,8 +315,8 @@ def test_shutdown_drains_mailboxes_and_stops_in_reverse_order(
     supervisor: pykka.ActorRef[Supervisor],
 ) -> None:
     for n in range(200):
-        supervisor.tell(Work("acme", "slow", {"n": n}, conversation="u1"))
-    supervisor.tell(Work("later", "text", {"n": 0}, conversation="u9"))
+        supervisor.tell(Entry("acme", "slow", {"n": n}, conversation="u1"))
+    supervisor.tell(Entry("later", "text", {"n": 0}, conversation="u9"))
     trees = [tenant_ref(supervisor, t) for t in ("acme", "later")]
     supervisor.stop(timeout=10)
     # Everything accepted before the stop was handled...

@@ -14,11 +14,12 @@ from typing import Any
 import redis
 import requests
 
+from interlink.inbox import Entry, Inbox
+from interlink.inbox.reader import GROUP
 from interlink.security.signatures import meta_signature
 from interlink.sim.driver import WhatsAppUser
 from interlink.store import keys
 from interlink.store.dead_letters import DeadLetters
-from interlink.store.inbox import GROUP, Inbox, Item
 from tests.e2e.world import Tenant, World, wait_for
 
 HUGE = "9" * 5000  # past Python's 4,300-digit limit of int()
@@ -136,7 +137,7 @@ def test_an_entry_that_makes_the_actor_raise_is_dead_lettered_and_acknowledged(
     user = world.user()
     inbox = Inbox(redis_client, 1)
     try:
-        inbox.accept([Item("acme", "wa.message", {"junk": True}, user.wa_id, "poison-1")])
+        inbox.accept([Entry("acme", "wa.message", {"junk": True}, user.wa_id, "poison-1")])
     finally:
         inbox.close()
     world.state.user.say(tenant.phone_number_id, user, "text", body="still here")

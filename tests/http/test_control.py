@@ -15,12 +15,13 @@ import msgpack
 import pykka
 import pytest
 
-from interlink.actors import RestartPolicy, Supervisor, TenantActor, TreeSpec, Work
+from interlink.actors import RestartPolicy, Supervisor, TenantActor, TreeSpec
 from interlink.actors.messages import Control, GetTenant, TenantChanged
 from interlink.actors.supervisor import SHARD_MESSAGES
 from interlink.actors.tenant import TENANT_MESSAGES
 from interlink.http import control
 from interlink.http.app import create_app
+from interlink.inbox import Entry
 from interlink.services import Services
 from interlink.store import keys
 from interlink.store.connection import connect
@@ -43,7 +44,7 @@ class ProbeTenant(TenantActor):
             raise RuntimeError("cannot start on purpose")
         super().started()
 
-    def handle(self, work: Work) -> Any:
+    def handle(self, work: Entry) -> Any:
         if work.kind == "crash":
             raise RuntimeError("tenant crashed on purpose")
         return super().handle(work)
@@ -193,7 +194,7 @@ def test_actors_counts_conversations_and_retires_idle_ones(
     supervisor = start_tree(idle_timeout=0.2)
     make_tenant(services, "acme")
     for user in ("u1", "u2"):
-        supervisor.tell(Work("acme", "noop", {}, conversation=user))
+        supervisor.tell(Entry("acme", "noop", {}, conversation=user))
     wait_for(lambda: (e := entry(client, services, "acme")) and e["conversations"] == 2)
     names = [a["name"] for a in entry(client, services, "acme")["actors"]]  # type: ignore[index]
     assert names[-2:] == ["conversation:u1", "conversation:u2"]
@@ -208,7 +209,7 @@ def test_actors_shows_a_crash_and_its_restart(
     client: Client, services: Services, tree: Any
 ) -> None:
     make_tenant(services, "acme")
-    tree.tell(Work("acme", "crash", {}))
+    tree.tell(Entry("acme", "crash", {}))
     wait_for(
         lambda: (
             (e := entry(client, services, "acme")) is not None
@@ -235,8 +236,8 @@ def test_actors_shows_a_failed_tenant_and_other_tenants_unharmed(
 ) -> None:
     make_tenant(services, "broken-one")
     make_tenant(services, "acme")
-    tree.tell(Work("broken-one", "noop", {}))
-    tree.tell(Work("acme", "noop", {}))
+    tree.tell(Entry("broken-one", "noop", {}))
+    tree.tell(Entry("acme", "noop", {}))
     wait_for(lambda: (e := entry(client, services, "broken-one")) and e["state"] == "failed")
     broken = entry(client, services, "broken-one")
     assert broken is not None
@@ -258,7 +259,7 @@ def test_actors_shows_a_tenant_waiting_for_its_restart(
     slow = RestartPolicy(max_restarts=2, period=10.0, min_backoff=0.5, max_backoff=0.5)
     supervisor = start_tree(policy=slow)
     make_tenant(services, "acme")
-    supervisor.tell(Work("acme", "crash", {}))
+    supervisor.tell(Entry("acme", "crash", {}))
     # Dead, its death seen by the supervisor, the restart scheduled 0.5 s later.
     wait_for(
         lambda: (
@@ -302,7 +303,7 @@ def test_no_secret_shows_in_the_tree_or_the_replies(
     )
     cached_token = secrets.token_urlsafe(32)
     services.redis.set(keys.token("acme"), cached_token, ex=600)
-    tree.tell(Work("acme", "crash", {}))
+    tree.tell(Entry("acme", "crash", {}))
     wait_for(lambda: (e := entry(client, services, "acme")) and e["restarts"] == 1)
     seen = [client.simulate_get("/control/actors", headers=op(services)).text]
     for kind in TENANT_TYPES:
@@ -406,8 +407,8 @@ def test_actors_reports_a_tenant_too_slow_to_describe_itself(
     monkeypatch.setattr(control, "SNAPSHOT_TIMEOUT", 0.1)
     make_tenant(services, "slow-one")
     make_tenant(services, "acme")
-    tree.tell(Work("slow-one", "noop", {}))
-    tree.tell(Work("acme", "noop", {}))
+    tree.tell(Entry("slow-one", "noop", {}))
+    tree.tell(Entry("acme", "noop", {}))
     wait_for(lambda: len(actors(client, services)["tenants"]) == 2)
     started = time.monotonic()
     body = actors(client, services)
@@ -510,7 +511,7 @@ def test_tenant_stop_holds_work_and_start_delivers_it(
 
     # Work for a stopped tenant waits, and neither work nor questions wake the tenant up.
     for n in range(3):
-        tree.tell(Work("acme", "noop", {"n": n}, conversation="u1"))
+        tree.tell(Entry("acme", "noop", {"n": n}, conversation="u1"))
     gevent.sleep(0.05)
     assert actors(client, services)["shard"]["pending"] == 3
     asked = tenant_msg(client, services, "acme", "ping", media)
@@ -686,7 +687,7 @@ def test_shard_drain_stops_every_tenant_and_keeps_them_stopped(
     assert body["shard"]["draining"] is True and body["shard"]["tenantsActive"] == 0
     assert body["tenants"] == []
     # Work waits; an admin message does not re-activate a tenant of a draining shard.
-    tree.tell(Work("acme", "noop", {}))
+    tree.tell(Entry("acme", "noop", {}))
     refused = tenant_msg(client, services, "acme", "ping")
     assert refused.status_code == 503, refused.text
     assert actors(client, services)["shard"]["tenantsActive"] == 0
@@ -884,7 +885,7 @@ def test_a_failed_tenant_that_is_stopped_is_listed_once(
     client: Client, services: Services, tree: Any
 ) -> None:
     make_tenant(services, "broken-one")
-    tree.tell(Work("broken-one", "noop", {}))
+    tree.tell(Entry("broken-one", "noop", {}))
     wait_for(lambda: (e := entry(client, services, "broken-one")) and e["state"] == "failed")
     assert tenant_msg(client, services, "broken-one", "stop").status_code == 200
     listed = [t for t in actors(client, services)["tenants"] if t["tenantId"] == "broken-one"]
@@ -906,7 +907,7 @@ def test_a_failed_tenant_keeps_its_restart_count(
     client: Client, services: Services, tree: Any
 ) -> None:
     make_tenant(services, "broken-one")
-    tree.tell(Work("broken-one", "noop", {}))
+    tree.tell(Entry("broken-one", "noop", {}))
     wait_for(lambda: (e := entry(client, services, "broken-one")) and e["state"] == "failed")
     assert entry(client, services, "broken-one")["restarts"] == FAST.max_restarts  # type: ignore[index]
 
@@ -915,7 +916,7 @@ def test_stopping_a_busy_tenant_does_not_stall_the_shard(
     client: Client, services: Services, tree: Any
 ) -> None:
     make_tenant(services, "slow-one")
-    tree.tell(Work("slow-one", "noop", {}))
+    tree.tell(Entry("slow-one", "noop", {}))
     wait_for(lambda: (e := entry(client, services, "slow-one")) and e["state"] == "active")
     busy = gevent.spawn(tenant_msg, client, services, "slow-one", "ping")  # ~0.6 s in the tenant
     gevent.sleep(0.05)

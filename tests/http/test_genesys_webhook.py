@@ -21,13 +21,13 @@ import pytest
 import redis
 from gevent.pywsgi import WSGIServer
 
-from interlink.actors.messages import Work
 from interlink.http.app import create_app
 from interlink.http.bodies import GENESYS_BODY_LIMIT
+from interlink.inbox import Entry, Inbox
+from interlink.inbox.entry import decode
 from interlink.security.signatures import genesys_signature, meta_signature
 from interlink.services import Services
 from interlink.store import keys
-from interlink.store.inbox import Inbox, decode_entry
 from interlink.telemetry.metrics import REGISTRY
 from interlink.tenancy.directory import TenantDirectory
 from tests.support.fuzz import paths, replaced
@@ -113,9 +113,9 @@ def post(
     return result
 
 
-def stored(redis_client: redis.Redis) -> list[Work]:
+def stored(redis_client: redis.Redis) -> list[Entry]:
     return [
-        decode_entry(raw_id.decode() if isinstance(raw_id, bytes) else raw_id, fields)
+        decode(raw_id.decode() if isinstance(raw_id, bytes) else raw_id, fields)
         for raw_id, fields in redis_client.xrange(keys.inbox(0))
     ]
 

@@ -20,14 +20,14 @@ import pytest
 import redis
 from gevent.pywsgi import WSGIServer
 
-from interlink.actors.messages import Work
 from interlink.http.app import create_app
 from interlink.http.bodies import META_BODY_LIMIT
 from interlink.http.webhooks import directory
+from interlink.inbox import Entry
+from interlink.inbox.entry import decode
 from interlink.security.signatures import genesys_signature, meta_signature
 from interlink.services import Services
 from interlink.store import keys
-from interlink.store.inbox import decode_entry
 from interlink.telemetry.metrics import REGISTRY
 from interlink.tenancy.changes import ReloadListener
 from interlink.tenancy.directory import TenantDirectory
@@ -121,11 +121,11 @@ def post(
     return result
 
 
-def stored(redis_client: redis.Redis) -> list[Work]:
+def stored(redis_client: redis.Redis) -> list[Entry]:
     """Every entry of the (single) shard's inbox stream, in order."""
     entries = redis_client.xrange(keys.inbox(0))
     return [
-        decode_entry(raw_id.decode() if isinstance(raw_id, bytes) else raw_id, fields)
+        decode(raw_id.decode() if isinstance(raw_id, bytes) else raw_id, fields)
         for raw_id, fields in entries
     ]
 

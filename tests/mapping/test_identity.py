@@ -14,10 +14,10 @@ from interlink.mapping import (
     identifiers_of_message,
     identifiers_of_status,
     participant_id,
-    read_meta_webhook,
+    recipient_fields,
+    split_meta_webhook,
     whatsapp_recipient,
 )
-from interlink.mapping.identity import recipient_fields
 
 PAYLOADS = Path(__file__).parents[1] / "support" / "payloads"
 PHONE = "16505551234"
@@ -43,19 +43,19 @@ class AliasStore:
 
 
 def test_identifiers_from_payloads() -> None:
-    [item] = read_meta_webhook(load("meta_text.json")).updates()
+    [item] = split_meta_webhook(load("meta_text.json"))
     ids = identifiers_of_message(item.element, item.contact)
     assert (ids.phone, ids.bsuid, ids.name) == (PHONE, None, "Sheena Nelson")
-    [item] = read_meta_webhook(load("meta_text_bsuid_only.json")).updates()
+    [item] = split_meta_webhook(load("meta_text_bsuid_only.json"))
     ids = identifiers_of_message(item.element, item.contact)
     assert (ids.phone, ids.bsuid, ids.name) == (None, BSUID, "Kai")
-    [item] = read_meta_webhook(load("meta_text_phone_and_bsuid.json")).updates()
+    [item] = split_meta_webhook(load("meta_text_phone_and_bsuid.json"))
     ids = identifiers_of_message(item.element, item.contact)
     assert (ids.phone, ids.bsuid) == (PHONE, BSUID)
 
 
 def test_identifiers_of_status() -> None:
-    [item] = read_meta_webhook(load("meta_status_read.json")).updates()
+    [item] = split_meta_webhook(load("meta_status_read.json"))
     ids = identifiers_of_status(item.element, item.contact)
     assert (ids.phone, ids.bsuid) == (PHONE, BSUID)
     ids = identifiers_of_status({"id": "w", "status": "read", "recipient_id": BSUID}, None)

@@ -1,4 +1,5 @@
-"""The durable inbox against a real Valkey: dedupe, backlog, delivery, acks, restarts, outages."""
+"""The accepting side of the durable inbox against a real Valkey: dedupe, backlog, owner shards,
+group commits, a lost script or connection, outages."""
 
 from __future__ import annotations
 
@@ -10,29 +11,13 @@ import gevent
 import pytest
 import redis
 
-from interlink.actors.messages import Work
+from interlink.inbox import BACKLOGGED, DUPLICATE, NEW, Entry, Inbox, InboxUnavailable
 from interlink.store import keys
 from interlink.store.connection import connect
-from interlink.store.inbox import (
-    BACKLOGGED,
-    DUPLICATE,
-    NEW,
-    Inbox,
-    InboxReader,
-    InboxUnavailable,
-    Item,
-)
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        gevent.sleep(0.01)
-
-
-def item(n: int, tenant: str = "acme", dedupe: bool = True) -> Item:
-    return Item(
+def item(n: int, tenant: str = "acme", dedupe: bool = True) -> Entry:
+    return Entry(
         tenant,
         "wa.message",
         {"n": n, "text": f"hello {n}"},
@@ -86,74 +71,6 @@ def test_concurrent_accepts_share_round_trips_and_all_land(redis_client: redis.R
     gevent.joinall(jobs, raise_error=True)
     assert all(job.value == [NEW] for job in jobs)
     assert redis_client.xlen(keys.inbox(0)) == 500
-
-
-def test_the_reader_delivers_in_order_and_acks_remove_entries(redis_client: redis.Redis) -> None:
-    inbox = Inbox(redis_client, 1)
-    inbox.accept([item(n) for n in range(20)])
-    got: list[Work] = []
-    reader = InboxReader(redis_client, 0, lambda w: got.append(w) or True)
-    reader.start()
-    try:
-        wait_for(lambda: len(got) == 20)
-        assert [w.payload["n"] for w in got] == list(range(20))
-        assert (
-            got[0].tenant_id == "acme"
-            and got[0].conversation == "u1"
-            and got[0].kind == "wa.message"
-        )
-        for work in got:
-            reader.ack(work)
-            reader.ack(work)  # twice: counted once
-        wait_for(lambda: redis_client.xlen(keys.inbox(0)) == 0)
-        wait_for(lambda: not redis_client.exists(keys.backlog("acme")))
-        wait_for(lambda: reader.inflight == {})  # forgotten once the ack call has returned
-    finally:
-        reader.stop()
-
-
-def test_a_restarted_reader_takes_back_unacknowledged_entries_first(
-    redis_client: redis.Redis,
-) -> None:
-    inbox = Inbox(redis_client, 1)
-    inbox.accept([item(n) for n in range(10)])
-    first: list[Work] = []
-    reader = InboxReader(redis_client, 0, lambda w: first.append(w) or True)
-    reader.start()
-    wait_for(lambda: len(first) == 10)
-    for work in first[:4]:
-        reader.ack(work)
-    wait_for(lambda: redis_client.xlen(keys.inbox(0)) == 6)
-    reader.stop()  # as if the shard died holding 4..9
-    inbox.accept([item(n) for n in range(10, 12)])
-
-    second: list[Work] = []
-    reader = InboxReader(redis_client, 0, lambda w: second.append(w) or True)
-    reader.start()
-    try:
-        wait_for(lambda: len(second) == 8)
-        assert [w.payload["n"] for w in second] == list(range(4, 12))
-    finally:
-        reader.stop()
-
-
-def test_refused_deliveries_are_offered_again(redis_client: redis.Redis) -> None:
-    inbox = Inbox(redis_client, 1)
-    inbox.accept([item(1)])
-    calls: list[int] = []
-
-    def deliver(work: Work) -> bool:
-        calls.append(work.payload["n"])
-        return len(calls) >= 3
-
-    reader = InboxReader(redis_client, 0, deliver, rescan_interval=0.05)
-    reader.start()
-    try:
-        wait_for(lambda: len(calls) >= 3)
-        gevent.sleep(0.2)
-        assert len(calls) == 3  # once accepted it is not offered again
-    finally:
-        reader.stop()
 
 
 def test_an_unreachable_store_raises_inbox_unavailable(redis_url: str) -> None:

@@ -1,0 +1,174 @@
+"""The accepting side of the durable inbox: a webhook is acknowledged only once each of its
+items is in Redis.
+
+Any shard accepts any webhook and appends each entry to the stream of the shard that owns the
+tenant (``interlink.tenancy.ownership``). One Lua step per entry makes "seen before" and "appended"
+a single step: the dedupe marker exists exactly when the entry was written, so a provider's
+redelivery is dropped and nothing is half accepted. Entries of concurrent requests share Redis
+round trips (group commit: one script call per group; while one is in flight the next group fills
+up).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import gevent
+import gevent.event
+import gevent.queue
+import redis
+
+from interlink.inbox.entry import Entry
+from interlink.store import keys
+from interlink.store.connection import FastScript
+from interlink.tenancy import ownership
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DEDUPE_TTL = 8 * 24 * 3600  # Meta redelivers for 7 days
+DEFAULT_MAX_BACKLOG = 10_000  # unfinished entries per tenant before its webhooks get 429
+DEFAULT_TIMEOUT = 5.0  # seconds a group commit may take before its requests get 503
+MAX_GROUP = 512  # entries per group commit (more requests wait for the next one)
+
+NEW, DUPLICATE, BACKLOGGED = 1, 0, -1
+_RESULTS = {ord("1"): NEW, ord("0"): DUPLICATE, ord("-"): BACKLOGGED}
+
+_ACCEPT = (resources.files("interlink.inbox") / "scripts" / "accept.lua").read_text("utf-8")
+
+
+class InboxUnavailable(Exception):
+    """Redis did not take the entries: answer 503 and let the provider retry."""
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One request's entries, and where its answer goes."""
+
+    entries: Sequence[Entry]
+    done: gevent.event.AsyncResult = field(default_factory=gevent.event.AsyncResult)
+
+
+class Inbox:
+    """The accepting side, used by the webhook resources of every shard.
+
+    ``dedupe_ttl`` (seconds) is how long an accepted entry's redelivery is recognised;
+    ``max_backlog`` how many unfinished entries a tenant may have before more are refused;
+    ``timeout`` (seconds) bounds each group commit as a whole.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        shard_count: int,
+        *,
+        dedupe_ttl: int = DEFAULT_DEDUPE_TTL,
+        max_backlog: int = DEFAULT_MAX_BACKLOG,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.redis = client
+        self.shard_count = shard_count
+        self.dedupe_ttl = dedupe_ttl
+        self.max_backlog = max_backlog
+        self.timeout = timeout
+        self._accept = FastScript(client, _ACCEPT, timeout=timeout)
+        self._queue: gevent.queue.Queue[_Batch] = gevent.queue.Queue()
+        self._committer: gevent.Greenlet | None = None
+
+    def accept(self, entries: Sequence[Entry]) -> list[int]:
+        """Append each entry durably (NEW), or recognise it (DUPLICATE), or refuse it because its
+        tenant has too much unfinished work (BACKLOGGED); one result per entry, in order. Raises
+        InboxUnavailable when Redis does not answer; then none, some or all entries may be in,
+        and a retry sorts it out (dedupe)."""
+        if not entries:
+            return []
+        if self._committer is None or self._committer.dead:
+            self._committer = gevent.spawn(self._commit_loop)
+        batch = _Batch(entries)
+        self._queue.put(batch)
+        # No timer per request: the script bounds each group commit by ``timeout``, and the
+        # commit loop answers every waiting batch, even when it is killed.
+        result: list[int] = batch.done.get()
+        return result
+
+    def close(self) -> None:
+        """Drop the script's connection (the pool's ``disconnect`` does not reach it)."""
+        self._accept.close()
+
+    def _commit_loop(self) -> None:
+        batches: list[_Batch] = []
+        try:
+            while True:
+                batches = [self._queue.get()]
+                size = len(batches[0].entries)
+                while size < MAX_GROUP and not self._queue.empty():
+                    batch = self._queue.get_nowait()
+                    batches.append(batch)
+                    size += len(batch.entries)
+                self._commit_group(batches)
+                batches = []
+        except BaseException:
+            while not self._queue.empty():
+                batches.append(self._queue.get_nowait())
+            _fail(batches, InboxUnavailable("the inbox is stopping"))
+            raise
+
+    def _commit_group(self, batches: list[_Batch]) -> None:
+        try:
+            results = self._commit([entry for b in batches for entry in b.entries])
+        except redis.TimeoutError:
+            _fail(batches, InboxUnavailable("the store did not answer in time"))
+            return
+        except redis.RedisError as exc:
+            _fail(batches, InboxUnavailable(f"store error: {type(exc).__name__}"))
+            return
+        except Exception:
+            # An entry that cannot even be encoded: commit each request alone, so that only
+            # the request carrying it fails and this loop lives on.
+            for batch in batches:
+                self._commit_alone(batch)
+            return
+        offset = 0
+        for batch in batches:
+            batch.done.set(results[offset : offset + len(batch.entries)])
+            offset += len(batch.entries)
+
+    def _commit_alone(self, batch: _Batch) -> None:
+        try:
+            batch.done.set(self._commit(list(batch.entries)))
+        except redis.RedisError as exc:
+            _fail([batch], InboxUnavailable(f"store error: {type(exc).__name__}"))
+        except Exception as exc:
+            log.error("inbox item could not be stored", extra={"error": type(exc).__name__})
+            batch.done.set_exception(exc)
+
+    def _commit(self, entries: list[Entry]) -> list[int]:
+        """One script call for the whole group: one round trip, one command to encode."""
+        script_keys: list[str] = []
+        args: list[Any] = [self.dedupe_ttl, self.max_backlog, int(time.time() * 1000)]
+        for entry in entries:
+            tenant_id = entry.tenant_id
+            script_keys += (
+                keys.dedupe(tenant_id, "in", entry.dedupe) if entry.dedupe else "-",
+                keys.inbox(ownership.owner(tenant_id, self.shard_count)),
+                keys.backlog(tenant_id),
+            )
+            args += (
+                "1" if entry.dedupe else "0",
+                tenant_id,
+                entry.kind,
+                entry.conversation or "",
+                entry.payload_bytes(),
+            )
+        return [_RESULTS[r] for r in self._accept(script_keys, args)]
+
+
+def _fail(batches: Sequence[_Batch], error: InboxUnavailable) -> None:
+    """Answer every batch not answered yet with ``error`` (the provider retries)."""
+    for batch in batches:
+        if not batch.done.ready():
+            batch.done.set_exception(error)
