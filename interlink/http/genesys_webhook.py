@@ -33,7 +33,7 @@ from interlink.http.webhooks import (
     unavailable_when_store_down,
     valid_tenant_id,
 )
-from interlink.mapping.webhooks import (
+from interlink.mapping.genesys_webhook import (
     GenesysNotification,
     GenesysRoute,
     genesys_route,
@@ -41,7 +41,7 @@ from interlink.mapping.webhooks import (
 )
 from interlink.security.signatures import verify_genesys
 from interlink.services import Services
-from interlink.store import keys
+from interlink.store.conversations import tenant_of_genesys_conversation
 from interlink.store.tenants import is_provider_id
 from interlink.tenancy.config import TenantConfig
 
@@ -90,9 +90,9 @@ class GenesysWebhook:
         # Conversation ids are UUIDs: anything else (a lone surrogate Redis cannot encode, 500 kB
         # of text) is not looked up.
         if route.conversation_id and is_provider_id(route.conversation_id):
-            found = self.services.redis.get(keys.genesys_conversation(route.conversation_id))
+            found = tenant_of_genesys_conversation(self.services.redis, route.conversation_id)
             if found is not None:
-                return found.decode() if isinstance(found, bytes) else str(found)
+                return found
         for integration_id in route.integration_ids:
             owner = directory(self.services).by_integration(integration_id)
             if owner is not None:

@@ -32,7 +32,7 @@ from interlink.http.webhooks import (
     valid_tenant_id,
 )
 from interlink.inbox import Entry, Kind
-from interlink.mapping.webhooks import MetaItem, MetaWebhook, read_meta_webhook
+from interlink.mapping.meta_webhook import MetaItem, MetaWebhook, read_meta_webhook
 from interlink.mapping.wire import MappingError, whole_number
 from interlink.security.signatures import verify_meta
 from interlink.services import Services

@@ -1,17 +1,27 @@
 """Pure mapping between Meta's WhatsApp Cloud API formats and Genesys Open Messaging formats.
 
-No I/O here: the callers (actors) fetch, store and send; these functions only read and build
-plain dicts. Every function given a malformed payload raises :class:`MappingError` (a
-``ValueError``) whose message names the field, never the payload.
+No I/O here: the callers (the webhooks and the conversation flows) fetch, store and send; these
+functions only read and build plain dicts. Every function given a malformed payload raises
+:class:`MappingError` (a ``ValueError``) whose message names the field, never the payload.
 
-- ``webhooks``: split a Meta webhook body into items; parse a Genesys notification.
+- ``meta_webhook``: read a Meta webhook body (its business numbers, every update) in one walk.
+- ``genesys_webhook``: find the tenant of a Genesys notification; read and classify it.
 - ``identity``: the stable Genesys participant of a WhatsApp user (phone and/or BSUID) and the
   WhatsApp recipient of a Genesys reply.
-- ``inbound``: a WhatsApp message → Open Messaging inbound message bodies.
+- ``inbound``: a WhatsApp message → Open Messaging inbound message bodies, with ``media`` (media
+  references and file names) and ``inbound_text`` (what non-text messages read as).
 - ``outbound``: a Genesys agent message → Graph API send bodies; the 24-hour window.
-- ``receipts``: Meta statuses → Genesys receipts; Meta error classification.
+- ``receipts``: Meta statuses → Genesys receipts; the Genesys reason of a Meta error code.
+- ``wire``: the field readers and formats the others share.
 """
 
+from interlink.mapping.genesys_webhook import (
+    GenesysAttachment,
+    GenesysNotification,
+    GenesysRoute,
+    genesys_route,
+    parse_genesys_notification,
+)
 from interlink.mapping.identity import (
     GenesysParticipant,
     UserIdentifiers,
@@ -21,72 +31,61 @@ from interlink.mapping.identity import (
     identifiers_of_message,
     identifiers_of_status,
     participant_id,
-    recipient_fields,
     whatsapp_recipient,
 )
-from interlink.mapping.inbound import InboundOptions, MediaRef, media_ref, to_genesys_inbound
+from interlink.mapping.inbound import InboundOptions, to_genesys_inbound
+from interlink.mapping.media import MediaRef
+from interlink.mapping.meta_webhook import MetaItem, MetaWebhook, read_meta_webhook
 from interlink.mapping.outbound import (
     MediaRejected,
     media_limit,
+    template_send,
     to_meta_sends,
     with_media_id,
     within_service_window,
 )
 from interlink.mapping.receipts import (
-    MetaErrorClass,
-    classify_meta_error,
     failed_receipt,
     failure_reasons,
+    genesys_reason,
     next_receipt,
     receipt_body,
-    receipt_for_status,
 )
-from interlink.mapping.webhooks import (
-    GenesysAttachment,
-    GenesysNotification,
-    MetaItem,
-    MetaWebhook,
-    parse_genesys_notification,
-    phone_number_ids,
-    read_meta_webhook,
-    split_meta_webhook,
-)
-from interlink.mapping.wire import MappingError
+from interlink.mapping.wire import MappingError, unix_seconds, whole_number
 
 __all__ = [
     "GenesysAttachment",
     "GenesysNotification",
     "GenesysParticipant",
+    "GenesysRoute",
     "InboundOptions",
     "MappingError",
     "MediaRef",
     "MediaRejected",
-    "MetaErrorClass",
     "MetaItem",
     "MetaWebhook",
     "UserIdentifiers",
     "alias_keys",
     "aliases_to_record",
-    "classify_meta_error",
     "failed_receipt",
     "failure_reasons",
     "genesys_participant",
+    "genesys_reason",
+    "genesys_route",
     "identifiers_of_message",
     "identifiers_of_status",
     "media_limit",
-    "media_ref",
     "next_receipt",
     "parse_genesys_notification",
     "participant_id",
-    "phone_number_ids",
     "read_meta_webhook",
     "receipt_body",
-    "receipt_for_status",
-    "recipient_fields",
-    "split_meta_webhook",
+    "template_send",
     "to_genesys_inbound",
     "to_meta_sends",
+    "unix_seconds",
     "whatsapp_recipient",
+    "whole_number",
     "with_media_id",
     "within_service_window",
 ]

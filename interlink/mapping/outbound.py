@@ -32,12 +32,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from interlink.mapping.identity import recipient_fields
-from interlink.mapping.webhooks import (
+from interlink.mapping.genesys_webhook import (
     GenesysAttachment,
     GenesysNotification,
     parse_genesys_notification,
 )
+from interlink.mapping.identity import recipient_fields
 from interlink.mapping.wire import MappingError, base_mime, split_text, utf16_length
 
 WHATSAPP_TEXT_LIMIT = 4096

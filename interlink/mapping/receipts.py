@@ -1,4 +1,4 @@
-"""Meta statuses → Genesys receipts, and what a Meta error means for the sender.
+"""Meta statuses → Genesys receipts; the Genesys reason for a Meta error code.
 
 Genesys accepts two receipt statuses on ``…/inbound/open/receipt``: ``Delivered`` and ``Failed``
 (reference/genesys.md §2.3; ``Read`` is not accepted). So, per agent message (INTERFACE.md
@@ -22,20 +22,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 from interlink.mapping.wire import (
     MappingError,
     as_mapping,
     iso_utc,
     optional_list,
-    required_str,
-    unix_seconds,
     whole_number,
 )
 
 ReceiptKind = Literal["Delivered", "Failed"]
-ErrorAction = Literal["retry", "pair_rate", "fatal"]
 
 # Genesys ConversationReason codes (reference/genesys.md §2.3).
 REASON_CODES = frozenset(
@@ -78,35 +75,11 @@ _REASON_BY_CODE: dict[int, str] = {
     131016: "ServerError",
     133004: "ServerError",
 }
-_RETRY_CODES = frozenset({4, 80007, 130429, 131000, 2, 133004, 131016, 131057})
-_PAIR_RATE_CODES = frozenset({131056})
-
-
-class MetaErrorClass(NamedTuple):
-    """What to do about a Meta error code, and the Genesys reason if it ends as a failure."""
-
-    action: ErrorAction
-    reason: str
 
 
 def genesys_reason(code: int) -> str:
     """The Genesys ``ConversationReason`` for a Meta error code (GeneralError when unknown)."""
     return _REASON_BY_CODE.get(code, "GeneralError")
-
-
-def classify_meta_error(code: int) -> MetaErrorClass:
-    """``retry`` (throughput, rate limits, Meta outages: 4, 80007, 130429, 131000, 2, 133004,
-    131016, 131057 — back off and try again), ``pair_rate`` (131056: only this recipient must wait,
-    4^X seconds), or ``fatal`` (everything else: report a Failed receipt, do not resend)."""
-    if isinstance(code, bool) or not isinstance(code, int):
-        raise MappingError("Meta error code must be an integer")
-    if code in _PAIR_RATE_CODES:
-        action: ErrorAction = "pair_rate"
-    elif code in _RETRY_CODES:
-        action = "retry"
-    else:
-        action = "fatal"
-    return MetaErrorClass(action, genesys_reason(code))
 
 
 def next_receipt(previous_state: str | None, status: str) -> tuple[str | None, ReceiptKind | None]:
@@ -221,32 +194,3 @@ def _error_text(code: int, error: Mapping[str, Any]) -> str:
 def _clip(text: str) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= _REASON_MESSAGE_MAX else text[: _REASON_MESSAGE_MAX - 1] + "…"
-
-
-def receipt_for_status(
-    status: Mapping[str, Any],
-    *,
-    previous_state: str | None,
-    genesys_message_id: str,
-    recipient: str,
-) -> tuple[str | None, dict[str, Any] | None]:
-    """A Meta ``statuses[]`` item → (new delivery state, Genesys receipt body or None).
-
-    ``genesys_message_id`` is the agent message's id (from ``biz_opaque_callback_data`` or the
-    caller's wamid map); ``recipient`` the participant id. Store the new state, then send the
-    receipt if there is one. MappingError for a malformed status.
-    """
-    name = required_str(status, "status", "status")
-    seconds = unix_seconds(status.get("timestamp"), "status.timestamp")
-    state, kind = next_receipt(previous_state, name)
-    if kind is None:
-        return state, None
-    reasons = failure_reasons(status) if kind == "Failed" else None
-    body = receipt_body(
-        kind,
-        genesys_message_id=genesys_message_id,
-        recipient=recipient,
-        at=seconds,
-        reasons=reasons,
-    )
-    return state, body

@@ -167,6 +167,12 @@ class ConversationStore:
         DeadLetters(self.redis, self.tenant_id).add(kind, payload, conversation, reason)
 
 
+def tenant_of_genesys_conversation(client: redis.Redis, conversation_id: str) -> str | None:
+    """The tenant whose customer message opened Genesys conversation ``conversation_id`` (recorded
+    by :meth:`ConversationStore.mark_done`), or None when no message of ours went there."""
+    return _text(client.get(keys.genesys_conversation(conversation_id)))
+
+
 def _text(value: Any) -> str | None:
     if value is None:
         return None

@@ -19,15 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from interlink.mapping import identity
+from interlink.mapping.genesys_webhook import genesys_route, parse_genesys_notification
 from interlink.mapping.inbound import InboundOptions, to_genesys_inbound
+from interlink.mapping.meta_webhook import read_meta_webhook
 from interlink.mapping.outbound import to_meta_sends
-from interlink.mapping.receipts import failure_reasons, receipt_for_status
-from interlink.mapping.webhooks import (
-    genesys_route,
-    parse_genesys_notification,
-    read_meta_webhook,
-)
-from interlink.mapping.wire import MappingError
+from interlink.mapping.receipts import failure_reasons, next_receipt
+from interlink.mapping.wire import MappingError, unix_seconds
 from interlink.security.signatures import genesys_signature, meta_signature
 from interlink.services import Services
 from tests.support.fuzz import paths, replaced
@@ -117,9 +114,8 @@ def _inbound(element: Any, contact: Any, number: str) -> None:
 
 def _status(element: Any, contact: Any) -> None:
     identity.identifiers_of_status(element, contact)
-    receipt_for_status(
-        element, previous_state=None, genesys_message_id="gc-1", recipient="participant-1"
-    )
+    next_receipt(None, str(element.get("status")))
+    unix_seconds(element.get("timestamp"), "status.timestamp")
     failure_reasons(element)
 
 

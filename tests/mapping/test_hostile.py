@@ -11,16 +11,17 @@ import pytest
 
 from interlink.mapping import (
     MappingError,
+    failure_reasons,
     genesys_participant,
     identifiers_of_message,
     identifiers_of_status,
+    next_receipt,
     parse_genesys_notification,
     participant_id,
-    phone_number_ids,
-    receipt_for_status,
-    split_meta_webhook,
+    read_meta_webhook,
     to_genesys_inbound,
     to_meta_sends,
+    unix_seconds,
 )
 
 PAYLOADS = Path(__file__).parents[1] / "support" / "payloads"
@@ -82,8 +83,7 @@ def only_mapping_errors(run: Callable[[Any], object], body: Any) -> int:
 
 
 def meta_pipeline(body: Any) -> None:
-    phone_number_ids(body)
-    for item in split_meta_webhook(body):
+    for item in read_meta_webhook(body).updates():
         if item.kind == "message":
             ids = identifiers_of_message(item.element, item.contact)
             participant = genesys_participant(participant_id(ids.phone, ids.bsuid, None), ids.name)
@@ -96,9 +96,9 @@ def meta_pipeline(body: Any) -> None:
             )
         elif item.kind == "status":
             ids = identifiers_of_status(item.element, item.contact)
-            receipt_for_status(
-                item.element, previous_state=None, genesys_message_id="g", recipient="r"
-            )
+            next_receipt(None, str(item.element.get("status")))
+            unix_seconds(item.element.get("timestamp"), "status.timestamp")
+            failure_reasons(item.element)
         json.dumps(item.as_payload())
 
 

@@ -14,10 +14,10 @@ from interlink.mapping import (
     identifiers_of_message,
     identifiers_of_status,
     participant_id,
-    recipient_fields,
-    split_meta_webhook,
+    read_meta_webhook,
     whatsapp_recipient,
 )
+from interlink.mapping.identity import recipient_fields
 
 PAYLOADS = Path(__file__).parents[1] / "support" / "payloads"
 PHONE = "16505551234"
@@ -43,19 +43,19 @@ class AliasStore:
 
 
 def test_identifiers_from_payloads() -> None:
-    [item] = split_meta_webhook(load("meta_text.json"))
+    [item] = read_meta_webhook(load("meta_text.json")).updates()
     ids = identifiers_of_message(item.element, item.contact)
     assert (ids.phone, ids.bsuid, ids.name) == (PHONE, None, "Sheena Nelson")
-    [item] = split_meta_webhook(load("meta_text_bsuid_only.json"))
+    [item] = read_meta_webhook(load("meta_text_bsuid_only.json")).updates()
     ids = identifiers_of_message(item.element, item.contact)
     assert (ids.phone, ids.bsuid, ids.name) == (None, BSUID, "Kai")
-    [item] = split_meta_webhook(load("meta_text_phone_and_bsuid.json"))
+    [item] = read_meta_webhook(load("meta_text_phone_and_bsuid.json")).updates()
     ids = identifiers_of_message(item.element, item.contact)
     assert (ids.phone, ids.bsuid) == (PHONE, BSUID)
 
 
 def test_identifiers_of_status() -> None:
-    [item] = split_meta_webhook(load("meta_status_read.json"))
+    [item] = read_meta_webhook(load("meta_status_read.json")).updates()
     ids = identifiers_of_status(item.element, item.contact)
     assert (ids.phone, ids.bsuid) == (PHONE, BSUID)
     ids = identifiers_of_status({"id": "w", "status": "read", "recipient_id": BSUID}, None)

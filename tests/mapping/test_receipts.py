@@ -1,5 +1,5 @@
 """Meta statuses → Genesys receipts: the never-regressing state machine, exhaustively; bodies;
-Meta error classification."""
+the Genesys reason of a Meta error code."""
 
 import itertools
 import json
@@ -10,13 +10,13 @@ import pytest
 
 from interlink.mapping import (
     MappingError,
-    classify_meta_error,
     failed_receipt,
     failure_reasons,
+    genesys_reason,
     next_receipt,
+    read_meta_webhook,
     receipt_body,
-    receipt_for_status,
-    split_meta_webhook,
+    unix_seconds,
 )
 
 PAYLOADS = Path(__file__).parents[1] / "support" / "payloads"
@@ -30,7 +30,7 @@ def load(name: str) -> Any:
 
 
 def status_of(name: str) -> dict[str, Any]:
-    [item] = split_meta_webhook(load(name))
+    [item] = read_meta_webhook(load(name)).updates()
     assert item.kind == "status"
     return dict(item.element)
 
@@ -92,13 +92,14 @@ def test_unknown_status_changes_nothing_unknown_state_raises() -> None:
 
 
 def test_delivered_status_to_receipt() -> None:
-    state, body = receipt_for_status(
-        status_of("meta_status_delivered.json"),
-        previous_state="sent",
+    status = status_of("meta_status_delivered.json")
+    assert next_receipt("sent", status["status"]) == ("delivered", "Delivered")
+    body = receipt_body(
+        "Delivered",
         genesys_message_id=GID,
         recipient=USER,
+        at=unix_seconds(status["timestamp"], "status.timestamp"),
     )
-    assert state == "delivered"
     assert body == {
         "id": GID,
         "channel": {"to": {"id": USER, "idType": "Opaque"}, "time": "2025-06-15T23:28:00.000Z"},
@@ -109,29 +110,23 @@ def test_delivered_status_to_receipt() -> None:
 
 
 def test_sent_and_read_after_delivered_give_no_receipt() -> None:
-    assert receipt_for_status(
-        status_of("meta_status_sent.json"),
-        previous_state=None,
-        genesys_message_id=GID,
-        recipient=USER,
-    ) == ("sent", None)
-    assert receipt_for_status(
-        status_of("meta_status_read.json"),
-        previous_state="delivered",
-        genesys_message_id=GID,
-        recipient=USER,
-    ) == ("read", None)
+    assert next_receipt(None, status_of("meta_status_sent.json")["status"]) == ("sent", None)
+    assert next_receipt("delivered", status_of("meta_status_read.json")["status"]) == (
+        "read",
+        None,
+    )
 
 
 def test_failed_status_to_receipt_with_reason() -> None:
-    state, body = receipt_for_status(
-        status_of("meta_status_failed.json"),
-        previous_state="sent",
+    status = status_of("meta_status_failed.json")
+    assert next_receipt("sent", status["status"]) == ("failed", "Failed")
+    body = receipt_body(
+        "Failed",
         genesys_message_id=GID,
         recipient=USER,
+        at=unix_seconds(status["timestamp"], "status.timestamp"),
+        reasons=failure_reasons(status),
     )
-    assert state == "failed"
-    assert body is not None
     assert body["status"] == "Failed" and body["isFinalReceipt"] is True
     assert body["reasons"] == [
         {
@@ -173,22 +168,28 @@ def test_reason_message_is_clipped() -> None:
     assert len(reason["message"]) == 500
 
 
-@pytest.mark.parametrize(
-    "status",
-    [
-        {"status": "delivered"},  # no timestamp
-        {"status": "delivered", "timestamp": "yesterday"},
-        {"timestamp": "1750030080"},  # no status
-        {"status": 3, "timestamp": "1750030080"},
-        {"status": "failed", "timestamp": "1750030080", "errors": "x"},
-        {"status": "failed", "timestamp": "1750030080", "errors": ["x"]},
-        {"status": "failed", "timestamp": "1750030080", "errors": [{"code": "abc"}]},
-        {"status": "failed", "timestamp": "1750030080", "errors": [{"code": True}]},
-    ],
-)
-def test_malformed_statuses_raise(status: dict[str, Any]) -> None:
+@pytest.mark.parametrize("timestamp", [None, "yesterday"])
+def test_a_status_time_that_is_not_unix_seconds_raises(timestamp: object) -> None:
     with pytest.raises(MappingError):
-        receipt_for_status(status, previous_state=None, genesys_message_id=GID, recipient=USER)
+        unix_seconds(timestamp, "status.timestamp")
+
+
+@pytest.mark.parametrize("errors", ["x", ["x"], [{"code": "abc"}], [{"code": True}]])
+def test_malformed_errors_of_a_failed_status_raise(errors: object) -> None:
+    with pytest.raises(MappingError):
+        failure_reasons({"status": "failed", "timestamp": "1750030080", "errors": errors})
+
+
+@pytest.mark.parametrize("status", [{"timestamp": "1750030080"}, {"status": 3}])
+def test_a_status_without_a_status_name_never_reaches_a_receipt(status: dict[str, Any]) -> None:
+    body = load("meta_status_delivered.json")
+    element = body["entry"][0]["changes"][0]["value"]["statuses"][0]
+    element.pop("status")
+    element.update(status)
+    [item] = read_meta_webhook(body).updates()
+    assert (
+        item.kind == "invalid" and item.problem == "statuses[0]: status must be a non-empty string"
+    )
 
 
 def test_failed_receipt_for_synchronous_errors() -> None:
@@ -225,34 +226,28 @@ def test_receipt_body_refuses_other_statuses() -> None:
 
 
 @pytest.mark.parametrize(
-    ("code", "action", "reason"),
+    ("code", "reason"),
     [
-        (4, "retry", "RateLimited"),
-        (80007, "retry", "RateLimited"),
-        (130429, "retry", "RateLimited"),
-        (131000, "retry", "ServerError"),
-        (2, "retry", "ServerError"),
-        (133004, "retry", "ServerError"),
-        (131056, "pair_rate", "RateLimited"),
-        (131047, "fatal", "MessageExpired"),
-        (131026, "fatal", "InvalidDestination"),
-        (131051, "fatal", "UnsupportedMessage"),
-        (131053, "fatal", "MediaTypeNotAllowed"),
-        (100, "fatal", "GeneralError"),
-        (190, "fatal", "GeneralError"),
-        (0, "fatal", "GeneralError"),
+        (4, "RateLimited"),
+        (80007, "RateLimited"),
+        (130429, "RateLimited"),
+        (131000, "ServerError"),
+        (2, "ServerError"),
+        (133004, "ServerError"),
+        (131056, "RateLimited"),
+        (131047, "MessageExpired"),
+        (131026, "InvalidDestination"),
+        (131051, "UnsupportedMessage"),
+        (131053, "MediaTypeNotAllowed"),
+        (100, "GeneralError"),
+        (190, "GeneralError"),
+        (0, "GeneralError"),
     ],
 )
-def test_classify_meta_error(code: int, action: str, reason: str) -> None:
-    result = classify_meta_error(code)
-    assert result == (action, reason)
-    assert result.action == action and result.reason == reason
-
-
-def test_classify_meta_error_refuses_non_integers() -> None:
-    for code in ("131047", None, True, 1.5):
-        with pytest.raises(MappingError):
-            classify_meta_error(code)  # type: ignore[arg-type]
+def test_genesys_reason_of_a_meta_error_code(code: int, reason: str) -> None:
+    """Whether to retry a code is the provider client's call (tests/providers/test_meta.py);
+    what the agent is told when it ends as a failure is this."""
+    assert genesys_reason(code) == reason
 
 
 def assert_valid_receipt(body: dict[str, Any]) -> None:

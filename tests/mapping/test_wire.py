@@ -9,7 +9,7 @@ from interlink.mapping import (
     genesys_participant,
     identifiers_of_message,
     participant_id,
-    split_meta_webhook,
+    read_meta_webhook,
     to_genesys_inbound,
 )
 from interlink.mapping.wire import base_mime, iso_utc, split_text, unix_seconds, utf16_length
@@ -91,7 +91,7 @@ def test_every_simulated_kind_maps(kind: str, user: object) -> None:
         contacts=[sim.contact(user)],
         messages=[message],
     )
-    [item] = split_meta_webhook(body)
+    [item] = read_meta_webhook(body).updates()
     assert item.kind == "message" and item.contact is not None
     ids = identifiers_of_message(item.element, item.contact)
     assert alias_keys(ids.phone, ids.bsuid)

@@ -1,0 +1,167 @@
+"""A Genesys agent's message → WhatsApp sends, attachments uploaded first (``gc.message``).
+
+Outside the 24-hour window only a template may reach the user: a text is sent as the tenant's
+``fallbackTemplate`` when it has one, else the agent gets a ``Failed`` receipt. Each send is made
+once (a step already done is skipped) and never repeated when its outcome is unknown; a refusal
+that cannot pass (a rejected attachment, a fatal Graph error) becomes a ``Failed`` receipt rather
+than a retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import gevent
+import pykka
+import requests
+
+from interlink.actors.actor import describe
+from interlink.actors.flows.common import FlowContext, GiveUp
+from interlink.actors.whatsapp_sender import Send, Upload
+from interlink.inbox import Entry
+from interlink.mapping import identity
+from interlink.mapping.genesys_webhook import GenesysAttachment, parse_genesys_notification
+from interlink.mapping.outbound import (
+    MediaRejected,
+    media_limit,
+    template_send,
+    to_meta_sends,
+    with_media_id,
+    within_service_window,
+)
+from interlink.mapping.receipts import failed_receipt, genesys_reason
+from interlink.mapping.wire import MappingError
+from interlink.providers.errors import MetaError, SendUncertain, TransientError
+from interlink.providers.genesys import download_attachment, genesys_download_hosts
+from interlink.store.conversations import ConversationStore
+
+log = logging.getLogger(__name__)
+
+SEND_TIMEOUT = 120.0  # pacing may hold a send; past this the outcome is unknown
+OUTSIDE_WINDOW = (
+    "More than 24 hours have passed since the customer last wrote: "
+    "WhatsApp only accepts templates now."
+)
+
+
+def agent_message(
+    context: FlowContext,
+    store: ConversationStore,
+    work: Entry,
+    *,
+    session: requests.Session,
+) -> None:
+    """Carry one Genesys notification to the WhatsApp user. ``session`` downloads attachments."""
+    notification = parse_genesys_notification(work.payload)
+    genesys_id, participant = notification.message_id, notification.user_id
+    assert genesys_id is not None and participant is not None
+    last_inbound, phone = store.state(participant)
+    template: dict[str, Any] | None = None  # set when only a template may reach the user
+    if not within_service_window(last_inbound, time.time()):
+        configured = context.config.settings.get("fallbackTemplate")
+        if isinstance(configured, dict) and notification.text and not notification.attachments:
+            template = configured
+        else:
+            return failed(context, store, genesys_id, participant, "MessageExpired", OUTSIDE_WINDOW)
+    try:
+        recipient = identity.whatsapp_recipient(participant, phone)
+        if template is None:
+            sends = to_meta_sends(notification, recipient=recipient, callback_data=genesys_id)
+        else:
+            sends = [
+                template_send(
+                    str(notification.text),
+                    name=str(template["name"]),
+                    language=str(template["language"]),
+                    recipient=recipient,
+                    callback_data=genesys_id,
+                )
+            ]
+    except MediaRejected as exc:
+        return failed(context, store, genesys_id, participant, exc.reason, str(exc))
+    except MappingError as exc:
+        return failed(context, store, genesys_id, participant, "GeneralError", str(exc))
+    sender = context.sender()
+    for index, body in enumerate(sends):
+        step = f"out:{genesys_id}:{index}"
+        if not store.start(step):
+            continue
+        try:
+            if "link" in body.get(body.get("type", ""), {}):
+                media_id = upload(context, session, sender, body, notification.attachments)
+                body = with_media_id(body, media_id)
+            request = Send(body, recipient)
+            sender.tell(request)
+            wamid = request.reply.get(timeout=SEND_TIMEOUT)
+        except MediaRejected as exc:
+            return failed(context, store, genesys_id, participant, exc.reason, str(exc))
+        except SendUncertain:
+            # Meta may have it: never send twice. Its status webhook will tell what happened.
+            store.mark_done(step, "uncertain")
+            log.warning("send outcome unknown; not resent", extra={"tenant": context.tenant_id})
+            continue
+        except (gevent.Timeout, pykka.Timeout):
+            raise TransientError("the WhatsApp sender did not answer in time") from None
+        except MetaError as exc:
+            if exc.kind in ("fatal", "pair_rate"):
+                code = exc.code or 0
+                reason, text = genesys_reason(code), f"WhatsApp {code}: {exc}"
+                return failed(context, store, genesys_id, participant, reason, text)
+            raise TransientError(describe(exc)) from None
+        store.mark_done(step, str(wamid))
+        store.map_message(str(wamid), genesys_id, participant)
+    return None
+
+
+def upload(
+    context: FlowContext,
+    session: requests.Session,
+    sender: pykka.ActorRef[Any],
+    send: dict[str, Any],
+    attachments: Sequence[GenesysAttachment],
+) -> str:
+    """Download the attachment ``send`` links to from Genesys and upload it to Meta; its media id.
+
+    Meta cannot fetch a Genesys download URL (it needs the tenant's Genesys token), so agent
+    attachments reach Meta as uploads, no larger than Meta accepts for their type."""
+    kind = send["type"]
+    url = send[kind]["link"]
+    creds = context.config.genesys
+    if creds is None:
+        raise GiveUp("the tenant has no Genesys credentials")
+    declared = next((a for a in attachments if a.url == url), None)
+    mime = (declared.mime if declared is not None else None) or ""
+    data, _ = download_attachment(
+        session,
+        url,
+        allowed_hosts=genesys_download_hosts(context.settings, creds.region),
+        token=context.token(),
+        max_bytes=media_limit(mime).max_bytes,
+    )
+    filename = (declared.filename if declared is not None else None) or f"{kind}"
+    request = Upload(data, mime.split(";")[0].strip(), filename)
+    sender.tell(request)
+    try:
+        media_id: str = request.reply.get(timeout=SEND_TIMEOUT)
+    except (gevent.Timeout, pykka.Timeout):
+        raise TransientError("the upload did not finish in time") from None
+    return media_id
+
+
+def failed(
+    context: FlowContext,
+    store: ConversationStore,
+    genesys_id: str,
+    participant: str,
+    reason: str,
+    text: str,
+) -> None:
+    """Tell the agent, through a ``Failed`` receipt, that this message will not arrive."""
+    step = f"receipt:{genesys_id}:Failed"
+    if context.genesys is None or not store.start(step):
+        return
+    context.genesys.send_receipt(failed_receipt(genesys_id, participant, reason, text))
+    store.mark_done(step)

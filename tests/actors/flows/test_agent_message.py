@@ -1,0 +1,86 @@
+"""A Genesys agent's message → WhatsApp through the tenant's real sender; a message that cannot
+reach the user becomes a Failed receipt for the agent."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import redis
+import requests
+import responses
+
+from interlink.actors.flows.agent_message import agent_message
+from interlink.services import Services
+from interlink.store.conversations import ConversationStore
+from tests.actors.flows.conftest import (
+    GENESYS,
+    GRAPH_SEND,
+    FakeContext,
+    entry,
+    load,
+    tenant_config,
+)
+
+PARTICIPANT = "16505551234"
+
+
+def graph_error(code: int) -> dict[str, Any]:
+    return {"error": {"message": "refused", "type": "OAuthException", "code": code}}
+
+
+@responses.activate
+def test_text_within_the_window_is_sent_and_its_wamid_mapped(
+    services: Services, redis_client: redis.Redis, sender_for: Any
+) -> None:
+    config = tenant_config()
+    context = FakeContext(config, services.settings, sender_for(config))
+    store = ConversationStore(redis_client, config.tenant_id)
+    store.user_wrote(PARTICIPANT, time.time() - 60, PARTICIPANT, {})
+    send = responses.post(GRAPH_SEND, json={"messages": [{"id": "wamid.OUT1"}]})
+    notification = load("genesys_text.json")
+
+    agent_message(context, store, entry(config, "gc.message", notification),
+                  session=requests.Session())  # fmt: skip
+
+    assert send.call_count == 1
+    body = json.loads(send.calls[0].request.body)
+    assert body["to"] == "+16505551234" and body["type"] == "text"
+    assert body["biz_opaque_callback_data"] == notification["id"]
+    assert store.mapped("wamid.OUT1") == (notification["id"], PARTICIPANT, None)
+
+
+@responses.activate
+def test_outside_the_window_without_a_template_the_agent_gets_message_expired(
+    services: Services, redis_client: redis.Redis
+) -> None:
+    config = tenant_config()
+    context = FakeContext(config, services.settings)  # no sender: nothing may go to WhatsApp
+    store = ConversationStore(redis_client, config.tenant_id)
+    store.user_wrote(PARTICIPANT, time.time() - 25 * 3600, PARTICIPANT, {})
+    receipt = responses.post(f"{GENESYS}/receipt", json={})
+
+    agent_message(context, store, entry(config, "gc.message", load("genesys_text.json")),
+                  session=requests.Session())  # fmt: skip
+
+    body = json.loads(receipt.calls[0].request.body)
+    assert body["status"] == "Failed" and body["reasons"][0]["code"] == "MessageExpired"
+
+
+@responses.activate
+def test_a_fatal_graph_error_becomes_a_failed_receipt_not_a_retry(
+    services: Services, redis_client: redis.Redis, sender_for: Any
+) -> None:
+    config = tenant_config()
+    context = FakeContext(config, services.settings, sender_for(config))
+    store = ConversationStore(redis_client, config.tenant_id)
+    store.user_wrote(PARTICIPANT, time.time() - 60, PARTICIPANT, {})
+    responses.post(GRAPH_SEND, status=400, json=graph_error(131026))
+    receipt = responses.post(f"{GENESYS}/receipt", json={})
+
+    agent_message(context, store, entry(config, "gc.message", load("genesys_text.json")),
+                  session=requests.Session())  # fmt: skip
+
+    body = json.loads(receipt.calls[0].request.body)
+    assert body["status"] == "Failed" and body["reasons"][0]["code"] == "InvalidDestination"
