@@ -17,6 +17,7 @@ from interlink.telemetry.metrics import REGISTRY, Registry
 
 if TYPE_CHECKING:
     from interlink.inbox import Inbox, InboxReader
+    from interlink.store.api_keys import ApiKeys
     from interlink.store.tenants import TenantStore
 
 
@@ -42,7 +43,14 @@ class Services:
 
     @cached_property
     def tenants(self) -> TenantStore:
-        """The tenant registry (records, indexes, API keys), secrets under ``secret_keys``."""
+        """The tenant registry (records and indexes), secrets under ``secret_keys``."""
         from interlink.store.tenants import TenantStore
 
         return TenantStore(self.redis, self.secret_keys)
+
+    @cached_property
+    def api_keys(self) -> ApiKeys:
+        """Tenant-scoped API keys: issued by the operator, checked on every tenant request."""
+        from interlink.store.api_keys import ApiKeys
+
+        return ApiKeys(self.redis)

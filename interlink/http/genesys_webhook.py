@@ -42,8 +42,8 @@ from interlink.mapping.genesys_webhook import (
 from interlink.security.signatures import verify_genesys
 from interlink.services import Services
 from interlink.store.conversations import tenant_of_genesys_conversation
-from interlink.store.tenants import is_provider_id
 from interlink.tenancy.config import TenantConfig
+from interlink.tenancy.validation import is_provider_id
 
 log = logging.getLogger(__name__)
 

@@ -437,7 +437,7 @@ def test_only_the_operator_token_opens_the_control_routes(
     client: Client, services: Services, tree: Any, method: str, path: str
 ) -> None:
     make_tenant(services, "acme")
-    key = services.tenants.issue_key("acme").key
+    key = services.api_keys.issue_key("acme").key
     body = json.dumps({"type": "ping"})
     json_type = {"Content-Type": "application/json"}
 
