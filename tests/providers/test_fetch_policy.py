@@ -4,7 +4,8 @@ Each trick is aimed at a ``Trap``, a plain TCP listener on 127.0.0.1 that counts
 bytes: it must receive nothing. An ``Origin`` is a small real HTTP server standing in for the
 configured Genesys API origin (the simulator's ``http://127.0.0.1:P``) or the Graph origin; it
 records every request with its ``Authorization`` header. Bodies and headers that need exact URLs
-without a socket are in test_providers_genesys.py and test_providers_meta.py (``responses``).
+without a socket are in tests/providers/genesys/test_downloads.py and tests/providers/test_meta.py
+(``responses``).
 """
 
 from __future__ import annotations
