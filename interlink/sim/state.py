@@ -9,7 +9,7 @@ from typing import Any
 
 from interlink.sim.driver import AgentDriver, UserDriver
 from interlink.sim.faults import FaultTable
-from interlink.sim.genesys import GenesysWorld
+from interlink.sim.genesys_world import GenesysWorld
 from interlink.sim.meta import MetaWorld
 from interlink.sim.recorder import DEFAULT_CAPACITY, RecordedRequest, Recorder
 

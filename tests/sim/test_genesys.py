@@ -1,4 +1,5 @@
-"""The Genesys Cloud simulator refuses and accepts what reference/genesys.md says the real one does."""
+"""The Genesys Cloud simulator refuses and accepts over HTTP what the real one does: OAuth logins,
+Open Messaging schema refusals and their error codes, receipts, typing events, the agent driver."""
 
 from __future__ import annotations
 
