@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 DEFAULT_DEDUPE_TTL = 8 * 24 * 3600  # Meta redelivers for 7 days
 DEFAULT_MAX_BACKLOG = 10_000  # unfinished entries per tenant before its webhooks get 429
 DEFAULT_TIMEOUT = 5.0  # seconds a group commit may take before its requests get 503
+# Seconds a dead group-commit loop may stay dead before the shard counts as unhealthy: the next
+# accept starts it again, so a loop that died between two webhooks is not yet a broken shard.
+DEFAULT_COMMIT_LOOP_GRACE = 5.0
 MAX_GROUP = 512  # entries per group commit (more requests wait for the next one)
 
 NEW, DUPLICATE, BACKLOGGED = 1, 0, -1
@@ -58,7 +61,8 @@ class Inbox:
 
     ``dedupe_ttl`` (seconds) is how long an accepted entry's redelivery is recognised;
     ``max_backlog`` how many unfinished entries a tenant may have before more are refused;
-    ``timeout`` (seconds) bounds each group commit as a whole.
+    ``timeout`` (seconds) bounds each group commit as a whole; ``commit_loop_grace`` (seconds) is
+    how long the group-commit loop may stay dead before ``/healthz`` reports it.
     """
 
     def __init__(
@@ -69,15 +73,18 @@ class Inbox:
         dedupe_ttl: int = DEFAULT_DEDUPE_TTL,
         max_backlog: int = DEFAULT_MAX_BACKLOG,
         timeout: float = DEFAULT_TIMEOUT,
+        commit_loop_grace: float = DEFAULT_COMMIT_LOOP_GRACE,
     ) -> None:
         self.redis = client
         self.shard_count = shard_count
         self.dedupe_ttl = dedupe_ttl
         self.max_backlog = max_backlog
         self.timeout = timeout
+        self.commit_loop_grace = commit_loop_grace
         self._accept = FastScript(client, _ACCEPT, timeout=timeout)
         self._queue: gevent.queue.Queue[_Batch] = gevent.queue.Queue()
         self._committer: gevent.Greenlet | None = None
+        self._committer_died: float | None = None
 
     def accept(self, entries: Sequence[Entry]) -> list[int]:
         """Append each entry durably (NEW), or recognise it (DUPLICATE), or refuse it because its
@@ -87,13 +94,28 @@ class Inbox:
         if not entries:
             return []
         if self._committer is None or self._committer.dead:
-            self._committer = gevent.spawn(self._commit_loop)
+            self._start_committer()
         batch = _Batch(entries)
         self._queue.put(batch)
         # No timer per request: the script bounds each group commit by ``timeout``, and the
         # commit loop answers every waiting batch, even when it is killed.
         result: list[int] = batch.done.get()
         return result
+
+    def commit_loop_dead_since(self) -> float | None:
+        """When (``time.monotonic()``) the group-commit loop ended; None while it runs, and
+        before the first accept starts it. The next ``accept`` starts it again."""
+        return self._committer_died
+
+    def _start_committer(self) -> None:
+        committer = self._committer = gevent.spawn(self._commit_loop)
+        self._committer_died = None
+        committer.link(self._committer_ended)
+
+    def _committer_ended(self, committer: gevent.Greenlet) -> None:
+        # A loop replaced meanwhile has nothing to say about the one that runs now.
+        if committer is self._committer:
+            self._committer_died = time.monotonic()
 
     def close(self) -> None:
         """Drop the script's connection (the pool's ``disconnect`` does not reach it)."""

@@ -74,10 +74,23 @@ class InboxReader:
         self._acks: gevent.queue.Queue[tuple[str, str]] = gevent.queue.Queue()
         self._ack_script = FastScript(client, _ACK)
         self._greenlets: list[gevent.Greenlet] = []
+        self._dead_since: float | None = None
         self.healthy = False
 
     def start(self) -> None:
         self._greenlets = [gevent.spawn(self._read_loop), gevent.spawn(self._ack_loop)]
+        for greenlet in self._greenlets:
+            greenlet.link(self._loop_ended)
+
+    def dead_since(self) -> float | None:
+        """When (``time.monotonic()``) a loop of the reader ended; None while both run or before
+        ``start``. Neither loop starts again by itself: Redis errors are retried inside the loop,
+        so a loop ends only on a bug or on ``stop``."""
+        return self._dead_since
+
+    def _loop_ended(self, greenlet: gevent.Greenlet) -> None:
+        if self._dead_since is None:
+            self._dead_since = time.monotonic()
 
     def stop_reading(self, timeout: float = 5.0) -> None:
         """Take no new entries; what is in flight may still be acknowledged."""
