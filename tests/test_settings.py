@@ -1,3 +1,4 @@
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -149,7 +150,7 @@ def test_serve_with_a_bad_value_exits_2_with_one_line(tmp_path: Path) -> None:
     ]
 
 
-# -- a fleet fails closed (INTERFACE.md "Running a fleet") -----------------------------------------
+# -- a fleet fails closed: a shard missing a shared setting refuses to start ----------------------
 def fleet_env(**changes: str | None) -> dict[str, str]:
     """Everything a shard of a two-shard fleet needs; ``NAME=None`` leaves INTERLINK_NAME out."""
     env = {
@@ -193,7 +194,7 @@ def test_a_fleet_shard_without_a_shared_setting_is_refused(name: str) -> None:
 
 
 def test_a_fleet_shard_with_no_id_and_a_host_name_without_an_ordinal_is_refused() -> None:
-    # It used to become shard 0 silently: two such pods would both deliver shard 0's tenants.
+    # Taken as shard 0, two such pods would both deliver shard 0's tenants.
     line = refusal(fleet_env(SHARD_ID=None, HOSTNAME="interlink"))
     assert line.startswith("INTERLINK_SHARD_ID: ")
     assert "'interlink'" in line
@@ -281,3 +282,9 @@ def test_no_error_line_carries_the_admin_token() -> None:
         {"INTERLINK_SHARD_ID": "9"},
     ):
         assert token not in refusal({"INTERLINK_ADMIN_TOKEN": token} | bad)
+
+
+def test_the_repr_of_settings_shows_no_password() -> None:
+    password = secrets.token_urlsafe(16)
+    loaded = settings_module.load({"INTERLINK_REDIS_URL": f"redis://:{password}@redis:6379/0"})
+    assert password not in repr(loaded)

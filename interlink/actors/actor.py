@@ -1,9 +1,10 @@
 """The base of every interlink actor: failures stay inside the actor that had them.
 
 pykka stops *every* actor in the process when a ``BaseException`` (``gevent.Timeout``,
-``GreenletExit``) escapes a handler (reference/runtime.md finding 3). Here such an exception is
-turned into :class:`ActorCrashed`, so only the actor that had it dies and its supervisor decides
-what happens next. The last error is recorded where the operator can see it (``/control/actors``).
+``GreenletExit``) escapes a handler: its actor loop calls ``ActorRegistry.stop_all()``. Here such
+an exception is turned into :class:`ActorCrashed`, so only the actor that had it dies and its
+supervisor decides what happens next. The last error is recorded where the operator can see it
+(``/control/actors``).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class ActorCrashed(Exception):
 
 
 def describe(exc: BaseException) -> str:
-    """One line for operators. Exception messages of ours never carry secrets (STYLE rule)."""
+    """One line for operators. No interlink exception message carries a secret."""
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return text[:MAX_ERROR_TEXT]
 
@@ -86,8 +87,8 @@ class Actor(pykka.ThreadingActor):
         """Start the actor without entering it in pykka's global ``ActorRegistry``.
 
         That registry is one list: every stop removes its actor with a linear scan, so stopping a
-        shard of 10,000 tenant trees took 26 s (reference/runtime.md). Supervisors keep their
-        children in dicts instead, and every actor here has a supervisor.
+        shard of 10,000 tenant trees through it takes quadratic time (tens of seconds). Supervisors
+        keep their children in dicts instead, and every actor here has a supervisor.
         """
         obj = cls(*args, **kwargs)
         obj._start_actor_loop()

@@ -34,7 +34,7 @@ from interlink.tenancy.config import TenantConfig
 log = logging.getLogger(__name__)
 
 DEFAULT_CONCURRENCY = 32
-PAIR_BURST = 45  # Meta tolerates bursts of 45 to one user before 131056 (whatsapp.md §6)
+PAIR_BURST = 45  # Meta tolerates bursts of 45 messages in 6 s to one user before 131056
 MAX_PAIR_REFUSALS = 4  # 1 + 4 + 16 + 64 s of waiting for one recipient, then give up
 
 

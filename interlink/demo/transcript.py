@@ -28,7 +28,7 @@ STYLES = {
 
 
 def mask(secret: str) -> str:
-    """``"****" + last 4``, the masking every interlink surface uses (INTERFACE.md)."""
+    """``"****" + last 4``, the masking every interlink surface uses."""
     return "****" + secret[-4:]
 
 

@@ -35,7 +35,7 @@ class GenesysAttachment:
 
 @dataclass(frozen=True, slots=True)
 class GenesysNotification:
-    """An Open Messaging outbound notification (reference/genesys.md §3.2), classified.
+    """An Open Messaging outbound notification (``OpenOutboundNormalizedMessage``), classified.
 
     - ``type``: ``Text | Structured | Receipt | Event`` as sent; an unknown future type is kept
       as is (``is_agent_message`` is then False).

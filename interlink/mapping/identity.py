@@ -2,7 +2,8 @@
 
 Since 2026 a WhatsApp user may arrive with a phone number (``wa_id`` / ``from``), a
 business-scoped user id (BSUID: ``user_id`` / ``from_user_id``, e.g. ``US.13491208655302741918``),
-or both; a user with a username may come with the BSUID only (reference/whatsapp.md §7).
+or both; a user with a username may come with the BSUID only (Meta's ``business-scoped-user-ids``
+page under https://developers.facebook.com/documentation/business-messaging/whatsapp/).
 Genesys threads a conversation on ``channel.from.id``, so that id must not change when the same
 person shows up once by phone and once by BSUID, and must never be empty.
 
@@ -35,7 +36,7 @@ from interlink.mapping.wire import MappingError, optional_str
 # common separators from other sources and drop them. E.164 allows at most 15 digits.
 _PHONE_DIGITS = re.compile(r"^[0-9]{5,15}$")
 _PHONE_SEPARATORS = re.compile(r"[\s().-]")
-# ``CC.`` + up to 128 alphanumerics, parent ids ``US.ENT.…`` (§7). Case is preserved.
+# ``CC.`` + up to 128 alphanumerics, parent ids ``US.ENT.…``. Case is preserved.
 _BSUID = re.compile(r"^[A-Za-z]{2}(\.[A-Za-z0-9]+){1,2}$")
 _BSUID_MAX = 160
 
@@ -44,7 +45,8 @@ BSUID_ALIAS = "bsuid:"
 
 
 class GenesysParticipant(TypedDict):
-    """``channel.from`` of an Open Messaging inbound message (INTERFACE.md "Genesys participant")."""
+    """``channel.from`` of an Open Messaging inbound message: ``idType`` ``Opaque``, an ``id``
+    stable for one WhatsApp user, the profile name as ``nickname`` when there is one."""
 
     id: str
     idType: str
@@ -180,8 +182,8 @@ def aliases_to_record(participant: str, phone: str | None, bsuid: str | None) ->
 def genesys_participant(participant: str, nickname: str | None = None) -> GenesysParticipant:
     """``channel.from`` for Genesys: ``{"id", "idType": "Opaque", "nickname"?}``.
 
-    ``Opaque`` because the id may be a BSUID; the format Genesys expects for ``Phone`` is not
-    documented (reference/genesys.md §2.1).
+    ``Opaque`` because the id may be a BSUID; Genesys does not document the format it expects for
+    ``Phone``.
     """
     if not participant.strip():
         raise MappingError("participant id must not be empty")
@@ -195,8 +197,8 @@ def genesys_participant(participant: str, nickname: str | None = None) -> Genesy
 def whatsapp_recipient(participant: str, latest_phone: str | None = None) -> str:
     """Where to send a reply for the Genesys user ``channel.to.id`` == ``participant``.
 
-    A phone, when known, wins over a BSUID (BSUID sending is new and fails across portfolios,
-    reference/whatsapp.md §7): ``latest_phone`` is the phone the caller last saw for this
+    A phone, when known, wins over a BSUID (sending to a BSUID is new and fails across business
+    portfolios): ``latest_phone`` is the phone the caller last saw for this
     participant (e.g. kept in the conversation's state). Returns ``+<digits>`` for a phone (without
     ``+`` Meta would prepend the business number's country code) or the BSUID as is.
     """
@@ -213,7 +215,7 @@ def whatsapp_recipient(participant: str, latest_phone: str | None = None) -> str
 
 def recipient_fields(recipient: str) -> dict[str, str]:
     """The addressing fields of a Graph API send: ``{"to": "+<digits>"}`` for a phone,
-    ``{"recipient": "<BSUID>"}`` for a business-scoped id (2026 sends, reference/whatsapp.md §4.1)."""
+    ``{"recipient": "<BSUID>"}`` for a business-scoped id (Graph sends since 2026)."""
     value = recipient.strip()
     if is_bsuid(value):
         return {"recipient": value}

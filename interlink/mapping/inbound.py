@@ -1,6 +1,7 @@
 """WhatsApp → Genesys: one ``messages[]`` item → Open Messaging inbound message bodies.
 
-The body is the minimal ``OpenInboundNormalizedMessage`` (reference/genesys.md §2.1)::
+The body is the minimal ``OpenInboundNormalizedMessage`` of
+``POST /api/v2/conversations/messages/{integrationId}/inbound/open/message``::
 
     {"channel": {"messageId": <wamid>, "time": <ISO-8601 UTC, ms>, "from": <participant>,
                  "metadata": {"customAttributes": {<str>: <str>}}},
@@ -10,7 +11,7 @@ What each WhatsApp type becomes:
 
 - ``text`` → ``text``.
 - ``image``, ``sticker`` → ``Image``; ``video`` → ``Video``; ``audio`` (voice notes too) →
-  ``Audio``; ``document`` → ``File`` (INTERFACE.md "Media types"). The URL comes from the caller's
+  ``Audio``; ``document`` → ``File``. The URL comes from the caller's
   ``media_url_for`` (a signed interlink link: Meta's media URLs need a token Genesys does not
   have). The caption becomes the message ``text``; documents keep their file name, other media
   get one made from the MIME type.
@@ -24,7 +25,8 @@ What each WhatsApp type becomes:
 - ``unsupported``, ``system`` (number changed), ``order`` and any unknown future type → a notice
   to the agent in square brackets, so that nothing the user did goes unseen.
 
-Long text: the Genesys agent UI shows at most 4000 characters for Open Messaging (HELP-RESP). A
+Long text: the Genesys agent UI shows at most 4000 characters for Open Messaging
+(https://help.mypurecloud.com/?p=174625). A
 longer text is **split** into several messages, in order, nothing dropped (WhatsApp texts are at
 most 4096 characters, so two at most for a plain text). The first part keeps the wamid as
 ``messageId``; later parts get ``<wamid>#2``, ``#3``… and a time one millisecond apart, so that

@@ -1,6 +1,7 @@
 """Genesys → WhatsApp: an agent's Open Messaging notification → Graph API ``/messages`` bodies.
 
-Each body is ready for ``POST {graph}/{phone-number-id}/messages`` (reference/whatsapp.md §4)::
+Each body is ready for ``POST {graph}/{phone-number-id}/messages``
+(https://developers.facebook.com/documentation/business-messaging/whatsapp/messages/send-messages)::
 
     {"messaging_product": "whatsapp", "recipient_type": "individual", "to": "+<digits>",
      "type": "text", "text": {"body": ..., "preview_url": ...},
@@ -17,7 +18,8 @@ One Genesys message may become several sends, in this order:
 Every send carries the Genesys message id in ``biz_opaque_callback_data``, which Meta echoes in
 the status webhooks, so statuses find their Genesys message again.
 
-Attachments are checked against Meta's types and size limits (reference/whatsapp.md §5.2) before
+Attachments are checked against Meta's types and size limits (the ``business-phone-numbers/media``
+page under https://developers.facebook.com/documentation/business-messaging/whatsapp/) before
 anything is built: a refusal raises :class:`MediaRejected` with the Genesys receipt reason
 (``MediaTypeNotAllowed`` / ``InvalidMediaContentLength``), to be reported as a ``Failed`` receipt.
 The WhatsApp kind follows the MIME type, not Genesys's ``mediaType`` (Meta validates the MIME).
@@ -216,7 +218,7 @@ def _media_object(
     if caption is not None:
         media["caption"] = caption
     if limit.kind == "document":
-        # The filename drives the icon and the name the user sees (S-DOC).
+        # The filename drives the icon and the name the user sees.
         media["filename"] = attachment.filename or "document"
     return media
 

@@ -1,8 +1,9 @@
 """Meta statuses → Genesys receipts; the Genesys reason for a Meta error code.
 
 Genesys accepts two receipt statuses on ``…/inbound/open/receipt``: ``Delivered`` and ``Failed``
-(reference/genesys.md §2.3; ``Read`` is not accepted). So, per agent message (INTERFACE.md
-"Receipts"):
+(``Read`` is not accepted,
+https://developer.genesys.cloud/commdigital/digital/openmessaging/inboundReceiptMessages). So,
+per agent message:
 
 - Meta ``sent`` → no receipt;
 - ``delivered`` or ``read`` (or ``played``) → one ``Delivered``, the first time only;
@@ -34,7 +35,7 @@ from interlink.mapping.wire import (
 
 ReceiptKind = Literal["Delivered", "Failed"]
 
-# Genesys ConversationReason codes (reference/genesys.md §2.3).
+# Genesys ConversationReason codes (the ``reasons[].code`` enum of a receipt).
 REASON_CODES = frozenset(
     {
         "MessageExpired",
@@ -58,7 +59,9 @@ _RANK = {"sent": 1, "delivered": 2, "read": 3}
 STATES = ("sent", "delivered", "read", "failed")
 _REASON_MESSAGE_MAX = 500
 
-# Meta error code → Genesys reason (reference/whatsapp.md §4.5). Codes not listed: GeneralError.
+# Meta error code → Genesys reason
+# (https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes).
+# Codes not listed: GeneralError.
 _REASON_BY_CODE: dict[int, str] = {
     131047: "MessageExpired",  # more than 24 h since the user's last message
     131026: "InvalidDestination",  # not a WhatsApp user, old app, terms not accepted

@@ -143,8 +143,8 @@ class AuthError(PermanentError):
 
 
 class ForbiddenFetch(PermanentError):
-    """A URL named by a payload points outside the hosts we may fetch from (INTERFACE.md,
-    "Outbound fetches"). Nothing was requested."""
+    """A URL named by a payload points outside the hosts interlink may fetch from (the rules of
+    :mod:`interlink.providers.fetch_policy`). Nothing was requested."""
 
     def __init__(self, message: str) -> None:
         super().__init__(None, "forbidden.fetch", message)
@@ -170,7 +170,8 @@ class SendUncertain(ProviderError):
 MetaErrorKind = Literal["retry", "pair_rate", "fatal"]
 
 META_RETRY_CODES = frozenset({2, 4, 80007, 130429, 131000, 131016, 131057, 133004})
-"""Graph error codes Meta says can succeed later (reference/whatsapp.md §4.5): service down (2,
+"""Graph error codes Meta says can succeed later
+(https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes): service down (2,
 131016, 133004), call-rate limits (4, 80007), throughput (130429), unknown (131000, retried a few
 times only), number in throughput upgrade (131057, about a minute)."""
 

@@ -8,7 +8,7 @@ prepared once by ``requests`` and every decision is made on that prepared URL, r
 transport reads it; the same prepared request is what gets sent. Redirects are followed by hand,
 each hop checked the same way, and the ``Authorization`` header is set per hop, never inherited.
 
-Rules (INTERFACE.md "Outbound fetches"; docs/security.md repeats them):
+Rules (the contract's outbound-fetch rules; docs/security.md states them for operators):
 - a URL (and a ``Location``) holding a backslash, an ``@`` (userinfo), a control character,
   whitespace or a non-ASCII character is refused before it is parsed;
 - scheme ``https``, or the exact origin of a configured service (``http`` allowed there: a

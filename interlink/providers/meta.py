@@ -2,7 +2,9 @@
 
 One :class:`GraphClient` per business number (``phone_number_id``) and access token. Calls are
 single-shot; :func:`send_with_retry` is the small loop for what Meta says may succeed later.
-Wire facts: reference/whatsapp.md §4 (sending, errors) and §5 (media).
+Wire facts, under https://developers.facebook.com/documentation/business-messaging/whatsapp/:
+``messages/send-messages`` (sending), ``support/error-codes`` (errors) and
+``business-phone-numbers/media`` (media).
 
 Failures: :class:`MetaError` (Graph answered with an error; ``kind`` is ``retry``, ``pair_rate`` or
 ``fatal``), :class:`SendUncertain` (a send went out and no answer came back),
@@ -45,7 +47,7 @@ DEFAULT_TIMEOUT: Timeout = (5.0, 20.0)
 DEFAULT_DOWNLOAD_TIMEOUT: Timeout = (5.0, 30.0)
 """(connect, read) seconds for media downloads; read is per chunk, not for the whole file."""
 DEFAULT_MAX_MEDIA_BYTES = 100 * 1024 * 1024
-"""WhatsApp's largest media (documents, reference/whatsapp.md §5.2)."""
+"""WhatsApp's largest media: documents, up to 100 MB."""
 MEDIA_URL_LIFETIME = 300.0
 """Seconds a URL from ``GET /{media-id}`` stays valid (Meta: 5 minutes)."""
 MAX_REMEMBERED_URLS = 1024
@@ -134,12 +136,12 @@ class GraphClient:
     - ``timeout``: (connect, read) seconds per call (``DEFAULT_TIMEOUT``).
     - ``clock``: monotonic seconds, to age remembered media URLs (``time.monotonic``).
 
-    Trust rule for downloads (INTERFACE.md "Outbound fetches"): :meth:`download` fetches only
-    URLs this client got from :meth:`media_url` in the last ``MEDIA_URL_LIFETIME`` seconds; a
-    ``url`` inside a webhook payload is never fetched directly: resolve the media id. Every URL
-    and redirect hop passes :mod:`interlink.providers.fetch_policy` (https on the default port to
-    a DNS name, or the exact Graph origin); the token goes only to the Graph origin and to the
-    origin of the URL Graph named, never to a host a redirect introduces.
+    Trust rule for downloads (the outbound-fetch rules, docs/security.md): :meth:`download` fetches
+    only URLs this client got from :meth:`media_url` in the last ``MEDIA_URL_LIFETIME`` seconds; a
+    ``url`` inside a webhook payload is never fetched directly: resolve the media id. Every URL and
+    redirect hop passes :mod:`interlink.providers.fetch_policy` (https on the default port to a DNS
+    name, or the exact Graph origin); the token goes only to the Graph origin and to the origin of
+    the URL Graph named, never to a host a redirect introduces.
     """
 
     def __init__(

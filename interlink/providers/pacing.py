@@ -5,7 +5,9 @@ A token bucket per limit: ``burst`` requests may go at once, then one every
 bucket may go into debt), so greenlets waiting on one pacer are served in arrival order and each
 sleeps exactly until its own slot, with no thundering herd of re-checks.
 
-The limits (reference/genesys.md §1.4, reference/whatsapp.md §6):
+The limits (https://developer.genesys.cloud/organization/organization/limits#platform-api; the
+``throughput`` and ``about-the-platform`` pages under
+https://developers.facebook.com/documentation/business-messaging/whatsapp/):
 - Genesys: 300 requests per minute per client-credentials token → :func:`genesys_pacer`.
 - Meta: 80 messages per second per business number, inbound and outbound counted together →
   :func:`meta_number_pacer`.
@@ -41,7 +43,7 @@ DEFAULT_PAIR_BURST = 10
 """Messages one recipient may get at once (an agent's few quick bubbles). Meta tolerates 45 but
 makes a burst borrow future quota by an unpublished rule, so we stay well below."""
 DEFAULT_PENALTY_BASE = 4.0
-"""Meta's rule after a 131056: wait 4^X seconds, X = 0, 1, 2, ... (reference/whatsapp.md §6)."""
+"""Meta's rule after a 131056: wait 4^X seconds, X = 0, 1, 2, ..."""
 DEFAULT_MAX_PENALTY = 900.0
 """Seconds: the longest a recipient is blocked by :meth:`KeyedPacer.penalize`."""
 DEFAULT_MAX_KEYS = 100_000

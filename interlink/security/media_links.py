@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import msgpack
 
-DEFAULT_LIFETIME = 7 * 24 * 3600  # Meta keeps inbound media ids for 7 days (whatsapp.md §5.1)
+DEFAULT_LIFETIME = 7 * 24 * 3600  # Meta keeps inbound media ids for 7 days
 _CONTEXT = b"interlink/media-link/v1"
 _URLSAFE = re.compile(r"[A-Za-z0-9_-]*")
 

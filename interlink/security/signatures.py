@@ -1,9 +1,12 @@
 """Webhook signatures of Meta and Genesys: same header name, different encodings.
 
 Both providers send ``X-Hub-Signature-256: sha256=<HMAC-SHA256(secret, raw body)>``, but Meta
-writes the digest in lowercase **hex** and Genesys in **base64** (reference/whatsapp.md §2.2,
-reference/genesys.md §3.3). The two verifiers are separate on purpose: a verifier that accepted
-either encoding would make one provider's format valid at the other's door.
+writes the digest in lowercase **hex** and Genesys in **base64** (Meta's
+``webhooks/create-webhook-endpoint`` page under
+https://developers.facebook.com/documentation/business-messaging/whatsapp/, and
+https://developer.genesys.cloud/commdigital/digital/openmessaging/validate). The two verifiers
+are separate on purpose: a verifier that accepted either encoding would make one provider's
+format valid at the other's door.
 
 Verifiers hash the raw bytes as received (never re-serialised JSON), compare digests in constant
 time, and are tolerant only of what does not change the value: surrounding whitespace, the case of

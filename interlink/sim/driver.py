@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = 10.0  # Genesys waits 10 s for a webhook (reference/genesys.md §3.4)
+DEFAULT_TIMEOUT = 10.0  # Genesys waits 10 s for a webhook answer
 STATUS_ORDER = ("sent", "delivered", "read", "played", "failed")
 _SESSION_POOL = 64
 
@@ -220,7 +220,7 @@ class UserDriver(_Poster):
         timeout: float = DEFAULT_TIMEOUT,
     ) -> Delivery:
         """One webhook carrying ``messages`` (built with :meth:`build_message`) from ``user``.
-        The user's 24 h window opens. ``system`` messages carry no ``contacts`` block (§3.1)."""
+        The user's 24 h window opens. ``system`` messages carry no ``contacts`` block."""
         return self.send_batch(
             phone_number_id, [(user, list(messages))], webhook_url=webhook_url, timeout=timeout
         )
@@ -339,7 +339,7 @@ class UserDriver(_Poster):
     def _deliver(
         self, number: MetaNumber, payload: dict[str, Any], webhook_url: str | None, timeout: float
     ) -> Delivery:
-        # Meta signs the escaped-unicode form of the JSON (reference/whatsapp.md §2.2).
+        # Meta signs the escaped-unicode form of the JSON (non-ASCII as \uXXXX).
         raw = json.dumps(payload, ensure_ascii=True, separators=(",", ":")).encode()
         headers = {
             "Content-Type": "application/json",

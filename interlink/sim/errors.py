@@ -1,12 +1,13 @@
 """Error bodies in the shapes the real services use, and the codes the simulators can answer with.
 
-Graph (reference/whatsapp.md §4.4-4.5): ``{"error": {"message", "type", "code", "error_data":
-{"messaging_product", "details"}, "error_subcode"?, "fbtrace_id"}}``; the HTTP status per code is
-the one the reference transcribes from Meta's table.
+Graph (https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes):
+``{"error": {"message", "type", "code", "error_data": {"messaging_product", "details"},
+"error_subcode"?, "fbtrace_id"}}``; the HTTP status per code is the one of Meta's table.
 
-Genesys Platform API (reference/genesys.md §1.2): ``ErrorBody`` ``{"message", "code", "status",
+Genesys Platform API: ``ErrorBody`` ``{"message", "code", "status",
 "messageWithParams", "messageParams", "contextId", "details", "errors"}``; the login service
-answers OAuth errors as ``{"error", "description"}`` (what GCX reads).
+answers OAuth errors as ``{"error", "description"}`` (what the Go client
+github.com/gildas/go-gcloudcx reads).
 """
 
 from __future__ import annotations
@@ -146,7 +147,8 @@ def graph_error(
 
 
 def webhook_error(code: int, *, details: str | None = None) -> dict[str, Any]:
-    """The ``errors[]`` item of a status or message webhook (reference/whatsapp.md §3.5, §9.5)."""
+    """The ``errors[]`` item of a status or message webhook (``{"code", "title", "message",
+    "error_data": {"details"}}``)."""
     spec = META_ERRORS.get(code, GraphErrorSpec(400, "Error", "Unknown error."))
     return {
         "code": code,

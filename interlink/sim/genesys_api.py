@@ -34,7 +34,7 @@ from interlink.sim import genesys as gs
 from interlink.sim.state import SimState
 from interlink.sim.web import apply_fault, genesys_answer, is_json, parse_json, read_raw, serve_as
 
-GENESYS_BODY_LIMIT = 512_000  # request.bytes.max (reference/genesys.md §5)
+GENESYS_BODY_LIMIT = 512_000  # Genesys's request.bytes.max; larger bodies get 413
 LOGIN_BODY_LIMIT = 64 * 1024
 
 

@@ -1,5 +1,6 @@
 """The Meta (WhatsApp Cloud API) world: business numbers, media, messages sent by the business,
-the users' customer-service windows and the rate limits of reference/whatsapp.md §4-6.
+the users' customer-service windows (24 h from the user's last message) and the rate limits
+(80 messages per second per number, about one per 6 s to one user with bursts of 45).
 
 No HTTP here: the Falcon resources (``meta_api``) and the user driver (``driver``) call these.
 """
@@ -19,8 +20,8 @@ from typing import Any
 from interlink.sim.whatsapp_payloads import new_wamid
 
 WINDOW_SECONDS = 24 * 3600
-DEFAULT_MEDIA_URL_TTL = 300.0  # "URL valid 5 minutes" (S-MEDIA)
-PAIR_INTERVAL = 6.0  # one message per 6 s to the same user (S-TP)
+DEFAULT_MEDIA_URL_TTL = 300.0  # a media URL is valid for 5 minutes
+PAIR_INTERVAL = 6.0  # one message per 6 s to the same user
 PAIR_BURST = 45
 SEND_TYPES = (
     "text",

@@ -29,7 +29,7 @@ from interlink.sim.web import apply_fault, graph_answer, is_json, parse_json, re
 log = logging.getLogger(__name__)
 
 SEND_BODY_LIMIT = 1024 * 1024
-UPLOAD_LIMIT = 100 * 1024 * 1024  # documents up to 100 MB (reference/whatsapp.md §5.2)
+UPLOAD_LIMIT = 100 * 1024 * 1024  # documents up to 100 MB, WhatsApp's largest media
 ASYNC_STATUS_DELAY = 0.005
 
 
@@ -225,7 +225,7 @@ class MediaResource:
             "url": url,
             "mime_type": blob.mime_type,
             "sha256": blob.sha256,
-            "file_size": str(len(blob.data)),  # a string on the wire (S-MEDIA)
+            "file_size": str(len(blob.data)),  # a string on the wire
             "id": blob.id,
         }
 
@@ -259,7 +259,7 @@ class MediaDownloadResource:
             media_id, req.get_param("ext") or "", req.get_param("hash") or ""
         )
         if blob is None or not valid or blob.owner != number.phone_number_id:
-            resp.status = 404  # an expired or foreign URL: fetch a new one (S-MEDIA)
+            resp.status = 404  # an expired or foreign URL: fetch a new one
             resp.content_type = "text/plain"
             resp.text = "Not Found"
             return

@@ -1,4 +1,6 @@
-"""Webhook payloads exactly as Meta sends them (reference/whatsapp.md §3 and §9). Pure functions.
+"""Webhook payloads exactly as Meta sends them (``webhooks/overview`` and the message and status
+references under https://developers.facebook.com/documentation/business-messaging/whatsapp/).
+Pure functions.
 
 ``message(kind, ...)`` builds one ``messages[]`` item; ``contact(...)``, ``status(...)`` and
 ``envelope(...)`` build the rest. Kinds: ``text image video audio voice document sticker
@@ -62,7 +64,8 @@ def new_wamid() -> str:
 
 
 def contact(user: WhatsAppUser) -> dict[str, Any]:
-    """A ``contacts[]`` item; ``wa_id`` is omitted for a BSUID-only user (§7)."""
+    """A ``contacts[]`` item; ``wa_id`` is omitted for a user known only by a business-scoped
+    user id (BSUID)."""
     item: dict[str, Any] = {"profile": {"name": user.name or ""}}
     if user.wa_id:
         item["wa_id"] = user.wa_id
@@ -224,7 +227,7 @@ def status(
     errors: list[dict[str, Any]] | None = None,
     with_pricing: bool = False,
 ) -> dict[str, Any]:
-    """One ``statuses[]`` item (§3.5). Pricing never rides on ``failed``."""
+    """One ``statuses[]`` item. Pricing never rides on ``failed``."""
     item: dict[str, Any] = {
         "id": wamid,
         "status": status_name,

@@ -2,7 +2,7 @@
 
 redis-py's plain ``ConnectionPool`` raises ``MaxConnectionsError`` past 100 concurrent users;
 under gevent hundreds of greenlets may want a connection at once, so they queue for one instead
-(``reference/runtime.md`` finding 8).
+(a ``BlockingConnectionPool``).
 """
 
 from __future__ import annotations

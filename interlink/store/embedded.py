@@ -5,13 +5,13 @@ installed by hand. Persistence is AOF with ``appendfsync everysec``: Valkey writ
 the AOF before it replies, so a ``kill -9`` of either process loses nothing that was acknowledged;
 only a crash of the machine itself can lose up to the last second.
 
-The server asks for a password (``requirepass``): it listens on 127.0.0.1 only, but every local
-user and every process on the machine can reach that, and the store holds each tenant's cached
-Genesys token in the clear (INTERFACE.md lets other programs read it). The password is generated
-once into ``password`` beside the data (mode 0600, directory 0700) and reused on every start; it
-reaches the server on its standard input, never its command line (which ``ps`` shows to
-everyone), and the clients through :attr:`EmbeddedValkey.url`, which only ever goes into a log
-line through :func:`interlink.store.connection.redacted`.
+The server asks for a password (``requirepass``): it listens on 127.0.0.1 only, but every local user
+and every process on the machine can reach that, and the store holds each tenant's cached Genesys
+token in the clear (other programs may read it: its key is part of the public contract). The
+password is generated once into ``password`` beside the data (mode 0600, directory 0700) and reused
+on every start; it reaches the server on its standard input, never its command line (which ``ps``
+shows to everyone), and the clients through :attr:`EmbeddedValkey.url`, which only ever goes into a
+log line through :func:`interlink.store.connection.redacted`.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ NS = "il:v1:"
 
 
 def token(tenant_id: str) -> str:
-    """The tenant's cached Genesys access token; it expires with the token (INTERFACE.md)."""
+    """The tenant's cached Genesys access token; it expires with the token. Other programs may
+    read this key: its name and meaning never change."""
     return f"genesys:oauth:token:{tenant_id}"
 
 

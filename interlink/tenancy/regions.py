@@ -1,4 +1,5 @@
-"""The Genesys Cloud regions, named by their domain (``reference/genesys.md`` §1.3).
+"""The Genesys Cloud regions, named by their domain (the 17 hosts of the official Python SDK's
+``purecloud_region_hosts.py``, https://github.com/MyPureCloud/platform-client-sdk-python).
 
 A tenant's region is stored as one of these 17 domains; the API host is ``api.<domain>`` and the
 login host ``login.<domain>`` (``INTERLINK_GENESYS_*_URL`` templates). The only other spelling the

@@ -159,7 +159,8 @@ def test_genesys_mapping_refuses_only_with_mapping_error(body: Any) -> None:
 @st.composite
 def one_huge_leaf(draw: st.DrawFn, samples: list[str]) -> Any:
     """A sample payload with exactly one leaf replaced by a digit string past the limits: the
-    shape of findings 3 and 6, every leaf of every sample in reach."""
+    shape of a 4,301-digit ``contentSizeBytes`` or a 5,000-digit ``timestamp`` (past ``int()``'s
+    digit limit), every leaf of every sample in reach."""
     body = load(draw(st.sampled_from(samples)))
     return replaced(body, draw(st.sampled_from(_leaves(body))), draw(huge_digits))
 

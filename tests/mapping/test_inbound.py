@@ -59,7 +59,7 @@ def convert(
 
 
 def assert_valid_inbound(body: dict[str, Any]) -> None:
-    """The minimal OpenInboundNormalizedMessage (reference/genesys.md §2.1), independently."""
+    """The minimal OpenInboundNormalizedMessage as the Genesys swagger defines it, independently."""
     channel = body["channel"]
     assert set(body) <= {"channel", "text", "content"}
     assert set(channel) == {"messageId", "time", "from", "metadata"}

@@ -1,4 +1,5 @@
-"""The Meta Graph API simulator and the WhatsApp user driver behave as the Graph API and its webhooks do."""
+"""The Meta Graph API simulator and the WhatsApp user driver behave as the Graph API and its
+webhooks do."""
 
 from __future__ import annotations
 

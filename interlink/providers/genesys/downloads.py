@@ -37,7 +37,8 @@ segments on a path-mounted API URL only (:class:`DownloadHosts`); no dot segment
 
 @dataclass(frozen=True, slots=True)
 class DownloadHosts:
-    """Where agent attachments may be downloaded from (the outbound-fetch rules of :mod:`interlink.providers.fetch_policy`).
+    """Where agent attachments may be downloaded from (the outbound-fetch rules of
+    :mod:`interlink.providers.fetch_policy`).
 
     - ``origins``: ``scheme://host[:port]`` of ``https://api-downloads.{region}`` and of the
       configured API URL; only these get the token, may be ``http`` or use another port.
