@@ -42,7 +42,7 @@ class SettingsError(ValueError):
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
-    redis_url: str | None = None
+    redis_url: str | None = field(default=None, repr=False)  # may carry a password
     data_dir: Path = Path("./var")
     # Secrets never reach a repr: a Settings object may end up in a log line or a traceback.
     admin_token: str | None = field(default=None, repr=False)

@@ -286,5 +286,5 @@ def test_no_error_line_carries_the_admin_token() -> None:
 
 def test_the_repr_of_settings_shows_no_password() -> None:
     password = secrets.token_urlsafe(16)
-    loaded = settings_module.load({"INTERLINK_REDIS_URL": f"redis://:{password}@redis:6379/0"})
+    loaded = load({"INTERLINK_REDIS_URL": f"redis://:{password}@redis:6379/0"})
     assert password not in repr(loaded)
