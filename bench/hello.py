@@ -10,7 +10,7 @@ import sys  # noqa: E402
 import falcon  # noqa: E402
 from gevent.pywsgi import WSGIServer  # noqa: E402
 
-from interlink.runtime import NoDelayHandler  # noqa: E402
+from interlink.http.server import NoDelayHandler  # noqa: E402
 
 
 class Hello:

@@ -1,51 +1,58 @@
-"""The one place that wires a shard process: settings → store → supervisor → HTTP, and back down.
+"""The one place that wires a shard process: settings → store → supervisor → listener, and back
+down.
 
 Start order: the store (embedded Valkey unless ``INTERLINK_REDIS_URL`` is set), the supervisor,
-then the HTTP server. Stop order is the reverse: stop accepting and finish in-flight requests,
+then the listener the caller's factory builds around the shard's services (``interlink serve``
+gives the HTTP server). Stop order is the reverse: stop accepting and finish in-flight requests,
 drain the actors within the deadline, then stop the embedded store. SIGTERM and SIGINT both stop
-the shard cleanly with exit code 0.
+the shard cleanly.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import gc
 import logging
 import os
 import secrets
 import signal
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import gevent
 import gevent.event
 import pykka
 import redis
-from gevent.pywsgi import WSGIServer
 
 from interlink import settings as settings_module
 from interlink.actors import Control, Supervisor, TenantChanged, TreeSpec
-from interlink.http.app import create_app
-from interlink.http.server import Limits, make_server
-from interlink.http.server import NoDelayHandler as NoDelayHandler  # bench/hello.py's ceiling
-from interlink.http.webhooks import directory
 from interlink.inbox import Entry, InboxReader
 from interlink.services import Services
-from interlink.settings import Settings, SettingsError
+from interlink.settings import Settings
 from interlink.store.connection import connect, redacted
 from interlink.store.embedded import EmbeddedStoreError, EmbeddedValkey
-from interlink.telemetry import logs
 from interlink.tenancy.changes import ReloadListener
-from interlink.tenancy.config import TenantConfig
 
 log = logging.getLogger("interlink.runtime")
 
 ADMIN_TOKEN_FILE = "admin-token"
 SECRET_KEY_FILE = "secret-key"
+
+
+class Listener(Protocol):
+    """What serves the shard's clients (the HTTP server): started last, stopped first."""
+
+    @property
+    def address(self) -> Any: ...
+
+    def start(self) -> None: ...
+
+    def stop(self, timeout: float | None = None) -> None: ...
+
+
+ListenerFactory = Callable[[Services], Listener]
 
 
 class StartupError(RuntimeError):
@@ -71,14 +78,18 @@ def _new_secret_key() -> str:
 
 
 class Shard:
-    """One shard process's parts. ``start()`` then ``stop()``; ``run()`` does both around signals."""
+    """One shard process's parts. ``start()`` then ``stop()``; ``run()`` does both around signals.
 
-    def __init__(self, settings: Settings) -> None:
+    ``listener`` builds what serves clients around the started services; it is started after the
+    supervisor and the inbox reader, and stopped before them."""
+
+    def __init__(self, settings: Settings, listener: ListenerFactory) -> None:
         self.settings = settings
+        self.listener = listener
         self.store: EmbeddedValkey | None = None
         self.services: Services | None = None
         self.supervisor: pykka.ActorRef[Supervisor] | None = None
-        self.server: WSGIServer | None = None
+        self.server: Listener | None = None
         self.reload: ReloadListener | None = None
         self._stop_requested = gevent.event.Event()
 
@@ -129,16 +140,7 @@ class Shard:
         self.reload = ReloadListener(client, self._tenant_changed, self._resync)
         self.reload.start()
 
-        self.server = make_server(
-            (settings.host, settings.port),
-            create_app(services),
-            Limits(
-                max_connections=settings.http_max_connections,
-                header_timeout=settings.http_header_timeout,
-                body_timeout=settings.http_body_timeout,
-                idle_timeout=settings.http_idle_timeout,
-            ),
-        )
+        self.server = self.listener(services)
         try:
             self.server.start()
         except OSError as exc:
@@ -156,22 +158,20 @@ class Shard:
         )
 
     def tree_spec(self, services: Services) -> TreeSpec:
-        tenants: Any = getattr(services, "tenants", None)
-        load_config: Callable[[str], TenantConfig | None] = (
-            tenants.load_config if tenants is not None else (lambda tenant_id: None)
-        )
         assert services.reader is not None
-        return TreeSpec(load_config=load_config, services=services, ack=services.reader.ack)
+        return TreeSpec(
+            load_config=services.tenants.load_config, services=services, ack=services.reader.ack
+        )
 
     def _tenant_changed(self, tenant_id: str, version: int | None, kind: str) -> None:
         assert self.services is not None and self.supervisor is not None
-        directory(self.services).invalidate(tenant_id)
+        self.services.directory.invalidate(tenant_id)
         self.supervisor.tell(TenantChanged(tenant_id, version, kind))
 
     def _resync(self) -> None:
         """Events may have been missed while disconnected: start again from what is stored."""
         assert self.services is not None and self.supervisor is not None
-        directory(self.services).invalidate(None)
+        self.services.directory.invalidate(None)
         self.supervisor.tell(Control("reload-all"))
 
     def _deliver(self, work: Entry) -> bool:
@@ -232,7 +232,7 @@ class Shard:
             reader.stop_reading()
         if self.supervisor is not None and self.supervisor.is_alive():
             # The process ends after this: collecting cycles among thousands of stopping trees
-            # would only delay it (10,000 trees: 4.2 s with collections, 3.0 s without).
+            # would only delay it.
             gc.freeze()
             try:
                 self.supervisor.stop(timeout=max(0.1, deadline - time.monotonic()))
@@ -242,42 +242,7 @@ class Shard:
         if reader is not None:
             reader.stop(timeout=max(0.1, deadline - time.monotonic()))
         if self.services is not None:
-            inbox = self.services.__dict__.get("inbox")  # made on first use (a cached property)
-            if inbox is not None:
-                inbox.close()
-            self.services.redis.close()
-            self.services.redis.connection_pool.disconnect()
+            self.services.close()
         if self.store is not None:
             self.store.stop()
         log.info("shard stopped")
-
-
-# -- command line -------------------------------------------------------------------------------
-def register(subparsers: Any) -> None:
-    serve = subparsers.add_parser("serve", help="run one shard in the foreground")
-    serve.add_argument("--host", help="listen address (INTERLINK_HOST)")
-    serve.add_argument("--port", help="listen port (INTERLINK_PORT)")
-    serve.add_argument("--env-file", help="a dotenv file of INTERLINK_* settings")
-    serve.set_defaults(func=serve_command)
-
-
-def serve_command(args: argparse.Namespace) -> int:
-    try:
-        settings = settings_module.load(
-            env_file=args.env_file, overrides={"host": args.host, "port": args.port}
-        )
-    except SettingsError as exc:
-        print(f"interlink: {exc}", file=sys.stderr)
-        return 2
-    logs.configure(settings.log_level, settings.log_format)
-    for name in settings.unknown:
-        log.warning("unknown setting %s is ignored (a typo?)", name)
-    shard = Shard(settings)
-    try:
-        shard.start()
-    except StartupError as exc:
-        shard.stop()
-        print(f"interlink: {exc}", file=sys.stderr)
-        return 1
-    shard.run()
-    return 0

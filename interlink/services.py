@@ -1,6 +1,9 @@
-"""The shared parts of one shard, built once by ``runtime.py`` and handed to the HTTP resources.
+"""The shared parts of one shard, built once by the process that serves and handed to every part
+that needs them (the HTTP resources, the actor tree, the reload listener).
 
-Tests build the same object around their own embedded store, so they drive the real code paths.
+Tests build the same object around their own embedded store, so they drive the real code paths;
+a test that needs a part configured differently (a tenant directory that never expires, a login
+throttle on a fake clock) assigns it before first use: every part is a cached property.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from interlink.settings import Settings
 from interlink.telemetry.metrics import REGISTRY, Registry
 
 if TYPE_CHECKING:
+    from interlink.http.auth import LoginThrottle
     from interlink.inbox import Inbox, InboxReader
     from interlink.store.api_keys import ApiKeys
     from interlink.store.tenants import TenantStore
+    from interlink.tenancy.directory import TenantDirectory
 
 
 @dataclass
@@ -29,10 +34,8 @@ class Services:
     secret_keys: tuple[bytes, ...] = field(repr=False)
     supervisor: pykka.ActorRef[Any] | None = None
     metrics: Registry = REGISTRY
-    # The owner side of this shard's inbox; None until the runtime starts it (tests may not).
+    # The owner side of this shard's inbox; None until the shard starts reading it.
     reader: InboxReader | None = None
-    # Filled by the subsystems that own them; typed there.
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @cached_property
     def inbox(self) -> Inbox:
@@ -54,3 +57,28 @@ class Services:
         from interlink.store.api_keys import ApiKeys
 
         return ApiKeys(self.redis)
+
+    @cached_property
+    def directory(self) -> TenantDirectory:
+        """This process's cached view of the tenants, read on every webhook and media request
+        and invalidated by change events."""
+        from interlink.tenancy.directory import TenantDirectory
+
+        return TenantDirectory(self.tenants)
+
+    @cached_property
+    def login_throttle(self) -> LoginThrottle:
+        """Failed logins to the admin API and the control endpoint, per client and per key id,
+        trusting ``X-Forwarded-For`` from ``settings.trusted_proxies`` only."""
+        from interlink.http.auth import LoginThrottle
+
+        return LoginThrottle(trusted_proxies=self.settings.trusted_proxies)
+
+    def close(self) -> None:
+        """Release the connections: the inbox's script connection (only if the inbox was
+        used), then the pool's."""
+        inbox = self.__dict__.get("inbox")
+        if inbox is not None:
+            inbox.close()
+        self.redis.close()
+        self.redis.connection_pool.disconnect()

@@ -11,10 +11,13 @@ monkey.patch_all()
 import logging  # noqa: E402
 import os  # noqa: E402
 import secrets  # noqa: E402
+import weakref  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import falcon.testing  # noqa: E402
+import gevent  # noqa: E402
+import greenlet  # noqa: E402
 import pykka  # noqa: E402
 import pytest  # noqa: E402
 import redis  # noqa: E402
@@ -60,13 +63,15 @@ def settings(tmp_path: Path, redis_url: str) -> settings_module.Settings:
 
 
 @pytest.fixture
-def services(settings: settings_module.Settings, redis_client: redis.Redis) -> Services:
-    return Services(
+def services(settings: settings_module.Settings, redis_client: redis.Redis) -> Iterator[Services]:
+    services = Services(
         settings=settings,
         redis=redis_client,
         admin_token=secrets.token_urlsafe(32),
         secret_keys=(secrets.token_bytes(32),),
     )
+    yield services
+    services.close()
 
 
 @pytest.fixture
@@ -74,10 +79,59 @@ def client(services: Services) -> falcon.testing.TestClient:
     return falcon.testing.TestClient(create_app(services))
 
 
+class GreenletWatch:
+    """The gevent greenlets that ran since :meth:`reset`, seen through ``greenlet.settrace``
+    (a set per switch: cheap, where walking the heap after every test doubled the run time)."""
+
+    def __init__(self) -> None:
+        self.seen: weakref.WeakSet[gevent.Greenlet] = weakref.WeakSet()
+        self._previous = greenlet.settrace(self._trace)
+
+    def _trace(self, event: str, args: tuple[greenlet.greenlet, greenlet.greenlet]) -> None:
+        if event in ("switch", "throw") and isinstance(args[1], gevent.Greenlet):
+            self.seen.add(args[1])
+        if self._previous is not None:
+            self._previous(event, args)
+
+    def reset(self) -> None:
+        self.seen = weakref.WeakSet()
+
+    def alive(self) -> list[gevent.Greenlet]:
+        return [g for g in list(self.seen) if not g.dead]
+
+
+GREENLETS = GreenletWatch()
+
+
+def _actor_of(running: gevent.Greenlet) -> pykka.Actor | None:
+    """The actor whose loop this greenlet runs (our actors are not in pykka's registry)."""
+    run = getattr(running, "_run", None)
+    owner = getattr(run, "__self__", None)
+    return owner if isinstance(owner, pykka.Actor) else None
+
+
 @pytest.fixture(autouse=True)
-def _no_actor_survives_a_test() -> Iterator[None]:
+def _nothing_survives_a_test() -> Iterator[None]:
+    """What a test started stops with it: the actors in pykka's registry, then the actors of
+    ours (outside it) through their ``stop`` so that their ``on_stop`` runs and their refs say
+    they are dead, then every other greenlet the test started that still runs (servers' accept
+    loops, the inbox's loops, reload listeners, simulators' timers that already ran). No
+    fixture outlives a test with a greenlet of its own, so whatever ran during the test and
+    still runs is the test's. Greenlets started but not switched to yet get their turn first
+    (``sleep(0)``) so that they are seen."""
+    GREENLETS.reset()
     yield
     pykka.ActorRegistry.stop_all(block=True, timeout=10)
+    gevent.sleep(0)
+    left = GREENLETS.alive()
+    actors = [actor for actor in map(_actor_of, left) if actor is not None]
+    for actor in actors:
+        actor.actor_ref.stop(block=False)
+    for actor in actors:
+        actor.actor_stopped.wait(5)
+    left = GREENLETS.alive()
+    if left:
+        gevent.killall(left, block=True, timeout=5)
 
 
 @pytest.fixture

@@ -10,6 +10,22 @@ from typing import Any
 
 import pykka
 
+# The operator's commands (``POST /control/...``, ``interlink ctl``): the message types a tenant
+# actor answers, and those the supervisor answers for the whole shard. Anything else is refused
+# at the door.
+TENANT_MESSAGES = (
+    "ping",
+    "stats",
+    "reload",
+    "stop",
+    "start",
+    "invalidate-token",
+    "replay-dead-letters",
+    "dead-letters",
+    "drop-dead-letters",
+)
+SHARD_MESSAGES = ("ping", "stats", "reload-all", "drain")
+
 
 @dataclass(frozen=True, slots=True)
 class Control:

@@ -1,4 +1,8 @@
-"""``interlink`` command line: one sub-command per job, each registered by the module that owns it."""
+"""``interlink`` command line: one sub-command per job, each in its own module of this package.
+
+Each module exposes ``register(subparsers)``; its sub-commands set ``func(args) -> int``, the exit
+code.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,13 @@ from collections.abc import Callable
 
 from interlink import __version__
 
-# Each module exposes ``register(subparsers)``; its sub-commands set ``func(args) -> int``.
 COMMAND_MODULES = [
-    "interlink.runtime",
-    "interlink.cli.simulate",
-    "interlink.cli.tenants",
-    "interlink.demo",
-    "interlink.cli.ctl",
+    "interlink.cli.serve",  # serve
+    "interlink.cli.simulate",  # simulate
+    "interlink.cli.tenants",  # tenants ...
+    "interlink.cli.migrate",  # migrate-single-tenant
+    "interlink.cli.demo",  # demo
+    "interlink.cli.ctl",  # ctl ...
 ]
 
 

@@ -19,8 +19,7 @@ import argparse
 import sys
 from typing import Any
 
-from interlink.actors.supervisor import SHARD_MESSAGES
-from interlink.actors.tenant import TENANT_MESSAGES
+from interlink.actors.messages import SHARD_MESSAGES, TENANT_MESSAGES
 from interlink.cli.api_client import (
     EXIT_OK,
     EXIT_USAGE,

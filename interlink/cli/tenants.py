@@ -1,4 +1,4 @@
-"""``interlink tenants ...`` and ``interlink migrate-single-tenant``: the admin API from a terminal.
+"""``interlink tenants ...``: the admin API from a terminal.
 
 Everything goes through the HTTP API (``--url`` / ``INTERLINK_URL``, ``--token`` /
 ``INTERLINK_ADMIN_TOKEN``, else the shard's generated ``$INTERLINK_DATA_DIR/admin-token``), so the
@@ -9,8 +9,7 @@ in order, from ``--secrets-stdin`` (``NAME=value`` lines on stdin), from its env
 or from a hidden prompt when stdin is a terminal. The variable names are those of the old
 single-tenant installation (``GENESYS_CLIENT_SECRET``, ``META_ACCESS_TOKEN`` ...).
 
-Exit codes: 0 done, 1 refused by the API or unreachable, 2 usage, 3 (migration) some settings are
-still missing.
+Exit codes: 0 done, 1 refused by the API or unreachable, 2 usage.
 """
 
 from __future__ import annotations
@@ -32,10 +31,6 @@ from interlink.cli.api_client import (
     guard,
     print_json,
 )
-from interlink.settings import SettingsError, read_env_file
-from interlink.tenancy.regions import UnknownRegion, region_from_legacy_setting
-
-EXIT_INCOMPLETE = 3  # migration: some settings are still missing
 
 
 @dataclass(frozen=True)
@@ -218,104 +213,6 @@ def cmd_revoke_key(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# -- migration -----------------------------------------------------------------------------------
-def _same(
-    current: Mapping[str, Any] | None, wanted: Mapping[str, str], fields: tuple[Field, ...]
-) -> bool:
-    """Whether the stored section already holds ``wanted`` (secrets compared by their masks)."""
-    if not current:
-        return False
-    for field in fields:
-        value = wanted.get(field.api)
-        expected = ("****" + value[-4:]) if field.secret and value is not None else value
-        if current.get(field.api) != expected:
-            return False
-    return True
-
-
-def cmd_migrate(args: argparse.Namespace) -> int:
-    """Create or complete a tenant from a single-tenant installation's settings, idempotently."""
-    env: dict[str, str] = {}
-    if args.env_file:
-        try:
-            env.update(read_env_file(args.env_file))
-        except SettingsError as exc:
-            raise CliError(str(exc), EXIT_USAGE) from None
-    env.update(os.environ)  # as for `serve`: the environment wins over the file
-    # Migration reads the old settings only: no prompt, so it can run unattended.
-    values = Values(args, env, sys.stdin, prompt=None)
-    api = api_from_args(args)
-    tenant_id = args.tenant_id
-    done: list[str] = []
-    kept: list[str] = []
-    missing: list[str] = []
-    problems: list[str] = []
-
-    region: str | None = None
-    raw_region = env.get("GENESYS_REGION")
-    if raw_region:
-        try:
-            region = region_from_legacy_setting(raw_region)
-        except UnknownRegion as exc:
-            problems.append(f"GENESYS_REGION: {exc}")
-
-    tenant = api.call("GET", f"/api/tenants/{tenant_id}", ok_404=True)
-    if tenant is None:
-        body = {"tenantId": tenant_id, "name": args.name or tenant_id}
-        if region:
-            body["genesysRegion"] = region
-        tenant = api.call("POST", "/api/tenants", body)
-        done.append(f"created tenant {tenant_id}")
-    else:
-        kept.append(f"tenant {tenant_id} exists (version {tenant['version']})")
-        if region and tenant.get("genesysRegion") != region:
-            tenant = api.call("PATCH", f"/api/tenants/{tenant_id}", {"genesysRegion": region})
-            done.append(f"genesysRegion = {region}")
-
-    genesys, genesys_missing = values.section(GENESYS)
-    if region:
-        genesys["region"] = region
-    genesys_missing = [m for m in genesys_missing if m != "GENESYS_REGION"]
-    if not region and tenant.get("genesysRegion"):
-        genesys["region"] = tenant["genesysRegion"]
-    if "region" not in genesys:
-        genesys_missing.append("GENESYS_REGION")
-    if genesys_missing:
-        missing += genesys_missing
-        problems.append("Genesys credentials not set (missing " + ", ".join(genesys_missing) + ")")
-    elif _same(tenant.get("genesys"), genesys, GENESYS) and not args.force:
-        kept.append("Genesys credentials already set")
-    else:
-        api.call("PUT", f"/api/tenants/{tenant_id}/genesys/credentials", genesys)
-        done.append("Genesys credentials (" + ", ".join(f.env[0] for f in GENESYS) + ")")
-
-    whatsapp, whatsapp_missing = values.section(WHATSAPP)
-    if whatsapp_missing:
-        missing += whatsapp_missing
-        problems.append(
-            "WhatsApp configuration not set (missing " + ", ".join(whatsapp_missing) + ")"
-        )
-    elif _same(tenant.get("whatsapp"), whatsapp, WHATSAPP) and not args.force:
-        kept.append("WhatsApp configuration already set")
-    else:
-        api.call("PUT", f"/api/tenants/{tenant_id}/whatsapp/config", whatsapp)
-        done.append("WhatsApp configuration (" + ", ".join(f.env[0] for f in WHATSAPP) + ")")
-
-    for line in done:
-        print(f"set:       {line}")
-    for line in kept:
-        print(f"unchanged: {line}")
-    for line in problems:
-        print(f"missing:   {line}")
-    if missing or problems:
-        print(
-            f"Still to provide: {', '.join(dict.fromkeys(missing)) or 'see above'}; run again once set."
-        )
-        return EXIT_INCOMPLETE
-    print(f"Tenant {tenant_id} is fully configured.")
-    return EXIT_OK
-
-
 # -- wiring --------------------------------------------------------------------------------------
 def register(subparsers: Any) -> None:
     common = connection_options()
@@ -379,18 +276,3 @@ def register(subparsers: Any) -> None:
     p = action("revoke-key", cmd_revoke_key, "revoke a tenant-scoped API key")
     p.add_argument("tenant_id", metavar="TENANT_ID")
     p.add_argument("key_id", metavar="KEY_ID")
-
-    migrate = subparsers.add_parser(
-        "migrate-single-tenant",
-        parents=[common],
-        help="turn a single-tenant installation's settings into a tenant",
-        description="Reads GENESYS_*, META_* and WHATSAPP_* from the environment (and --env-file) "
-        "and creates or completes the tenant through the API. Safe to run again.",
-    )
-    migrate.add_argument("tenant_id", metavar="TENANT_ID")
-    migrate.add_argument("--name", help="display name when the tenant is created")
-    migrate.add_argument("--env-file", help="the old installation's .env file")
-    migrate.add_argument(
-        "--force", action="store_true", help="rewrite sections that look unchanged"
-    )
-    migrate.set_defaults(func=guard(cmd_migrate))

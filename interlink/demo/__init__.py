@@ -9,24 +9,17 @@ arrival is checked, not just printed: the first one that does not come (or comes
 demo with its reason and exit code 1.
 
 :func:`run_demo` does the work and returns a :class:`DemoResult` (with the secrets it generated,
-so a test can check that none of them was printed); the command line only wraps it.
+so a test can check that none of them was printed); ``interlink.cli.demo`` only wraps it.
 """
 
 from __future__ import annotations
 
-import argparse
-import io
-import os
-import signal
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TextIO
 
-import gevent
 import gevent.event
-import greenlet
 import requests
 
 from interlink.demo.play import SCENES, DemoFailure, Play, Scene
@@ -107,47 +100,3 @@ def _keep_running(stack: DemoStack, out: Transcript, until: gevent.event.Event) 
         until.wait()
     except KeyboardInterrupt:
         pass
-
-
-# -- command line -------------------------------------------------------------------------------
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "demo", help="a complete local round trip for two tenants, against the simulators"
-    )
-    parser.add_argument(
-        "--keep-running",
-        action="store_true",
-        help="leave the shard and the simulators up after the round trip, until Ctrl-C",
-    )
-    parser.set_defaults(func=demo_command)
-
-
-def _interrupt(main: greenlet.greenlet) -> None:
-    """Ctrl-C or SIGTERM: ``KeyboardInterrupt`` in the main greenlet, wherever it waits. Thrown
-    from a hub callback (as gevent itself does), not raised here: a handler that raises gets
-    its traceback printed by the hub."""
-    gevent.get_hub().loop.run_callback(main.throw, KeyboardInterrupt)
-
-
-def demo_command(args: argparse.Namespace) -> int:
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout.reconfigure(errors="replace")  # a C-locale terminal still gets every line
-    # SIGTERM ends the demo as Ctrl-C does: the stack is stopped, nothing is left behind.
-    main = greenlet.getcurrent()
-    handlers = [
-        gevent.signal_handler(sig, _interrupt, main) for sig in (signal.SIGTERM, signal.SIGINT)
-    ]
-    try:
-        result = run_demo(sys.stdout, keep_running=args.keep_running)
-    except KeyboardInterrupt:
-        print("interlink demo: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # The reader went away (``| head``): everything is stopped already; keep Python's exit
-        # flush from failing on the same pipe again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
-    finally:
-        for handler in handlers:
-            handler.cancel()
-    return 0 if result.ok else 1

@@ -1,35 +1,60 @@
-"""The one place that assembles the Falcon application from its resources.
+"""The one place that assembles the Falcon application: its middleware, its error handlers and,
+in :func:`routes`, the whole routing of a shard.
 
-Each subsystem's HTTP module exposes ``add_routes(app, services)``; the table below is the whole
-routing of a shard.
+Resources are built here with what they need; they let the failures of the parts below them rise
+to the error handlers of :mod:`interlink.http.errors`, which answer the same way on every route.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import falcon
 
 from interlink.http import control, genesys_webhook, health, media, tenants, whatsapp_webhook
 from interlink.http.auth import AuthMiddleware
-from interlink.http.webhooks import directory
+from interlink.http.errors import StoreErrors
 from interlink.services import Services
 
 log = logging.getLogger(__name__)
 
-RouteModule = Callable[[falcon.App, Services], None]
+Route = tuple[str, Any] | tuple[str, Any, str]  # path, resource[, suffix]
 
-ROUTE_MODULES: list[RouteModule] = [
-    health.add_routes,
-    whatsapp_webhook.add_routes,
-    genesys_webhook.add_routes,
-    media.add_routes,
-    tenants.add_routes,
-    control.add_routes,
-]
+
+def routes(services: Services) -> list[Route]:
+    """Every route of a shard: path, resource, and the responder suffix where one is used."""
+    store, api_keys = services.tenants, services.api_keys
+    whatsapp = whatsapp_webhook.WhatsAppWebhook(services)
+    genesys = genesys_webhook.GenesysWebhook(services)
+    return [
+        # Probes and metrics: no authentication.
+        ("/healthz", health.Liveness(services)),
+        ("/readyz", health.Readiness(services)),
+        ("/metrics", health.Metrics(services)),
+        # Provider webhooks, each with or without the tenant in the path; their own signatures.
+        ("/webhooks/whatsapp", whatsapp),
+        ("/webhooks/whatsapp/{tenant_id}", whatsapp),
+        ("/webhooks/genesys", genesys),
+        ("/webhooks/genesys/{tenant_id}", genesys),
+        # Signed, expiring links to WhatsApp media, fetched by Genesys.
+        ("/media/{token}", media.Media(services)),
+        # The admin API (AuthMiddleware). The literal routes come before {tenantId}: the two
+        # words are reserved as tenant ids.
+        ("/api/tenants", tenants.TenantCollection(store)),
+        ("/api/tenants/by-phone/{phoneNumberId}", tenants.ByPhone(store)),
+        ("/api/tenants/by-integration/{integrationId}", tenants.ByIntegration(store)),
+        ("/api/tenants/{tenantId}", tenants.TenantItem(store)),
+        ("/api/tenants/{tenantId}/genesys/credentials", tenants.GenesysCredentialsResource(store)),
+        ("/api/tenants/{tenantId}/whatsapp/config", tenants.WhatsAppConfigResource(store)),
+        ("/api/tenants/{tenantId}/keys", tenants.Keys(api_keys)),
+        ("/api/tenants/{tenantId}/keys/{keyId}", tenants.KeyItem(api_keys)),
+        # The operator's view into the actor tree, and its commands (AuthMiddleware).
+        ("/control/actors", control.Actors(services)),
+        ("/control/tenants/{tenant_id}/messages", control.TenantMessages(services)),
+        ("/control/shard/messages", control.ShardMessages(services)),
+    ]
 
 
 def _unexpected_error(
@@ -59,7 +84,7 @@ class ForgetChangedTenants:
     ) -> None:
         tenant_id = getattr(req.context, "changed_tenant", None)
         if tenant_id and req_succeeded and req.path.startswith("/api/tenants/"):
-            directory(self.services).invalidate(tenant_id)
+            self.services.directory.invalidate(tenant_id)
 
 
 def _json_errors(req: falcon.Request, resp: falcon.Response, exception: falcon.HTTPError) -> None:
@@ -73,7 +98,7 @@ def _json_errors(req: falcon.Request, resp: falcon.Response, exception: falcon.H
     resp.media = body
 
 
-def create_app(services: Services, *, route_modules: list[RouteModule] | None = None) -> falcon.App:
+def create_app(services: Services) -> falcon.App:
     # Authentication runs before routing for /api/ and /control/ (interlink.http.auth).
     middleware: list[Any] = [AuthMiddleware(services), ForgetChangedTenants(services)]
     app = falcon.App(middleware=middleware)
@@ -83,8 +108,10 @@ def create_app(services: Services, *, route_modules: list[RouteModule] | None = 
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = falcon.media.JSONHandler(
         dumps=json.dumps, loads=json.loads
     )
+    # Falcon picks the handler of the most specific class: these win over the catch-all.
     app.add_error_handler(Exception, _unexpected_error)
+    StoreErrors(services).register(app)
     app.set_error_serializer(_json_errors)
-    for add_routes in route_modules or ROUTE_MODULES:
-        add_routes(app, services)
+    for path, resource, *suffix in routes(services):
+        app.add_route(path, resource, suffix=suffix[0] if suffix else None)
     return app

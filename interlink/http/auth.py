@@ -31,7 +31,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import falcon
-import redis
 
 from interlink.services import Services
 
@@ -215,27 +214,6 @@ def _bucket_of(address: str) -> str:
     return packed[:8].hex() + "::/64"
 
 
-def login_throttle(services: Services) -> LoginThrottle:
-    """This shard's throttle (``services.extras``, so a test may put in one with its own clock).
-
-    ``trusted_proxies`` comes from ``settings.trusted_proxies`` once that setting exists
-    (docs/security.md); until then no proxy is trusted."""
-    found = services.extras.get("login_throttle")
-    if not isinstance(found, LoginThrottle):
-        proxies = getattr(services.settings, "trusted_proxies", ()) or ()
-        if isinstance(proxies, str):
-            proxies = [part.strip() for part in proxies.split(",") if part.strip()]
-        try:
-            found = LoginThrottle(trusted_proxies=proxies)
-        except (TypeError, ValueError):
-            # Settings validate this at start; should a bad value get through, failing closed
-            # (no proxy trusted) beats a 500 on every admin request.
-            log.error("trusted_proxies is not a list of CIDRs; trusting no proxy")
-            found = LoginThrottle()
-        services.extras["login_throttle"] = found
-    return found
-
-
 def _throttled(seconds: float) -> falcon.HTTPTooManyRequests:
     return falcon.HTTPTooManyRequests(
         title="Too many failed logins",
@@ -256,9 +234,9 @@ def authenticate(
     req: falcon.Request, services: Services, throttle: LoginThrottle | None = None
 ) -> Principal:
     """The caller, or 401 (no token, wrong token, revoked key, deleted tenant); 429 after too
-    many wrong tokens from this client or for this key id; 503 if Redis is away (a tenant key
-    cannot be checked then)."""
-    throttle = throttle or login_throttle(services)
+    many wrong tokens from this client or for this key id. Redis being away (a tenant key cannot
+    be checked then) rises to the app's error handler: 503."""
+    throttle = throttle or services.login_throttle
     client = throttle.client_of(req)
     wait = throttle.clients.retry_after(client)
     if wait:
@@ -280,12 +258,7 @@ def authenticate(
             raise _throttled(wait)
     if hmac.compare_digest(_digest(token), _digest(services.admin_token)):
         return OPERATOR
-    try:
-        tenant_id = services.api_keys.check_key(token)
-    except redis.RedisError:
-        raise falcon.HTTPServiceUnavailable(
-            title="Store unavailable", description="Cannot check the key now.", retry_after=1
-        ) from None
+    tenant_id = services.api_keys.check_key(token)
     if tenant_id is None:
         _failed(req, services, throttle, client, key_id)
         raise _unauthorized("The token is not valid.")
@@ -358,4 +331,4 @@ class AuthMiddleware:
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         if is_protected(req.path):
-            req.context.principal = authenticate(req, self.services, login_throttle(self.services))
+            req.context.principal = authenticate(req, self.services)

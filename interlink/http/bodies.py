@@ -9,8 +9,8 @@ import falcon
 
 KIB = 1024
 ADMIN_BODY_LIMIT = 64 * KIB
-GENESYS_BODY_LIMIT = 512_000  # Genesys's own request.bytes.max (reference/genesys.md §5)
-META_BODY_LIMIT = 3 * KIB * KIB  # Meta's largest webhook payload (reference/whatsapp.md §2.3)
+GENESYS_BODY_LIMIT = 512_000  # Genesys's own request.bytes.max
+META_BODY_LIMIT = 3 * KIB * KIB  # Meta's largest webhook payload
 
 
 # The body is left unread (or half read): the connection cannot carry another request.

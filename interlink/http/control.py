@@ -14,18 +14,22 @@ from typing import Any
 import falcon
 import msgpack
 import pykka
-import redis
 
-from interlink.actors.messages import Control, GetTenant, Snapshot, TenantControl
-from interlink.actors.supervisor import SHARD_MESSAGES
-from interlink.actors.tenant import TENANT_MESSAGES
+from interlink.actors.messages import (
+    SHARD_MESSAGES,
+    TENANT_MESSAGES,
+    Control,
+    GetTenant,
+    Snapshot,
+    TenantControl,
+)
 from interlink.http.auth import require_operator
 from interlink.http.bodies import ADMIN_BODY_LIMIT, read_body
+from interlink.http.tenants import tenant_id_param
 from interlink.services import Services
 
 ASK_TIMEOUT = 5.0
 SNAPSHOT_TIMEOUT = 3.0
-TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 DEAD_LETTER_TYPES = ("dead-letters", "replay-dead-letters", "drop-dead-letters")
 MAX_LIMIT = 10_000
 STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
@@ -121,7 +125,8 @@ class _Base:
 
     def ask(self, ref: pykka.ActorRef[Any], message: Any, timeout: float | None = None) -> Any:
         """``ref``'s answer within ``timeout`` (default ``ASK_TIMEOUT``, read at call time), or
-        504 when it is late, 503 when the actor died before answering."""
+        504 when it is late, 503 when the actor died before answering (or, through the app's
+        error handler, when it could not reach the store)."""
         if timeout is None:
             timeout = ASK_TIMEOUT
         try:
@@ -135,12 +140,6 @@ class _Base:
             raise falcon.HTTPServiceUnavailable(
                 title="Actor stopped",
                 description="The actor stopped before answering.",
-                retry_after=1,
-            ) from None
-        except redis.RedisError:
-            raise falcon.HTTPServiceUnavailable(
-                title="Store unavailable",
-                description="The actor could not reach the store.",
                 retry_after=1,
             ) from None
         except ValueError as exc:
@@ -195,22 +194,9 @@ class TenantMessages(_Base):
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, tenant_id: str) -> None:
         require_operator(req)
-        if not TENANT_ID.fullmatch(tenant_id):  # match() lets "acme\n" through
-            raise falcon.HTTPBadRequest(
-                title="Invalid tenant id",
-                description="Tenant ids match ^[a-z0-9][a-z0-9_-]{0,63}$.",
-            )
+        tenant_id_param(tenant_id)
         message, media = decode_message(req, TENANT_MESSAGES)
-        tenants: Any = getattr(self.services, "tenants", None)
-        try:
-            known = tenants is None or tenants.version_of(tenant_id) is not None
-        except redis.RedisError:
-            raise falcon.HTTPServiceUnavailable(
-                title="Store unavailable",
-                description="Cannot look the tenant up now.",
-                retry_after=1,
-            ) from None
-        if not known:
+        if self.services.tenants.version_of(tenant_id) is None:
             raise falcon.HTTPNotFound(
                 title="Unknown tenant", description=f"No tenant {tenant_id!r}."
             )
@@ -260,9 +246,3 @@ class ShardMessages(_Base):
         require_operator(req)
         message, media = decode_message(req, SHARD_MESSAGES)
         reply(resp, media, message, self.ask(self.supervisor(), message, timeout=30.0))
-
-
-def add_routes(app: falcon.App, services: Services) -> None:
-    app.add_route("/control/actors", Actors(services))
-    app.add_route("/control/tenants/{tenant_id}/messages", TenantMessages(services))
-    app.add_route("/control/shard/messages", ShardMessages(services))

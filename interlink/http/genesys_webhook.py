@@ -25,13 +25,11 @@ import falcon
 from interlink.http.bodies import GENESYS_BODY_LIMIT, read_body
 from interlink.http.webhooks import (
     accept_items,
-    directory,
+    known_tenant_id,
     mapped,
     parsed_json,
     refuse_unknown,
     storable_item,
-    unavailable_when_store_down,
-    valid_tenant_id,
 )
 from interlink.mapping.genesys_webhook import (
     GenesysNotification,
@@ -55,7 +53,6 @@ class GenesysWebhook:
     def __init__(self, services: Services) -> None:
         self.services = services
 
-    @unavailable_when_store_down
     def on_post(
         self, req: falcon.Request, resp: falcon.Response, tenant_id: str | None = None
     ) -> None:
@@ -63,7 +60,7 @@ class GenesysWebhook:
         signature = req.get_header(SIGNATURE_HEADER)
         services = self.services
         if tenant_id is not None:
-            valid_tenant_id(tenant_id)
+            known_tenant_id(tenant_id)
             config = self._verified(tenant_id, raw, signature)
             body = parsed_json(services, ROUTE, raw)
             notification = mapped(services, ROUTE, lambda: parse_genesys_notification(body))
@@ -94,13 +91,13 @@ class GenesysWebhook:
             if found is not None:
                 return found
         for integration_id in route.integration_ids:
-            owner = directory(self.services).by_integration(integration_id)
+            owner = self.services.directory.by_integration(integration_id)
             if owner is not None:
                 return owner
         return None
 
     def _verified(self, tenant_id: str, raw: bytes, signature: str | None) -> TenantConfig:
-        config = directory(self.services).config(tenant_id)
+        config = self.services.directory.config(tenant_id)
         if config is None or config.genesys is None:
             refuse_unknown("Unknown or deleted tenant, or no Genesys configuration.")
         assert config is not None and config.genesys is not None
@@ -148,9 +145,3 @@ def _shown(value: str | None, limit: int = 64) -> str | None:
     if value is None:
         return None
     return value[:limit].encode("utf-8", "replace").decode("utf-8")
-
-
-def add_routes(app: falcon.App, services: Services) -> None:
-    resource = GenesysWebhook(services)
-    app.add_route("/webhooks/genesys", resource)
-    app.add_route("/webhooks/genesys/{tenant_id}", resource)

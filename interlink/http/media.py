@@ -1,6 +1,6 @@
 """``GET /media/{token}``: the signed, expiring link through which Genesys fetches a WhatsApp
-user's attachment. The token is the whole capability (INTERFACE.md); the file streams from Meta,
-resolved with the tenant's own access token, and is never stored here."""
+user's attachment. The token is the whole capability (no other credential is asked for); the file
+streams from Meta, resolved with the tenant's own access token, and is never stored here."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from collections.abc import Iterator
 import falcon
 import requests
 
-from interlink.http.webhooks import directory, unavailable_when_store_down
 from interlink.providers.errors import MetaError, ProviderError
 from interlink.providers.meta import GraphClient
 from interlink.providers.session import new_session
@@ -32,7 +31,6 @@ class Media:
     def __init__(self, services: Services) -> None:
         self.services = services
 
-    @unavailable_when_store_down
     def on_get(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
         try:
             link = media_links.verify(token, self.services.secret_keys)
@@ -41,7 +39,7 @@ class Media:
             raise falcon.HTTPForbidden(
                 title="Invalid link", description="The link is invalid or expired."
             ) from None
-        config = directory(self.services).config(link.tenant_id)
+        config = self.services.directory.config(link.tenant_id)
         if config is None or config.whatsapp is None:
             raise falcon.HTTPNotFound(title="Not found", description="The media is not available.")
         session = new_session()
@@ -89,13 +87,9 @@ def _closing(chunks: Iterator[bytes], session: requests.Session) -> Iterator[byt
 
 
 def _meta_unavailable() -> falcon.HTTPServiceUnavailable:
-    """A dependency that is down is a 503 with Retry-After (INTERFACE.md), Genesys retries."""
+    """Meta being down is a 503 with Retry-After: Genesys retries the fetch."""
     return falcon.HTTPServiceUnavailable(
         title="Meta unavailable",
         description="Meta did not provide the media; retry later.",
         retry_after=30,
     )
-
-
-def add_routes(app: falcon.App, services: Services) -> None:
-    app.add_route("/media/{token}", Media(services))

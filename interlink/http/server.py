@@ -154,7 +154,7 @@ class ClientReader(io.RawIOBase):
         # No socket timeout for reads: gevent would start a timer (a Timeout object and a libev
         # watcher) for every blocking recv, i.e. every keep-alive request; the reaper does it.
         # Writes keep one, started only when a send blocks. The attribute, not settimeout():
-        # this runs per request (0.04 µs instead of 0.5 for the pair).
+        # this runs per request, and setting the attribute costs a fraction of the call.
         sock.timeout = None
         waiting[self] = None
         try:
@@ -185,7 +185,7 @@ class ClientReader(io.RawIOBase):
 
 class NoDelayHandler(WSGIHandler):
     """Sets TCP_NODELAY on every accepted connection: without it keep-alive clients stall on the
-    40 ms delayed ACK (measured: 725 req/s instead of 4,700 for the same hello world)."""
+    40 ms delayed ACK (a hello world serves several times fewer requests per second)."""
 
     def __init__(self, sock: socket.socket, address: Any, server: Any, rfile: Any = None) -> None:
         try:

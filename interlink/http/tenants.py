@@ -7,44 +7,30 @@ listing and deleting tenants and issuing or revoking keys need the operator toke
 
 Bodies: strict. A field that is not part of the resource is a 400 naming it (a typo such as
 ``client_secret`` for ``clientSecret`` must not pass silently), a value of the wrong JSON type is a
-400, a body over 64 KiB a 413. Error descriptions name fields, never their values.
+400, a body over 64 KiB a 413. Error descriptions name fields, never their values. The registry's
+refusals (invalid field, unknown tenant, conflicts) and the store being down rise to the app's
+error handlers (``interlink.http.errors``).
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import falcon
-import redis
 
 from interlink.http.auth import principal_of, require_operator, require_tenant
 from interlink.http.bodies import json_body
-from interlink.security.secrets import SecretError
-from interlink.services import Services
 from interlink.store.api_keys import ApiKeys
-from interlink.store.tenants import (
-    DEFAULT_PAGE,
-    MAX_PAGE,
-    IndexConflict,
-    TenantExists,
-    TenantNotFound,
-    TenantStore,
-)
+from interlink.store.tenants import DEFAULT_PAGE, MAX_PAGE, TenantStore
 from interlink.tenancy.validation import (
     GENESYS,
     PLAIN_FIELDS,
     RECORD_FIELDS,
     SETTINGS,
     WHATSAPP,
-    InvalidTenantData,
     is_provider_id,
     is_tenant_id,
 )
-
-log = logging.getLogger(__name__)
 
 PLAIN_NAMES = tuple(f.name for f in PLAIN_FIELDS)
 TENANT_FIELDS = ("tenantId", *PLAIN_NAMES)
@@ -108,38 +94,12 @@ def tenant_id_param(raw: str) -> str:
     return raw
 
 
-@contextmanager
-def store_errors() -> Iterator[None]:
-    """The registry's refusals as HTTP errors; their messages carry no secret by construction."""
-    try:
-        yield
-    except InvalidTenantData as exc:
-        raise falcon.HTTPBadRequest(title="Invalid field", description=str(exc)) from None
-    except TenantNotFound:
-        raise falcon.HTTPNotFound(title="Unknown tenant", description="No such tenant.") from None
-    except TenantExists as exc:
-        raise falcon.HTTPConflict(title="Tenant exists", description=str(exc)) from None
-    except IndexConflict as exc:
-        raise falcon.HTTPConflict(title="Already in use", description=str(exc)) from None
-    except SecretError as exc:
-        # Operator's problem (a master key missing from INTERLINK_SECRET_KEY): say which, loudly.
-        log.error("tenant secret unreadable: %s", exc)
-        raise falcon.HTTPServiceUnavailable(
-            title="Secret unreadable", description=str(exc), retry_after=60
-        ) from None
-    except redis.RedisError:
-        raise falcon.HTTPServiceUnavailable(
-            title="Store unavailable", description="The tenant store is unreachable.", retry_after=1
-        ) from None
-
-
 class _Resource:
     def __init__(self, store: TenantStore) -> None:
         self.store = store
 
     def tenant(self, tenant_id: str) -> dict[str, Any]:
-        with store_errors():
-            view = self.store.get(tenant_id)
+        view = self.store.get(tenant_id)
         if view is None:
             raise falcon.HTTPNotFound(title="Unknown tenant", description="No such tenant.")
         return view
@@ -157,10 +117,9 @@ class TenantCollection(_Resource):
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         require_operator(req)
         body = read_fields(req, TENANT_FIELDS, required=("tenantId", "name"))
-        with store_errors():
-            view = self.store.create(
-                body["tenantId"], **{f.attr: body[f.name] for f in PLAIN_FIELDS if f.name in body}
-            )
+        view = self.store.create(
+            body["tenantId"], **{f.attr: body[f.name] for f in PLAIN_FIELDS if f.name in body}
+        )
         resp.status = falcon.HTTP_201
         resp.location = f"/api/tenants/{view['tenantId']}"
         resp.media = view
@@ -169,8 +128,7 @@ class TenantCollection(_Resource):
         require_operator(req)
         limit = req.get_param_as_int("limit", min_value=1, max_value=MAX_PAGE, default=DEFAULT_PAGE)
         cursor = req.get_param("cursor") or None
-        with store_errors():
-            items, next_cursor = self.store.list_page(limit, cursor)
+        items, next_cursor = self.store.list_page(limit, cursor)
         resp.media = {"items": items, "nextCursor": next_cursor}
 
 
@@ -190,14 +148,12 @@ class TenantItem(_Resource):
             raise falcon.HTTPBadRequest(
                 title="Nothing to change", description=f"Send one of: {', '.join(PATCH_FIELDS)}."
             )
-        with store_errors():
-            resp.media = self.store.update(tenantId, body)
+        resp.media = self.store.update(tenantId, body)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, tenantId: str) -> None:
         require_operator(req)
         tenant_id_param(tenantId)
-        with store_errors():
-            self.store.delete(tenantId)
+        self.store.delete(tenantId)
         resp.status = falcon.HTTP_204
 
 
@@ -215,9 +171,8 @@ class GenesysCredentialsResource(_Resource):
     def on_put(self, req: falcon.Request, resp: falcon.Response, tenantId: str) -> None:
         require_tenant(req, tenant_id_param(tenantId))
         body = read_fields(req, GENESYS.names, required=GENESYS_REQUIRED)
-        with store_errors():
-            body["region"] = body.get("region") or self.store.region_of(tenantId)
-            view = self.store.set_section(tenantId, GENESYS, body)
+        body["region"] = body.get("region") or self.store.region_of(tenantId)
+        view = self.store.set_section(tenantId, GENESYS, body)
         resp.media = view[GENESYS.name]
 
 
@@ -235,8 +190,7 @@ class WhatsAppConfigResource(_Resource):
     def on_post(self, req: falcon.Request, resp: falcon.Response, tenantId: str) -> None:
         require_tenant(req, tenant_id_param(tenantId))
         body = read_fields(req, WHATSAPP.names, required=WHATSAPP.names)
-        with store_errors():
-            view = self.store.set_section(tenantId, WHATSAPP, body)
+        view = self.store.set_section(tenantId, WHATSAPP, body)
         resp.media = view[WHATSAPP.name]
 
     on_put = on_post
@@ -248,8 +202,7 @@ class ByPhone(_Resource):
             raise falcon.HTTPBadRequest(
                 title="Invalid phone number id", description="Letters, digits, '.', ':', '_', '-'."
             )
-        with store_errors():
-            tenant_id = self.store.tenant_for_phone(phoneNumberId)
+        tenant_id = self.store.tenant_for_phone(phoneNumberId)
         resp.media = self.show_own(req, tenant_id)
 
 
@@ -259,8 +212,7 @@ class ByIntegration(_Resource):
             raise falcon.HTTPBadRequest(
                 title="Invalid integration id", description="Letters, digits, '.', ':', '_', '-'."
             )
-        with store_errors():
-            tenant_id = self.store.tenant_for_integration(integrationId)
+        tenant_id = self.store.tenant_for_integration(integrationId)
         resp.media = self.show_own(req, tenant_id)
 
 
@@ -271,8 +223,7 @@ class Keys:
     def on_post(self, req: falcon.Request, resp: falcon.Response, tenantId: str) -> None:
         require_operator(req)
         tenant_id_param(tenantId)
-        with store_errors():
-            issued = self.api_keys.issue_key(tenantId)
+        issued = self.api_keys.issue_key(tenantId)
         resp.status = falcon.HTTP_201
         resp.cache_control = ["no-store"]  # the key is shown this once
         resp.media = {"keyId": issued.key_id, "key": issued.key}
@@ -287,23 +238,9 @@ class KeyItem:
     ) -> None:
         require_operator(req)
         tenant_id_param(tenantId)
-        with store_errors():
-            revoked = self.api_keys.revoke_key(tenantId, keyId)
+        revoked = self.api_keys.revoke_key(tenantId, keyId)
         if not revoked:
             raise falcon.HTTPNotFound(
                 title="Unknown key", description="No such key for this tenant."
             )
         resp.status = falcon.HTTP_204
-
-
-def add_routes(app: falcon.App, services: Services) -> None:
-    store = services.tenants
-    app.add_route("/api/tenants", TenantCollection(store))
-    # The literal routes are added before {tenantId}; the two words are reserved as tenant ids.
-    app.add_route("/api/tenants/by-phone/{phoneNumberId}", ByPhone(store))
-    app.add_route("/api/tenants/by-integration/{integrationId}", ByIntegration(store))
-    app.add_route("/api/tenants/{tenantId}", TenantItem(store))
-    app.add_route("/api/tenants/{tenantId}/genesys/credentials", GenesysCredentialsResource(store))
-    app.add_route("/api/tenants/{tenantId}/whatsapp/config", WhatsAppConfigResource(store))
-    app.add_route("/api/tenants/{tenantId}/keys", Keys(services.api_keys))
-    app.add_route("/api/tenants/{tenantId}/keys/{keyId}", KeyItem(services.api_keys))

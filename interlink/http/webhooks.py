@@ -1,86 +1,42 @@
-"""What the two providers' webhooks share: tenant lookups, refusals, and the durable accept."""
+"""What the two providers' webhooks share: refusals, reading hostile bodies, and the durable accept.
+
+Redis failing under any of it rises to the app's error handlers (``interlink.http.errors``)."""
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, NoReturn, TypeVar, cast
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
 import falcon
 import msgpack
-import redis
 
-from interlink.inbox import BACKLOGGED, DUPLICATE, Entry, InboxUnavailable, Kind
+from interlink.inbox import BACKLOGGED, DUPLICATE, Entry, Kind
 from interlink.mapping.wire import MappingError
-from interlink.security.secrets import SecretError
 from interlink.services import Services
-from interlink.tenancy.directory import TenantDirectory
+from interlink.tenancy.validation import is_tenant_id
 
 log = logging.getLogger(__name__)
 
-TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 RETRY_AFTER_OVERLOADED = 5
-RETRY_AFTER_UNAVAILABLE = 5
 
 # The largest and smallest integers msgpack (the inbox's encoding) can carry.
 _INT_MAX, _INT_MIN = 2**64 - 1, -(2**63)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
-Responder = TypeVar("Responder", bound=Callable[..., None])
 T = TypeVar("T")
 
 CLIENT_ERRORS = "interlink_client_errors_total"
 CLIENT_ERRORS_HELP = "Webhook requests refused as malformed (400), by route and reason."
 
 
-def directory(services: Services) -> TenantDirectory:
-    found = services.extras.get("directory")
-    if found is None:
-        found = services.extras["directory"] = TenantDirectory(services.tenants)
-    assert isinstance(found, TenantDirectory)
-    return found
-
-
-def valid_tenant_id(tenant_id: str) -> None:
-    if not TENANT_ID.fullmatch(tenant_id):  # fullmatch: "$" alone lets a trailing newline in
+def known_tenant_id(tenant_id: str) -> str:
+    """The path's tenant id, or the 404 of an unknown tenant before any lookup."""
+    if not is_tenant_id(tenant_id):
         refuse_unknown("No such tenant.")
-
-
-def store_unavailable() -> falcon.HTTPServiceUnavailable:
-    return falcon.HTTPServiceUnavailable(
-        title="Store unavailable",
-        description="The message store does not answer; retry later.",
-        retry_after=RETRY_AFTER_UNAVAILABLE,
-    )
-
-
-def unavailable_when_store_down(responder: Responder) -> Responder:
-    """Wrap a responder so that Redis failing under a lookup (tenant, phone number, integration,
-    verify token, conversation) is a 503 with ``Retry-After`` — the provider retries — not a 500."""
-
-    @functools.wraps(responder)
-    def wrapper(self: Any, req: falcon.Request, resp: falcon.Response, **params: Any) -> None:
-        try:
-            responder(self, req, resp, **params)
-        except SecretError as exc:
-            # The operator's problem (a master key missing from INTERLINK_SECRET_KEY): the
-            # provider keeps the message and retries; the log says what to fix.
-            log.error("tenant secret unreadable", extra={"route": req.path, "error": str(exc)})
-            raise store_unavailable() from None
-        except redis.RedisError as exc:
-            self.services.metrics.counter(
-                "interlink_webhook_unavailable_total", "Webhooks refused: store down."
-            ).inc()
-            log.warning(
-                "store unavailable for a lookup",
-                extra={"route": req.path, "error": type(exc).__name__},
-            )
-            raise store_unavailable() from None
-
-    return cast(Responder, wrapper)
+    return tenant_id
 
 
 def refuse_unknown(description: str) -> NoReturn:
@@ -144,15 +100,9 @@ class Accepted(NamedTuple):
 
 def accept_items(services: Services, items: Sequence[Entry]) -> Accepted:
     """Store every item (made by :func:`storable_item`) durably, or answer so that the provider
-    retries the whole request: 429 when a tenant has too much unfinished work, 503 when Redis does
-    not answer."""
-    try:
-        results = services.inbox.accept(items)
-    except InboxUnavailable:
-        services.metrics.counter(
-            "interlink_webhook_unavailable_total", "Webhooks refused: store down."
-        ).inc()
-        raise store_unavailable() from None
+    retries the whole request: 429 when a tenant has too much unfinished work; when Redis does not
+    answer, ``InboxUnavailable`` rises to its error handler (503)."""
+    results = services.inbox.accept(items)  # InboxUnavailable: a 503 (interlink.http.errors)
     if BACKLOGGED in results:
         raise falcon.HTTPTooManyRequests(
             title="Tenant overloaded",

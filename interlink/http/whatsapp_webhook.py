@@ -23,13 +23,11 @@ from interlink.http.bodies import META_BODY_LIMIT, read_body
 from interlink.http.webhooks import (
     Accepted,
     accept_items,
-    directory,
+    known_tenant_id,
     mapped,
     parsed_json,
     refuse_unknown,
     storable_item,
-    unavailable_when_store_down,
-    valid_tenant_id,
 )
 from interlink.inbox import Entry, Kind
 from interlink.mapping.meta_webhook import MetaItem, MetaWebhook, read_meta_webhook
@@ -50,7 +48,6 @@ class WhatsAppWebhook:
         self.services = services
 
     # -- GET: Meta's handshake ------------------------------------------------------------------
-    @unavailable_when_store_down
     def on_get(
         self, req: falcon.Request, resp: falcon.Response, tenant_id: str | None = None
     ) -> None:
@@ -61,7 +58,7 @@ class WhatsAppWebhook:
             raise falcon.HTTPForbidden(
                 title="Verification failed", description="Not a valid subscription request."
             )
-        owner = directory(self.services).by_verify_token(token)
+        owner = self.services.directory.by_verify_token(token)
         if owner is None or (tenant_id is not None and owner != tenant_id):
             raise falcon.HTTPForbidden(
                 title="Verification failed", description="The verify token matches no tenant."
@@ -70,15 +67,14 @@ class WhatsAppWebhook:
         resp.text = challenge
 
     # -- POST: notifications --------------------------------------------------------------------
-    @unavailable_when_store_down
     def on_post(
         self, req: falcon.Request, resp: falcon.Response, tenant_id: str | None = None
     ) -> None:
         raw = read_body(req, META_BODY_LIMIT)
         signature = req.get_header(SIGNATURE_HEADER)
-        tenants = directory(self.services)
+        tenants = self.services.directory
         if tenant_id is not None:
-            valid_tenant_id(tenant_id)
+            known_tenant_id(tenant_id)
             config = self._verified(tenants.config(tenant_id), raw, signature)
             webhook = self._read(raw)
         else:
@@ -186,9 +182,3 @@ def _error_code(update: MetaItem) -> int | None:
         return whole_number(update.element.get("code"), "code")
     except MappingError:
         return None
-
-
-def add_routes(app: falcon.App, services: Services) -> None:
-    resource = WhatsAppWebhook(services)
-    app.add_route("/webhooks/whatsapp", resource)
-    app.add_route("/webhooks/whatsapp/{tenant_id}", resource)

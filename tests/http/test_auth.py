@@ -34,7 +34,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def app(services: Services, clock: FakeClock) -> Client:
-    services.extras["login_throttle"] = LoginThrottle(clock=clock)
+    services.login_throttle = LoginThrottle(clock=clock)
     return falcon.testing.TestClient(create_app(services))
 
 
@@ -179,7 +179,7 @@ def test_ipv6_clients_are_bucketed_by_their_64(app: Client, services: Services) 
 def test_x_forwarded_for_is_believed_only_from_a_trusted_proxy(
     services: Services, clock: FakeClock
 ) -> None:
-    services.extras["login_throttle"] = LoginThrottle(clock=clock, trusted_proxies=["10.0.0.0/8"])
+    services.login_throttle = LoginThrottle(clock=clock, trusted_proxies=["10.0.0.0/8"])
     app = falcon.testing.TestClient(create_app(services))
 
     def via(peer: str, forwarded: str, token: str) -> int:

@@ -16,9 +16,13 @@ import pykka
 import pytest
 
 from interlink.actors import RestartPolicy, Supervisor, TenantActor, TreeSpec
-from interlink.actors.messages import Control, GetTenant, TenantChanged
-from interlink.actors.supervisor import SHARD_MESSAGES
-from interlink.actors.tenant import TENANT_MESSAGES
+from interlink.actors.messages import (
+    SHARD_MESSAGES,
+    TENANT_MESSAGES,
+    Control,
+    GetTenant,
+    TenantChanged,
+)
 from interlink.http import control
 from interlink.http.app import create_app
 from interlink.inbox import Entry

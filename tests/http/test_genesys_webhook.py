@@ -506,7 +506,7 @@ def test_a_failed_mapping_lookup_is_503_not_a_guess_from_the_integration_id(
     warm = TenantDirectory(services.tenants)
     assert warm.by_integration(acme.integration_id) == "acme"
     assert warm.config("acme") is not None and warm.config("globex") is not None
-    down.extras["directory"] = warm
+    down.directory = warm
     down.__dict__["inbox"] = Inbox(redis_client, 1)  # only the mapping lookup fails
     client = falcon.testing.TestClient(create_app(down))
     raw = encode(body)
@@ -519,7 +519,7 @@ def test_redis_down_after_the_lookups_is_503(
 ) -> None:
     warm = TenantDirectory(services.tenants)
     assert warm.config("acme") is not None
-    down.extras["directory"] = warm
+    down.directory = warm
     down.inbox.timeout = 2.0
     broken = falcon.testing.TestClient(create_app(down))
     raw = encode(sample("genesys_text", acme.integration_id))

@@ -15,7 +15,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from interlink.http.app import ROUTE_MODULES, create_app
+from interlink.http.app import create_app
 from interlink.http.auth import require_operator
 from interlink.services import Services
 from interlink.store import keys
@@ -537,12 +537,9 @@ def test_require_operator_for_control_routes(services: Services) -> None:
             principal = require_operator(req)
             resp.media = {"operator": principal.operator}
 
-    def probe_routes(app: falcon.App, services: Services) -> None:
-        app.add_route("/control/probe", Probe())
-
-    client = falcon.testing.TestClient(
-        create_app(services, route_modules=[*ROUTE_MODULES, probe_routes])
-    )
+    app = create_app(services)
+    app.add_route("/control/probe", Probe())
+    client = falcon.testing.TestClient(app)
     make_tenant(client, services, "acme")
     key = issue_key(client, services, "acme")
     assert client.simulate_get("/control/probe").status_code == 401
@@ -726,8 +723,9 @@ def test_settings_default_and_are_replaced_whole_by_a_patch(
     }
 
 
+# Not named "settings": that is the shard's Settings fixture the services are built from.
 @pytest.mark.parametrize(
-    "settings",
+    "tenant_settings",
     [
         "fast",
         [],
@@ -747,11 +745,11 @@ def test_settings_default_and_are_replaced_whole_by_a_patch(
     ],
 )
 def test_bad_settings_are_a_400_naming_the_field(
-    client: Client, services: Services, settings: Any
+    client: Client, services: Services, tenant_settings: Any
 ) -> None:
     make_tenant(client, services, "acme")
     result = client.simulate_patch(
-        "/api/tenants/acme", json={"settings": settings}, headers=op(services)
+        "/api/tenants/acme", json={"settings": tenant_settings}, headers=op(services)
     )
     assert result.status_code == 400, result.text
     assert "settings" in result.json["description"]

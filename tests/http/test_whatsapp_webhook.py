@@ -22,7 +22,6 @@ from gevent.pywsgi import WSGIServer
 
 from interlink.http.app import create_app
 from interlink.http.bodies import META_BODY_LIMIT
-from interlink.http.webhooks import directory
 from interlink.inbox import Entry
 from interlink.inbox.entry import decode
 from interlink.security.signatures import genesys_signature, meta_signature
@@ -401,7 +400,7 @@ def test_a_tenant_deleted_while_cached_is_refused_once_its_event_arrives(
     client: Client, services: Services, redis_client: redis.Redis, acme: WaTenant
 ) -> None:
     """As a shard runs it: the directory holds the tenant, the change event drops it."""
-    tenants = directory(services)
+    tenants = services.directory
     listener = ReloadListener(
         redis_client,
         on_change=lambda tenant_id, version, kind: tenants.invalidate(tenant_id),
@@ -869,7 +868,7 @@ def test_redis_down_after_the_lookups_is_503_with_retry_after(
     raw = encode(sample("meta_text", acme.phone))
     warm = TenantDirectory(services.tenants)
     assert warm.by_phone(acme.phone) == "acme" and warm.config("acme") is not None
-    down.extras["directory"] = warm
+    down.directory = warm
     down.inbox.timeout = 2.0
     broken = falcon.testing.TestClient(create_app(down))
     assert_503(post(broken, raw, acme.app_secret))
