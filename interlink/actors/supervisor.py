@@ -35,7 +35,6 @@ from interlink.inbox import Entry
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_PENDING = 1000
-SHARD_MESSAGES = ("ping", "stats", "reload-all", "drain")
 
 ACTIVE, RESTARTING, FAILED, STOPPED = "active", "restarting", "failed", "stopped"
 

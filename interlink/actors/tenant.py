@@ -44,17 +44,6 @@ TOKEN_MANAGER = "token-manager"
 SENDER = "whatsapp-sender"
 CONVERSATION_PREFIX = "conversation:"
 CONFIG_LOAD_ATTEMPTS = 5
-TENANT_MESSAGES = (
-    "ping",
-    "stats",
-    "reload",
-    "stop",
-    "start",
-    "invalidate-token",
-    "replay-dead-letters",
-    "dead-letters",
-    "drop-dead-letters",
-)
 
 
 class TenantFailed(Exception):

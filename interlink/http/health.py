@@ -78,9 +78,3 @@ class Metrics:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = "text/plain; version=0.0.4; charset=utf-8"
         resp.text = self.services.metrics.render()
-
-
-def add_routes(app: falcon.App, services: Services) -> None:
-    app.add_route("/healthz", Liveness(services))
-    app.add_route("/readyz", Readiness(services))
-    app.add_route("/metrics", Metrics(services))

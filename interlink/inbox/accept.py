@@ -118,7 +118,12 @@ class Inbox:
             self._committer_died = time.monotonic()
 
     def close(self) -> None:
-        """Drop the script's connection (the pool's ``disconnect`` does not reach it)."""
+        """Stop the group-commit loop (a request still waiting is answered with
+        :class:`InboxUnavailable`) and drop the script's connection, which the pool's
+        ``disconnect`` does not reach. Called once the listener is closed and drained."""
+        committer, self._committer = self._committer, None  # a stop, not a death: no 503
+        if committer is not None:
+            committer.kill(timeout=1)
         self._accept.close()
 
     def _commit_loop(self) -> None:

@@ -15,6 +15,7 @@ import redis
 import requests
 
 from interlink import settings as settings_module
+from interlink.cli.serve import http_shard
 from interlink.inbox import Entry
 from interlink.runtime import Shard
 from interlink.settings import Settings
@@ -40,7 +41,7 @@ def shard_settings(tmp_path: Path, redis_url: str, redis_client: redis.Redis) ->
 
 @contextmanager
 def running(settings: Settings) -> Iterator[tuple[Shard, str]]:
-    shard = Shard(settings)
+    shard = http_shard(settings)
     try:
         shard.start()
         assert shard.services is not None and shard.server is not None

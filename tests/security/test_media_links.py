@@ -20,7 +20,6 @@ from gevent.pywsgi import WSGIServer
 
 from interlink import settings as settings_module
 from interlink.http.app import create_app
-from interlink.http.webhooks import directory
 from interlink.security import media_links
 from interlink.services import Services
 from interlink.sim.server import SimServer
@@ -424,7 +423,7 @@ def test_a_tenant_deleted_after_a_fetch_is_404_once_its_change_is_heard(
     token = link_for(services, acme, blob.id)
     assert fetch(client, token).status_code == 200
     services.tenants.delete("acme")
-    directory(services).invalidate("acme")  # what the shard's reload listener does on the event
+    services.directory.invalidate("acme")  # what the shard's reload listener does on the event
     assert fetch(client, token).status_code == 404
 
 
