@@ -16,14 +16,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from interlink.cli.api_client import (
-    EXIT_OK,
-    EXIT_USAGE,
-    CliError,
-    api_from_args,
-    connection_options,
-    guard,
-)
+from interlink.cli import api_client
+from interlink.cli.api_client import CliError
 from interlink.cli.tenants import GENESYS, WHATSAPP, Field, Values
 from interlink.settings import SettingsError, read_env_file
 from interlink.tenancy.regions import UnknownRegion, region_from_legacy_setting
@@ -52,11 +46,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         try:
             env.update(read_env_file(args.env_file))
         except SettingsError as exc:
-            raise CliError(str(exc), EXIT_USAGE) from None
+            raise CliError(str(exc), api_client.EXIT_USAGE) from None
     env.update(os.environ)  # as for `serve`: the environment wins over the file
     # Migration reads the old settings only: no prompt, so it can run unattended.
     values = Values(args, env, sys.stdin, prompt=None)
-    api = api_from_args(args)
+    api = api_client.api_from_args(args)
     tenant_id = args.tenant_id
     done: list[str] = []
     kept: list[str] = []
@@ -125,13 +119,13 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         )
         return EXIT_INCOMPLETE
     print(f"Tenant {tenant_id} is fully configured.")
-    return EXIT_OK
+    return api_client.EXIT_OK
 
 
 def register(subparsers: Any) -> None:
     migrate = subparsers.add_parser(
         "migrate-single-tenant",
-        parents=[connection_options()],
+        parents=[api_client.connection_options()],
         help="turn a single-tenant installation's settings into a tenant",
         description="Reads GENESYS_*, META_* and WHATSAPP_* from the environment (and --env-file) "
         "and creates or completes the tenant through the API. Safe to run again.",
@@ -142,4 +136,4 @@ def register(subparsers: Any) -> None:
     migrate.add_argument(
         "--force", action="store_true", help="rewrite sections that look unchanged"
     )
-    migrate.set_defaults(func=guard(cmd_migrate))
+    migrate.set_defaults(func=api_client.guard(cmd_migrate))

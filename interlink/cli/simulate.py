@@ -16,6 +16,7 @@ from typing import Any
 import gevent
 import gevent.event
 
+from interlink.sim.control import NUMBER_OPTIONS
 from interlink.sim.server import SimServer
 from interlink.sim.state import SimState
 
@@ -52,20 +53,7 @@ def load_world(state: SimState, world: dict[str, Any]) -> None:
             number["phoneNumberId"],
             access_token=number["accessToken"],
             app_secret=number["appSecret"],
-            **{
-                key: number[wire]
-                for wire, key in (
-                    ("displayPhoneNumber", "display_phone_number"),
-                    ("wabaId", "waba_id"),
-                    ("webhookUrl", "webhook_url"),
-                    ("enforceWindow", "enforce_window"),
-                    ("windowFailure", "window_failure"),
-                    ("throughputMps", "throughput_mps"),
-                    ("pairRate", "pair_rate"),
-                    ("autoStatuses", "auto_statuses"),
-                )
-                if wire in number
-            },
+            **{key: number[wire] for wire, key in NUMBER_OPTIONS if wire in number},
         )
 
 

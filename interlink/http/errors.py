@@ -10,6 +10,7 @@ be read is named to them (the operator fixes it), never to a provider.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import falcon
@@ -41,10 +42,12 @@ class StoreErrors:
         app.add_error_handler(redis.RedisError, self.store_down)
         app.add_error_handler(InboxUnavailable, self.store_down)
         app.add_error_handler(SecretError, self.secret_unreadable)
-        app.add_error_handler(InvalidTenantData, invalid_tenant_data)
-        app.add_error_handler(TenantNotFound, tenant_not_found)
-        app.add_error_handler(TenantExists, tenant_exists)
-        app.add_error_handler(IndexConflict, index_conflict)
+        app.add_error_handler(InvalidTenantData, answer(falcon.HTTPBadRequest, "Invalid field"))
+        app.add_error_handler(
+            TenantNotFound, answer(falcon.HTTPNotFound, "Unknown tenant", "No such tenant.")
+        )
+        app.add_error_handler(TenantExists, answer(falcon.HTTPConflict, "Tenant exists"))
+        app.add_error_handler(IndexConflict, answer(falcon.HTTPConflict, "Already in use"))
 
     def store_down(
         self, req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any
@@ -83,26 +86,16 @@ def _provider_retry_later() -> falcon.HTTPServiceUnavailable:
     )
 
 
-def invalid_tenant_data(
-    req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any
-) -> NoReturn:
-    """``str(ex)`` names the field, never its value."""
-    raise falcon.HTTPBadRequest(title="Invalid field", description=str(ex))
+ErrorHandler = Callable[[falcon.Request, falcon.Response, Exception, Any], NoReturn]
 
 
-def tenant_not_found(
-    req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any
-) -> NoReturn:
-    raise falcon.HTTPNotFound(title="Unknown tenant", description="No such tenant.")
+def answer(
+    error: Callable[..., falcon.HTTPError], title: str, description: str | None = None
+) -> ErrorHandler:
+    """A handler that answers ``error`` with ``title``, and ``description`` or else the
+    exception's own text (the tenant errors name a field or an id, never a value)."""
 
+    def handle(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> NoReturn:
+        raise error(title=title, description=description or str(ex))
 
-def tenant_exists(
-    req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any
-) -> NoReturn:
-    raise falcon.HTTPConflict(title="Tenant exists", description=str(ex))
-
-
-def index_conflict(
-    req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any
-) -> NoReturn:
-    raise falcon.HTTPConflict(title="Already in use", description=str(ex))
+    return handle

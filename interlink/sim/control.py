@@ -40,6 +40,19 @@ from interlink.sim.state import SimState
 from interlink.sim.web import parse_json
 from interlink.sim.whatsapp_payloads import WhatsAppUser
 
+# A business number's options: their names on the wire (control API, simulate's config file)
+# and as keyword arguments of MetaWorld.add_number.
+NUMBER_OPTIONS = (
+    ("displayPhoneNumber", "display_phone_number"),
+    ("wabaId", "waba_id"),
+    ("webhookUrl", "webhook_url"),
+    ("enforceWindow", "enforce_window"),
+    ("windowFailure", "window_failure"),
+    ("throughputMps", "throughput_mps"),
+    ("pairRate", "pair_rate"),
+    ("autoStatuses", "auto_statuses"),
+)
+
 CONTROL_BODY_LIMIT = 64 * 1024 * 1024
 
 
@@ -237,16 +250,7 @@ class MetaNumbersResource:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = _body(req)
         options: dict[str, Any] = {}
-        for wire, name in (
-            ("displayPhoneNumber", "display_phone_number"),
-            ("wabaId", "waba_id"),
-            ("webhookUrl", "webhook_url"),
-            ("enforceWindow", "enforce_window"),
-            ("windowFailure", "window_failure"),
-            ("throughputMps", "throughput_mps"),
-            ("pairRate", "pair_rate"),
-            ("autoStatuses", "auto_statuses"),
-        ):
+        for wire, name in NUMBER_OPTIONS:
             if wire in body:
                 options[name] = body[wire]
         number = _lookup(

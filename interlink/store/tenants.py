@@ -188,14 +188,7 @@ class TenantStore:
         """Remove the tenant, its indexes and API keys; publish ``deleted``. Returns the version
         announced in the event. TenantNotFound if it does not exist."""
         result = self._delete(
-            keys=[
-                keys.tenant(tenant_id),
-                keys.tenant_ids(),
-                keys.index_phone(),
-                keys.index_integration(),
-                keys.index_verify_token(),
-                keys.tenant_api_keys(tenant_id),
-            ],
+            keys=[*_record_keys(tenant_id), keys.tenant_api_keys(tenant_id)],
             args=[tenant_id, keys.tenant_events(), keys.api_key("")],
         )
         if result[0] == b"missing":
@@ -223,13 +216,7 @@ class TenantStore:
         for field, value in fields.items():
             args += [field, value]
         result = self._write(
-            keys=[
-                keys.tenant(tenant_id),
-                keys.tenant_ids(),
-                keys.index_phone(),
-                keys.index_integration(),
-                keys.index_verify_token(),
-            ],
+            keys=_record_keys(tenant_id),
             args=args,
         )
         outcome = result[0]
@@ -365,3 +352,14 @@ def _decoded(raw: Mapping[bytes | str, bytes | str]) -> dict[str, str] | None:
     """A record as text; None when there is none (every record has a ``version``)."""
     record = {as_text(k): as_text(v) for k, v in raw.items()}
     return record if "version" in record else None
+
+
+def _record_keys(tenant_id: str) -> list[str]:
+    """What a write of the tenant's record touches: the record, the id set, the three indexes."""
+    return [
+        keys.tenant(tenant_id),
+        keys.tenant_ids(),
+        keys.index_phone(),
+        keys.index_integration(),
+        keys.index_verify_token(),
+    ]

@@ -22,18 +22,20 @@ from interlink.actors.actor import describe
 from interlink.actors.flows.common import FlowContext, GiveUp
 from interlink.actors.whatsapp_sender import Send, Upload
 from interlink.inbox import Entry
-from interlink.mapping import identity
-from interlink.mapping.genesys_webhook import GenesysAttachment, parse_genesys_notification
-from interlink.mapping.outbound import (
+from interlink.mapping import (
+    GenesysAttachment,
+    MappingError,
     MediaRejected,
+    failed_receipt,
+    genesys_reason,
+    identity,
     media_limit,
+    parse_genesys_notification,
     template_send,
     to_meta_sends,
     with_media_id,
     within_service_window,
 )
-from interlink.mapping.receipts import failed_receipt, genesys_reason
-from interlink.mapping.wire import MappingError
 from interlink.providers.errors import MetaError, SendUncertain, TransientError
 from interlink.providers.genesys import download_attachment, genesys_download_hosts
 from interlink.store.conversations import ConversationStore

@@ -15,8 +15,8 @@ from interlink.providers.genesys.wire import (
     RETRY_STATUSES,
     Timeout,
     correlation_id,
+    retry_later,
 )
-from interlink.providers.retry import parse_retry_after
 from interlink.settings import Settings
 
 DEFAULT_MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
@@ -124,12 +124,7 @@ def _read_body(response: requests.Response, max_bytes: int) -> tuple[bytes, str]
     status = response.status_code
     cid = correlation_id(response)
     if status in RETRY_STATUSES:
-        raise TransientError(
-            f"attachment download answered {status}",
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
-            status=status,
-            correlation_id=cid,
-        )
+        raise retry_later(response, f"attachment download answered {status}")
     if status != 200:
         raise PermanentError(status, None, "attachment download refused", correlation_id=cid)
     declared = response.headers.get("Content-Length")

@@ -20,8 +20,8 @@ from interlink.providers.genesys.wire import (
     Timeout,
     correlation_id,
     json_body,
+    retry_later,
 )
-from interlink.providers.retry import parse_retry_after
 from interlink.tenancy.config import GenesysCredentials, mask
 
 log = logging.getLogger(__name__)
@@ -119,12 +119,7 @@ def fetch_token(
             correlation_id=cid,
         )
     if status in RETRY_STATUSES:
-        raise TransientError(
-            f"token request answered {status}: {text}",
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
-            status=status,
-            correlation_id=cid,
-        )
+        raise retry_later(response, f"token request answered {status}: {text}")
     raise PermanentError(status, error, f"token request to {url}: {text}", correlation_id=cid)
 
 

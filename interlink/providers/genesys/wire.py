@@ -7,6 +7,9 @@ from typing import Any
 
 import requests
 
+from interlink.providers.errors import TransientError
+from interlink.providers.retry import parse_retry_after
+
 Timeout = float | tuple[float, float]
 
 DEFAULT_TIMEOUT: Timeout = (5.0, 20.0)
@@ -31,3 +34,13 @@ def json_body(response: requests.Response) -> Any:
         return response.json()
     except ValueError:
         return None
+
+
+def retry_later(response: requests.Response, message: str) -> TransientError:
+    """The error of an answer in ``RETRY_STATUSES``: retried after its ``Retry-After``."""
+    return TransientError(
+        message,
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        status=response.status_code,
+        correlation_id=correlation_id(response),
+    )
