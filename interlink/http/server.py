@@ -267,7 +267,11 @@ class ShardHandler(NoDelayHandler):
             super().run_application()
         finally:
             body = self.wsgi_input
-            if self.reader.timed_out or getattr(body, "_chunked_input_error", False):
+            if (
+                self.reader.timed_out
+                or self.server.stopping
+                or getattr(body, "_chunked_input_error", False)
+            ):
                 self.close_connection = True
             if self.close_connection:
                 # gevent would read the rest of the body to keep the connection usable; it is
@@ -296,6 +300,8 @@ class ShardServer(WSGIServer):
             error_log=logging.getLogger("interlink.http"),
         )
         self._reaper: gevent.Greenlet | None = None
+        # Set by stop(): a request answered from then on closes its connection.
+        self.stopping = False
 
     def start(self) -> None:
         super().start()
@@ -303,6 +309,16 @@ class ShardServer(WSGIServer):
             self._reaper = gevent.spawn(self._reap)
 
     def stop(self, timeout: float | None = None) -> None:
+        """Stop accepting, close every kept-alive connection that waits for its next request
+        (it would otherwise hold the stop for ``timeout``: a proxy keeps such connections), and
+        give requests in flight until ``timeout`` to finish; each closes its connection after
+        its answer."""
+        self.stopping = True
+        self.stop_accepting()
+        idle = [reader for reader in self.waiting_kept if reader.request_window]
+        for reader in idle:
+            del self.waiting_kept[reader]
+            reader.expire(evicted=True)
         if self._reaper is not None:
             self._reaper.kill(block=False)
             self._reaper = None

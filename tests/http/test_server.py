@@ -316,3 +316,20 @@ def test_the_connection_bound_stays_below_the_open_file_limit() -> None:
     assert connection_bound(1000, 10) == 1
     soft = raise_file_limit()
     assert soft == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def test_stopping_closes_idle_kept_alive_connections_at_once(services: Services) -> None:
+    """A proxy keeps connections alive between requests; a stop must not wait for them."""
+    server = ShardServer(("127.0.0.1", 0), create_app(services), PATIENT)
+    server.start()
+    try:
+        idle = socket.create_connection(server.address[:2])
+        idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert statuses(idle.recv(65536)) == [200]  # served once, now waits for its next request
+        started = time.monotonic()
+        server.stop(timeout=10)
+        assert time.monotonic() - started < 1.0
+        assert idle.recv(1) == b""  # closed by the server
+        idle.close()
+    finally:
+        server.stop(timeout=0)
