@@ -59,6 +59,8 @@ THROUGHPUT_UPGRADE_WAIT = 60.0
 """Seconds to wait after 131057 (number in throughput upgrade, "up to a minute") without a
 ``Retry-After``."""
 
+PHONE_NUMBER_FIELDS = "display_phone_number,verified_name,quality_rating"
+"""What ``GraphClient.phone_number`` asks Graph for."""
 RETRY_SEND_STATUSES = frozenset({429, 500, 502, 503, 504})
 _CHUNK = 64 * 1024
 
@@ -340,6 +342,21 @@ class GraphClient:
         if not isinstance(media_id, str) or not media_id:
             raise TransientError("graph upload answered without a media id", status=200)
         return media_id
+
+    def phone_number(self, fields: str = PHONE_NUMBER_FIELDS) -> dict[str, Any]:
+        """``GET {graph_base}/{phone_number_id}?fields=...``: the number as Graph sees it with
+        this token (``display_phone_number``, ``verified_name``, ``quality_rating``). A wrong
+        token is a :class:`MetaError` (190), a number the token cannot see one with code 100."""
+        return self._call(
+            "GET", self._url(self.phone_number_id), "phone_number", params={"fields": fields}
+        )
+
+    def subscribed_apps(self, waba_id: str) -> list[dict[str, Any]]:
+        """``GET {graph_base}/{waba_id}/subscribed_apps``: the apps receiving the account's
+        webhooks (``data[].whatsapp_business_api_data``)."""
+        data = self._call("GET", self._url(waba_id, "subscribed_apps"), "subscribed_apps")
+        apps = data.get("data")
+        return [a for a in apps if isinstance(a, dict)] if isinstance(apps, list) else []
 
     def _call(self, method: str, url: str, what: str, **kwargs: Any) -> dict[str, Any]:
         """An idempotent (or harmless to repeat) call: network failures are transient."""

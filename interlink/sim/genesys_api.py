@@ -5,6 +5,8 @@ URL shapes (``{region}`` is a region domain such as ``mypurecloud.ie``):
 - ``POST /genesys/{region}/login/oauth/token`` — ``https://login.{region}/oauth/token``
 - ``POST /genesys/{region}/api/api/v2/conversations/messages/{integrationId}/inbound/open/{message|receipt|event}``
   — ``https://api.{region}/api/v2/...``
+- ``GET /genesys/{region}/api/api/v2/conversations/messaging/integrations/open/{integrationId}``
+  — the integration (``createStatus: Completed``), to a token of its org only
 - ``GET /genesys/{region}/api-downloads/api/v2/downloads/{downloadId}`` — the agent attachment
   URL (``https://api-downloads.{region}/api/v2/downloads/{id}``); answers 302 to a signed URL
   ``/genesys/{region}/api-downloads/signed/{downloadId}?expires=&signature=`` that serves the
@@ -185,6 +187,41 @@ class InboundResource:
             }
 
 
+class IntegrationResource:
+    """``GET …/api/v2/conversations/messaging/integrations/open/{integrationId}``: the
+    integration, to a token of its org; another org's integration is as unknown as one that
+    does not exist (404: entities are scoped to the token's org)."""
+
+    def __init__(self, state: SimState) -> None:
+        self.state = state
+
+    def on_get(
+        self, req: falcon.Request, resp: falcon.Response, region: str, integration_id: str
+    ) -> None:
+        resp.set_header("ININ-Correlation-Id", str(uuid.uuid4()))
+        genesys = self.state.genesys
+        org = genesys.org_for_integration(integration_id)
+        serve_as(req, "genesys.integration", org.org_id if org else "")
+        if apply_fault(self.state, req, resp, "genesys.integration", req.context.sim_tenant):
+            return
+        issued = genesys.authenticate(req.get_header("Authorization"), region)
+        if isinstance(issued, gs.Refusal):
+            genesys_answer(resp, issued.status, issued.code, issued.message)
+            return
+        if org is None or org.org_id != issued.org_id or org.region != region:
+            genesys_answer(resp, 404, "not.found", f"Integration {integration_id} not found.")
+            return
+        resp.media = {
+            "id": integration_id,
+            "name": f"{org.org_id} open messaging",
+            "outboundNotificationWebhookUrl": org.webhook_url or "",
+            "recipient": {"id": integration_id},
+            "status": "Active",
+            "createStatus": "Completed",
+            "selfUri": f"/api/v2/conversations/messaging/integrations/open/{integration_id}",
+        }
+
+
 class DownloadResource:
     """``GET …/api-downloads/api/v2/downloads/{id}`` → 302 to a signed, expiring URL."""
 
@@ -244,6 +281,10 @@ def add_routes(app: falcon.App, state: SimState) -> None:
     prefix = "/genesys/{region}/api/api/v2/conversations/messages/{integration_id}/inbound/open/"
     for what in InboundResource.CHECKS:
         app.add_route(prefix + what, InboundResource(state, what))
+    app.add_route(
+        "/genesys/{region}/api/api/v2/conversations/messaging/integrations/open/{integration_id}",
+        IntegrationResource(state),
+    )
     app.add_route(
         "/genesys/{region}/api-downloads/api/v2/downloads/{download_id}", DownloadResource(state)
     )

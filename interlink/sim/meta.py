@@ -86,6 +86,8 @@ class MetaNumber:
     app_secret: str = field(repr=False)
     display_phone_number: str = "15550000000"
     waba_id: str = "100000000000000"
+    verified_name: str = "Interlink Test"
+    quality_rating: str = "GREEN"
     webhook_url: str | None = None
     enforce_window: bool = False
     window_failure: str = "sync"

@@ -6,6 +6,8 @@ URL shapes (``{version}`` is any ``vNN.0``; interlink's ``INTERLINK_META_GRAPH_U
 - ``POST /meta/{version}/{phone-number-id}/messages``
 - ``POST /meta/{version}/{phone-number-id}/media`` (multipart: ``messaging_product``, ``file``, ``type``)
 - ``GET|DELETE /meta/{version}/{media-id}[?phone_number_id=]``
+- ``GET /meta/{version}/{phone-number-id}[?fields=]`` (the number: ``display_phone_number``,
+  ``verified_name``, ``quality_rating``) and ``GET /meta/{version}/{waba-id}/subscribed_apps``
 - ``GET /meta/lookaside/whatsapp_business/attachments/?mid=&ext=&hash=`` — the download URL
   ``GET /{media-id}`` hands out (``https://lookaside.fbsbx.com/...`` in real life): needs the
   same Bearer token (401 without, code 190), expires after ``state.meta.media_url_ttl`` (404).
@@ -215,6 +217,9 @@ class MediaResource:
     def on_get(
         self, req: falcon.Request, resp: falcon.Response, version: str, node_id: str
     ) -> None:
+        if node_id in self.state.meta.numbers:
+            self._phone_number(req, resp, node_id)
+            return
         media_id = node_id
         blob = self._find(req, resp, media_id, "meta.media.get")
         if blob is None:
@@ -229,6 +234,28 @@ class MediaResource:
             "id": blob.id,
         }
 
+    def _phone_number(self, req: falcon.Request, resp: falcon.Response, node_id: str) -> None:
+        """``GET /{phone-number-id}[?fields=]``: only with that number's token (190 for an
+        unknown token, 100/33 for another number's, as for every object a token cannot see)."""
+        serve_as(req, "meta.phone_number", node_id)
+        if apply_fault(self.state, req, resp, "meta.phone_number", node_id):
+            return
+        number = self.state.meta.authorize(req.get_header("Authorization"), node_id)
+        if isinstance(number, GraphRefusal):
+            _refuse(resp, _as_get(number))
+            return
+        info = {
+            "display_phone_number": number.display_phone_number,
+            "verified_name": number.verified_name,
+            "quality_rating": number.quality_rating,
+            "code_verification_status": "VERIFIED",
+            "platform_type": "CLOUD_API",
+        }
+        wanted = [f for f in (req.get_param("fields") or "").split(",") if f]
+        if wanted:
+            info = {k: v for k, v in info.items() if k in wanted}
+        resp.media = {**info, "id": number.phone_number_id}
+
     def on_delete(
         self, req: falcon.Request, resp: falcon.Response, version: str, node_id: str
     ) -> None:
@@ -238,6 +265,51 @@ class MediaResource:
             return
         self.state.meta.media.pop(blob.id, None)
         resp.media = {"success": True}
+
+
+class SubscribedAppsResource:
+    """``GET /{waba-id}/subscribed_apps``: the app of the account's numbers, when it has a
+    webhook URL, with a token of one of the account's numbers."""
+
+    def __init__(self, state: SimState) -> None:
+        self.state = state
+
+    def on_get(
+        self, req: falcon.Request, resp: falcon.Response, version: str, node_id: str
+    ) -> None:
+        serve_as(req, "meta.subscribed_apps", node_id)
+        if apply_fault(self.state, req, resp, "meta.subscribed_apps", node_id):
+            return
+        number = self.state.meta.number_for_token(req.get_header("Authorization"))
+        if number is None:
+            graph_answer(resp, 190)
+            return
+        if number.waba_id != node_id:
+            _refuse(resp, _unknown_object(node_id))
+            return
+        subscribed = any(
+            n.webhook_url for n in self.state.meta.numbers.values() if n.waba_id == node_id
+        )
+        app = {"whatsapp_business_api_data": {"id": "1" + node_id[-8:], "name": "interlink"}}
+        resp.media = {"data": [app] if subscribed else []}
+
+
+def _unknown_object(node_id: str) -> GraphRefusal:
+    return GraphRefusal(
+        100,
+        f"Unsupported get request. Object with ID '{node_id}' does not exist, cannot be loaded "
+        "due to missing permissions, or does not support this operation.",
+        subcode=33,
+    )
+
+
+def _as_get(refusal: GraphRefusal) -> GraphRefusal:
+    """``authorize`` words its refusal for a post; a GET names itself."""
+    if refusal.details and refusal.details.startswith("Unsupported post request."):
+        return GraphRefusal(
+            refusal.code, refusal.details.replace("post", "get", 1), refusal.subcode
+        )
+    return refusal
 
 
 class MediaDownloadResource:
@@ -271,4 +343,5 @@ def add_routes(app: falcon.App, state: SimState) -> None:
     app.add_route("/meta/lookaside/whatsapp_business/attachments", MediaDownloadResource(state))
     app.add_route("/meta/{version}/{node_id}/messages", MessagesResource(state))
     app.add_route("/meta/{version}/{node_id}/media", MediaUploadResource(state))
+    app.add_route("/meta/{version}/{node_id}/subscribed_apps", SubscribedAppsResource(state))
     app.add_route("/meta/{version}/{node_id}", MediaResource(state))

@@ -129,6 +129,41 @@ class OpenMessagingClient:
         """Post a typing event (``{"channel": {...}, "events": [{"eventType": "Typing"}]}``)."""
         return self._post("event", body)
 
+    def get_integration(self) -> dict[str, Any]:
+        """``GET {api_base}/api/v2/conversations/messaging/integrations/open/{integrationId}``,
+        once, with the current token: the integration (``id``, ``name``, ``status``,
+        ``createStatus``, ...). :class:`AuthError` for a 401, :class:`PermanentError` for other
+        refusals (404 ``not.found``), :class:`TransientError` for network failures and 5xx."""
+        url = (
+            f"{self.api_base}/api/v2/conversations/messaging/integrations/open/"
+            f"{self.integration_id}"
+        )
+        token = self._token_provider()
+        try:
+            response = self.session.get(
+                url,
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                timeout=self.timeout,
+            )
+        except requests.RequestException as exc:
+            raise TransientError(f"integration lookup failed: {type(exc).__name__}") from exc
+        cid = correlation_id(response)
+        status = response.status_code
+        if status == 200:
+            result = json_body(response)
+            return result if isinstance(result, dict) else {}
+        code, message = _api_error(json_body(response), response.text)
+        message = scrub(message, token)
+        if status == 401:
+            raise AuthError(status, code, message, correlation_id=cid)
+        if status in RETRY_STATUSES:
+            raise TransientError(
+                f"integration lookup answered {status}: {message}",
+                status=status,
+                correlation_id=cid,
+            )
+        raise PermanentError(status, code, message, correlation_id=cid)
+
     def _post(self, kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
         url = self.url(kind)
         reauthenticated = False
