@@ -9,7 +9,7 @@ in order, from ``--secrets-stdin`` (``NAME=value`` lines on stdin), from its env
 or from a hidden prompt when stdin is a terminal. The variable names are those of the old
 single-tenant installation (``GENESYS_CLIENT_SECRET``, ``META_ACCESS_TOKEN`` ...).
 
-Exit codes: 0 done, 1 refused by the API or unreachable, 2 usage.
+Exit codes: 0 done, 1 refused by the API or unreachable (``check``: or a check failed), 2 usage.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from interlink.cli.api_client import (
+    EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     CliError,
@@ -213,6 +214,23 @@ def cmd_revoke_key(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def check_lines(answer: dict[str, Any]) -> list[str]:
+    """One line per check: ``ok``, ``FAIL`` or ``-`` (could not be checked), name, detail."""
+    lines = []
+    for check in answer.get("checks") or []:
+        ok = check.get("ok")
+        mark = "ok" if ok is True else "FAIL" if ok is False else "-"
+        lines.append(f"{mark:<4} {check.get('name', '?'):<20} {check.get('detail', '')}")
+    return lines
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    answer = api_from_args(args).call("POST", f"/api/tenants/{args.tenant_id}/check")
+    for line in check_lines(answer):
+        print(line)
+    return EXIT_OK if answer.get("ok") is True else EXIT_FAILED
+
+
 # -- wiring --------------------------------------------------------------------------------------
 def register(subparsers: Any) -> None:
     common = connection_options()
@@ -269,6 +287,9 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="read META_ACCESS_TOKEN=, META_APP_SECRET=, META_VERIFY_TOKEN= lines from stdin",
     )
+
+    p = action("check", cmd_check, "prove the tenant's setup against Genesys and Meta")
+    p.add_argument("tenant_id", metavar="TENANT_ID")
 
     p = action("issue-key", cmd_issue_key, "issue a tenant-scoped API key (shown once)")
     p.add_argument("tenant_id", metavar="TENANT_ID")
