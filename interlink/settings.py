@@ -55,6 +55,9 @@ class Settings:
     genesys_api_url: str = DEFAULT_GENESYS_API_URL
     log_level: str = "INFO"
     log_format: str = "json"
+    # One log line per request (interlink.telemetry.logs.RequestLog); off: a busy shard's log is
+    # mostly requests, and the metrics count them already.
+    access_log: bool = False
     shutdown_timeout: float = 10.0
     # The HTTP server's defences against hostile connections (interlink.http.server).
     http_max_connections: int = 1000
@@ -81,7 +84,7 @@ KNOWN = frozenset(
     PREFIX + name
     for name in (
         "HOST PORT REDIS_URL DATA_DIR ADMIN_TOKEN SECRET_KEY SHARD_ID SHARD_COUNT PUBLIC_URL "
-        "META_GRAPH_URL GENESYS_LOGIN_URL GENESYS_API_URL LOG_LEVEL LOG_FORMAT SHUTDOWN_TIMEOUT "
+        "META_GRAPH_URL GENESYS_LOGIN_URL GENESYS_API_URL LOG_LEVEL LOG_FORMAT ACCESS_LOG SHUTDOWN_TIMEOUT "
         "HTTP_MAX_CONNECTIONS HTTP_HEADER_TIMEOUT HTTP_BODY_TIMEOUT HTTP_IDLE_TIMEOUT "
         "TRUSTED_PROXIES "
         # Read by the CLI and the test suite, not by the shard; known so that they raise no warning.
@@ -155,6 +158,7 @@ def load(
         genesys_api_url=_url("GENESYS_API_URL", get("GENESYS_API_URL"), DEFAULT_GENESYS_API_URL),
         log_level=log_level,
         log_format=log_format,
+        access_log=_flag("ACCESS_LOG", get("ACCESS_LOG"), False),
         shutdown_timeout=shutdown_timeout,
         http_max_connections=_int(
             "HTTP_MAX_CONNECTIONS", get("HTTP_MAX_CONNECTIONS"), 1000, 1, 1_000_000
@@ -186,6 +190,15 @@ def _secret_keys(raw: str | None) -> tuple[bytes, ...]:
         raise SettingsError(
             PREFIX + "SECRET_KEY", "one or more comma-separated urlsafe-base64 keys of 32 bytes"
         ) from None
+
+
+def _flag(name: str, raw: str | None, default: bool) -> bool:
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value not in ("true", "false"):
+        raise SettingsError(PREFIX + name, "true | false", raw[:40])
+    return value == "true"
 
 
 def _int(name: str, raw: object, default: int, low: int, high: int) -> int:

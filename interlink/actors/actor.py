@@ -21,6 +21,7 @@ import pykka
 
 from interlink.actors.messages import Salvaged
 from interlink.actors.supervision import ChildStatus
+from interlink.telemetry import logs
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,23 @@ class Actor(pykka.ThreadingActor):
     def _start_actor_loop(self) -> None:
         # A bare greenlet, not a monkey-patched ``threading.Thread`` around one: the Thread's own
         # locks and events cost about a third of an idle actor's memory.
-        gevent.spawn(self._actor_loop)
+        gevent.spawn(self._logged_actor_loop)
+
+    def _logged_actor_loop(self) -> None:
+        # A greenlet starts with an empty context of its own: binding the tenant once here puts
+        # it on every line the actor logs (its handlers, the provider calls they make) for free.
+        tenant = self.log_tenant()
+        if tenant is not None:
+            logs.bind(tenant)
+        self._actor_loop()
+
+    def log_tenant(self) -> str | None:
+        """The tenant this actor works for, if any: a ``tenant_id`` of its own or of its
+        ``config`` (the tenant actor, its conversations and workers)."""
+        tenant = getattr(self, "tenant_id", None) or getattr(
+            getattr(self, "config", None), "tenant_id", None
+        )
+        return tenant if isinstance(tenant, str) else None
 
     @staticmethod
     def _create_future() -> pykka.Future[Any]:

@@ -13,18 +13,11 @@ from typing import Any
 
 import falcon
 
-from interlink.http import (
-    control,
-    genesys_webhook,
-    health,
-    media,
-    tenant_check,
-    tenants,
-    whatsapp_webhook,
-)
+from interlink.http import control, genesys_webhook, health, media, tenants, whatsapp_webhook
 from interlink.http.auth import AuthMiddleware
 from interlink.http.errors import StoreErrors
 from interlink.services import Services
+from interlink.telemetry import logs
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +51,6 @@ def routes(services: Services) -> list[Route]:
         ("/api/tenants/{tenantId}/whatsapp/config", tenants.WhatsAppConfigResource(store)),
         ("/api/tenants/{tenantId}/keys", tenants.Keys(api_keys)),
         ("/api/tenants/{tenantId}/keys/{keyId}", tenants.KeyItem(api_keys)),
-        ("/api/tenants/{tenantId}/check", tenant_check.TenantCheck(services)),
         # The operator's view into the actor tree, and its commands (AuthMiddleware).
         ("/control/actors", control.Actors(services)),
         ("/control/tenants/{tenant_id}/messages", control.TenantMessages(services)),
@@ -109,7 +101,12 @@ def _json_errors(req: falcon.Request, resp: falcon.Response, exception: falcon.H
 
 def create_app(services: Services) -> falcon.App:
     # Authentication runs before routing for /api/ and /control/ (interlink.http.auth).
-    middleware: list[Any] = [AuthMiddleware(services), ForgetChangedTenants(services)]
+    # RequestLog first: its process_response runs last, after every other part logged.
+    middleware: list[Any] = [
+        logs.RequestLog(access=services.settings.access_log),
+        AuthMiddleware(services),
+        ForgetChangedTenants(services),
+    ]
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     # Falcon's default JSON handler builds a new encoder per response (non-default dumps

@@ -40,6 +40,7 @@ from interlink.mapping.genesys_webhook import (
 from interlink.security.signatures import verify_genesys
 from interlink.services import Services
 from interlink.store.conversations import tenant_of_genesys_conversation
+from interlink.telemetry import logs
 from interlink.tenancy.config import TenantConfig
 from interlink.tenancy.validation import is_provider_id
 
@@ -97,6 +98,7 @@ class GenesysWebhook:
         return None
 
     def _verified(self, tenant_id: str, raw: bytes, signature: str | None) -> TenantConfig:
+        logs.bind(tenant_id)  # for the rest of the request (reset by http.app.RequestLog)
         config = self.services.directory.config(tenant_id)
         if config is None or config.genesys is None:
             refuse_unknown("Unknown or deleted tenant, or no Genesys configuration.")

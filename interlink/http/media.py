@@ -16,6 +16,7 @@ from interlink.providers.meta import GraphClient
 from interlink.providers.session import new_session
 from interlink.security import media_links
 from interlink.services import Services
+from interlink.telemetry import logs
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class Media:
             raise falcon.HTTPForbidden(
                 title="Invalid link", description="The link is invalid or expired."
             ) from None
+        logs.bind(link.tenant_id)  # for the rest of the request (reset by http.app.RequestLog)
         config = self.services.directory.config(link.tenant_id)
         if config is None or config.whatsapp is None:
             raise falcon.HTTPNotFound(title="Not found", description="The media is not available.")

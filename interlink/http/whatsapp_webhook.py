@@ -34,6 +34,7 @@ from interlink.mapping.meta_webhook import MetaItem, MetaWebhook, read_meta_webh
 from interlink.mapping.wire import MappingError, whole_number
 from interlink.security.signatures import verify_meta
 from interlink.services import Services
+from interlink.telemetry import logs
 from interlink.tenancy.config import TenantConfig
 from interlink.tenancy.directory import TenantDirectory
 
@@ -105,6 +106,7 @@ class WhatsAppWebhook:
         if config is None or config.whatsapp is None:
             refuse_unknown("Unknown or deleted tenant, or no WhatsApp configuration.")
         assert config is not None and config.whatsapp is not None
+        logs.bind(config.tenant_id)  # for the rest of the request (reset by http.app.RequestLog)
         if not verify_meta(config.whatsapp.app_secret, raw, signature):
             self.services.metrics.counter(
                 "interlink_webhook_signature_failures_total",

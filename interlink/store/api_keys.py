@@ -56,7 +56,7 @@ class ApiKeys:
         )
         if not done:
             raise TenantNotFound(f"tenant {tenant_id} does not exist")
-        log.info("api key issued", extra={"tenantId": tenant_id, "keyId": key_id})
+        log.info("api key issued", extra={"tenant": tenant_id, "keyId": key_id})
         return IssuedKey(key_id, key)
 
     def revoke_key(self, tenant_id: str, key_id: str) -> bool:
@@ -67,7 +67,7 @@ class ApiKeys:
             keys=[keys.api_key(key_id), keys.tenant_api_keys(tenant_id)], args=[tenant_id, key_id]
         )
         if done:
-            log.info("api key revoked", extra={"tenantId": tenant_id, "keyId": key_id})
+            log.info("api key revoked", extra={"tenant": tenant_id, "keyId": key_id})
         return bool(done)
 
     def check_key(self, key: str) -> str | None:

@@ -195,7 +195,7 @@ class TenantStore:
             raise TenantNotFound(f"tenant {tenant_id} does not exist")
         version = int(result[1])
         log.info(
-            "tenant changed", extra={"tenantId": tenant_id, "kind": DELETED, "version": version}
+            "tenant changed", extra={"tenant": tenant_id, "kind": DELETED, "version": version}
         )
         return version
 
@@ -227,7 +227,7 @@ class TenantStore:
         if outcome == b"conflict":
             raise IndexConflict(INDEXED_FIELDS[as_text(result[1])])
         version = int(result[1])
-        log.info("tenant changed", extra={"tenantId": tenant_id, "kind": kind, "version": version})
+        log.info("tenant changed", extra={"tenant": tenant_id, "kind": kind, "version": version})
         return version
 
     # -- reads -----------------------------------------------------------------------------------
