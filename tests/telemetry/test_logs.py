@@ -13,6 +13,7 @@ from typing import Any
 
 import falcon.testing
 import gevent
+import gevent.pool
 import pytest
 
 from interlink.actors.actor import Actor
@@ -241,3 +242,13 @@ def test_a_media_path_without_a_route_hides_its_token() -> None:
     secret = secrets.token_urlsafe(30)
     assert logs.route_of(None, f"/media/{secret}") == "/media/…"
     assert logs.route_of("/media/{token}", f"/media/{secret}") == "/media/{token}"
+
+
+def test_a_context_greenlet_keeps_its_spawner_s_fields(json_log: Captured) -> None:
+    pool = gevent.pool.Pool(2, greenlet_class=logs.ContextGreenlet)
+    with logs.bound("acme"):
+        pool.spawn(log.info, "in the pool").join(timeout=5)
+    gevent.spawn(log.info, "plain").join(timeout=5)
+    by_msg = {r["msg"]: r for r in json_log.records()}
+    assert by_msg["in the pool"]["tenant"] == "acme"
+    assert "tenant" not in by_msg["plain"]
