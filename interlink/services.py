@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 import redis
+from prometheus_client import CollectorRegistry
 
 from interlink.settings import Settings
-from interlink.telemetry.metrics import REGISTRY, Registry
+from interlink.telemetry.metrics import REGISTRY
 
 if TYPE_CHECKING:
     from interlink.http.auth import LoginThrottle
@@ -33,7 +34,8 @@ class Services:
     admin_token: str = field(repr=False)
     secret_keys: tuple[bytes, ...] = field(repr=False)
     supervisor: pykka.ActorRef[Any] | None = None
-    metrics: Registry = REGISTRY
+    # The process's declared series (interlink.telemetry.metrics); /metrics adds this shard's state.
+    metrics: CollectorRegistry = REGISTRY
     # The owner side of this shard's inbox; None until the shard starts reading it.
     reader: InboxReader | None = None
 

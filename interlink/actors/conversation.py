@@ -37,7 +37,7 @@ from interlink.providers.errors import AuthError, MetaError, PermanentError, Tra
 from interlink.providers.retry import backoff
 from interlink.providers.session import lazy_session
 from interlink.store.conversations import ConversationStore
-from interlink.telemetry.metrics import REGISTRY
+from interlink.telemetry import metrics
 from interlink.tenancy.config import TenantConfig
 
 log = logging.getLogger(__name__)
@@ -46,11 +46,6 @@ RETRY_FOR = 600.0  # seconds a message that may still pass is retried before it 
 RETRY_BASE = 1.0
 RETRY_CAP = 30.0
 UNEXPECTED_REASON = 200  # characters of an unexpected exception kept in a dead letter's reason
-
-POISON = REGISTRY.counter(
-    "interlink_poison_entries_total",
-    "Inbox entries dead-lettered because handling them raised an unexpected exception.",
-)
 
 Flow = Callable[[FlowContext, ConversationStore, Entry], None]
 
@@ -120,6 +115,8 @@ class Conversation(Actor):
                 )
                 # Redis failing here raises: the entry stays pending and comes back, not lost.
                 store.dead_letter(work.kind, work.payload, work.conversation, reason)
+            else:
+                metrics.delivered(work.kind, work.entry_id)
         self.spec.ack(work)
         return None
 
@@ -163,7 +160,7 @@ class Conversation(Actor):
             except (GiveUp, PermanentError, MetaError, MappingError) as exc:
                 return describe(exc)
             except Exception as exc:
-                POISON.inc(kind=work.kind)
+                metrics.POISON.labels(work.kind).inc()
                 # A bug of ours met by this payload: the type and the start of the message say
                 # which (our messages carry no secrets; payload text is cut short).
                 return f"unexpected {describe(exc)[:UNEXPECTED_REASON]}"

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import falcon
 
 from interlink.services import Services
+from interlink.telemetry import metrics
 
 log = logging.getLogger(__name__)
 
@@ -224,10 +225,7 @@ def _throttled(seconds: float) -> falcon.HTTPTooManyRequests:
 
 def _count(services: Services, reason: str) -> None:
     """``interlink_auth_failures_total{reason}``: missing (no token), invalid, throttled."""
-    services.metrics.counter(
-        "interlink_auth_failures_total",
-        "Requests to /api/ and /control/ refused for their credentials, by reason.",
-    ).inc(reason=reason)
+    metrics.AUTH_FAILURES.labels(reason).inc()
 
 
 def authenticate(

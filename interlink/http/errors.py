@@ -21,6 +21,7 @@ from interlink.inbox import InboxUnavailable
 from interlink.security.secrets import SecretError
 from interlink.services import Services
 from interlink.store.tenants import IndexConflict, TenantExists, TenantNotFound
+from interlink.telemetry import metrics
 from interlink.tenancy.validation import InvalidTenantData
 
 log = logging.getLogger(__name__)
@@ -28,12 +29,10 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_PROVIDER = 5  # seconds before a provider redelivers
 RETRY_AFTER_ADMIN = 1
 RETRY_AFTER_SECRET = 60  # an operator has to act first
-WEBHOOK_UNAVAILABLE = "interlink_webhook_unavailable_total"
-WEBHOOK_UNAVAILABLE_HELP = "Webhooks refused: store down."
 
 
 class StoreErrors:
-    """The error handlers of one app: they count into ``services.metrics``."""
+    """The error handlers of one app (a provider's 503 is counted)."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -59,7 +58,7 @@ class StoreErrors:
                 description="The tenant store is unreachable.",
                 retry_after=RETRY_AFTER_ADMIN,
             )
-        self.services.metrics.counter(WEBHOOK_UNAVAILABLE, WEBHOOK_UNAVAILABLE_HELP).inc()
+        metrics.WEBHOOK_UNAVAILABLE.inc()
         log.warning(
             "store unavailable", extra={"route": req.path[:200], "error": type(ex).__name__}
         )

@@ -25,6 +25,7 @@ import falcon
 from interlink.http.bodies import GENESYS_BODY_LIMIT, read_body
 from interlink.http.webhooks import (
     accept_items,
+    counted,
     known_tenant_id,
     mapped,
     parsed_json,
@@ -40,7 +41,7 @@ from interlink.mapping.genesys_webhook import (
 from interlink.security.signatures import verify_genesys
 from interlink.services import Services
 from interlink.store.conversations import tenant_of_genesys_conversation
-from interlink.telemetry import logs
+from interlink.telemetry import logs, metrics
 from interlink.tenancy.config import TenantConfig
 from interlink.tenancy.validation import is_provider_id
 
@@ -57,6 +58,9 @@ class GenesysWebhook:
     def on_post(
         self, req: falcon.Request, resp: falcon.Response, tenant_id: str | None = None
     ) -> None:
+        counted("genesys", resp, lambda: self._post(req, resp, tenant_id))
+
+    def _post(self, req: falcon.Request, resp: falcon.Response, tenant_id: str | None) -> None:
         raw = read_body(req, GENESYS_BODY_LIMIT)
         signature = req.get_header(SIGNATURE_HEADER)
         services = self.services
@@ -104,10 +108,7 @@ class GenesysWebhook:
             refuse_unknown("Unknown or deleted tenant, or no Genesys configuration.")
         assert config is not None and config.genesys is not None
         if not verify_genesys(config.genesys.webhook_secret, raw, signature):
-            self.services.metrics.counter(
-                "interlink_webhook_signature_failures_total",
-                "Webhooks refused for a bad signature.",
-            ).inc(provider="genesys")
+            metrics.SIGNATURE_FAILURES.labels("genesys").inc()
             log.warning("genesys webhook with a bad signature", extra={"tenant": tenant_id})
             raise falcon.HTTPUnauthorized(
                 title="Invalid signature", description="X-Hub-Signature-256 does not match."

@@ -8,6 +8,7 @@ import falcon
 import redis
 
 from interlink.services import Services
+from interlink.telemetry import metrics
 
 
 def dead_parts(services: Services, now: float) -> list[str]:
@@ -76,5 +77,5 @@ class Metrics:
         self.services = services
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.content_type = "text/plain; version=0.0.4; charset=utf-8"
-        resp.text = self.services.metrics.render()
+        resp.content_type = metrics.CONTENT_TYPE
+        resp.data = metrics.render(self.services)

@@ -23,6 +23,7 @@ from interlink.http.bodies import META_BODY_LIMIT, read_body
 from interlink.http.webhooks import (
     Accepted,
     accept_items,
+    counted,
     known_tenant_id,
     mapped,
     parsed_json,
@@ -34,7 +35,7 @@ from interlink.mapping.meta_webhook import MetaItem, MetaWebhook, read_meta_webh
 from interlink.mapping.wire import MappingError, whole_number
 from interlink.security.signatures import verify_meta
 from interlink.services import Services
-from interlink.telemetry import logs
+from interlink.telemetry import logs, metrics
 from interlink.tenancy.config import TenantConfig
 from interlink.tenancy.directory import TenantDirectory
 
@@ -71,6 +72,9 @@ class WhatsAppWebhook:
     def on_post(
         self, req: falcon.Request, resp: falcon.Response, tenant_id: str | None = None
     ) -> None:
+        counted("whatsapp", resp, lambda: self._post(req, resp, tenant_id))
+
+    def _post(self, req: falcon.Request, resp: falcon.Response, tenant_id: str | None) -> None:
         raw = read_body(req, META_BODY_LIMIT)
         signature = req.get_header(SIGNATURE_HEADER)
         tenants = self.services.directory
@@ -108,10 +112,7 @@ class WhatsAppWebhook:
         assert config is not None and config.whatsapp is not None
         logs.bind(config.tenant_id)  # for the rest of the request (reset by http.app.RequestLog)
         if not verify_meta(config.whatsapp.app_secret, raw, signature):
-            self.services.metrics.counter(
-                "interlink_webhook_signature_failures_total",
-                "Webhooks refused for a bad signature.",
-            ).inc(provider="meta")
+            metrics.SIGNATURE_FAILURES.labels("meta").inc()
             log.warning("meta webhook with a bad signature", extra={"tenant": config.tenant_id})
             raise falcon.HTTPUnauthorized(
                 title="Invalid signature", description="X-Hub-Signature-256 does not match."

@@ -19,13 +19,9 @@ import redis
 
 from interlink.store import keys
 from interlink.store.dead_letters import DeadLetters
-from interlink.telemetry.metrics import REGISTRY
+from interlink.telemetry.metrics import REPEATED_AFTER_CRASH
 
 log = logging.getLogger(__name__)
-REPEATED_AFTER_CRASH = REGISTRY.counter(
-    "interlink_provider_calls_repeated_after_crash_total",
-    "Provider calls made again because a crash hid whether the first one succeeded.",
-)
 
 ALIAS_TTL = 400 * 24 * 3600  # a user's identity outlives any conversation
 CONVERSATION_TTL = 30 * 24 * 3600

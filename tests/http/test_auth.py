@@ -46,8 +46,8 @@ def get(
 
 
 def failures(services: Services, reason: str) -> float:
-    metric = services.metrics.counter("interlink_auth_failures_total", "")
-    return metric.values.get((("reason", reason),), 0.0)
+    value = services.metrics.get_sample_value("interlink_auth_failures_total", {"reason": reason})
+    return value or 0.0
 
 
 def wrong() -> str:

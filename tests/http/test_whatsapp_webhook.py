@@ -27,7 +27,7 @@ from interlink.inbox.entry import decode
 from interlink.security.signatures import genesys_signature, meta_signature
 from interlink.services import Services
 from interlink.store import keys
-from interlink.telemetry.metrics import REGISTRY
+from interlink.telemetry import metrics
 from interlink.tenancy.changes import ReloadListener
 from interlink.tenancy.directory import TenantDirectory
 from tests.support.fuzz import paths, replaced
@@ -131,12 +131,7 @@ def stored(redis_client: redis.Redis) -> list[Entry]:
 
 def counter(name: str, **labels: str) -> float:
     """A counter's value as /metrics shows it (0 before its first increment)."""
-    text = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    prefix = f"{name}{{{text}}} " if text else f"{name} "
-    for line in REGISTRY.render().splitlines():
-        if line.startswith(prefix):
-            return float(line[len(prefix) :])
-    return 0.0
+    return metrics.value(name, **labels)
 
 
 def handshake(
