@@ -36,6 +36,7 @@ from interlink.providers.errors import (
 )
 from interlink.providers.fetch_policy import Target, fetch, hop_refusal, origin_of, target
 from interlink.providers.retry import RetryPolicy, parse_retry_after
+from interlink.telemetry import metrics
 from interlink.tenancy.config import mask
 
 log = logging.getLogger(__name__)
@@ -204,13 +205,16 @@ class GraphClient:
         dropped connection, a 200 without an id): Meta may deliver it, a retry may send it twice.
         """
         url = self._url(self.phone_number_id, "messages")
+        started = time.monotonic()
         try:
             response = self.session.post(url, json=body, headers=self._auth, timeout=self.timeout)
         except requests.RequestException as exc:
+            metrics.provider_request("whatsapp", started, None)
             name = type(exc).__name__
             if request_not_sent(exc):
                 raise TransientError(f"graph send not sent: {name}") from exc
             raise SendUncertain(f"graph send: {name} after sending; it may have gone out") from exc
+        metrics.provider_request("whatsapp", started, response.status_code)
         if response.status_code != 200:
             raise self._error(response, "send")
         body_out = _json(response)

@@ -27,6 +27,7 @@ from interlink.providers.genesys.wire import (
 )
 from interlink.providers.pacing import Pacer
 from interlink.providers.retry import RetryPolicy, parse_retry_after
+from interlink.telemetry import metrics
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +206,7 @@ class OpenMessagingClient:
     ) -> dict[str, Any]:
         if self.pacer is not None:
             self.pacer.acquire()
+        started = time.monotonic()
         try:
             response = self.session.post(
                 url,
@@ -213,12 +215,14 @@ class OpenMessagingClient:
                 timeout=self.timeout,
             )
         except requests.RequestException as exc:
+            metrics.provider_request("genesys", started, None)
             name = type(exc).__name__
             if not self.retry_uncertain and kind == "message" and not request_not_sent(exc):
                 raise SendUncertain(
                     f"inbound {kind} to Genesys: {name}, may have been applied"
                 ) from exc
             raise TransientError(f"inbound {kind} to Genesys failed: {name}") from exc
+        metrics.provider_request("genesys", started, response.status_code)
         cid = correlation_id(response)
         status = response.status_code
         if 200 <= status < 300:
