@@ -51,6 +51,7 @@ def main() -> None:
                     "INTERLINK_DATA_DIR": data_dir,
                     "INTERLINK_REDIS_URL": server.url,
                     "INTERLINK_SHARD_COUNT": "2",  # the accept path alone: no delivery here
+                    "INTERLINK_SHARD_ID": "0",
                     "INTERLINK_SECRET_KEY": base64.urlsafe_b64encode(secret_key).decode(),
                     "INTERLINK_ADMIN_TOKEN": admin_token,
                 }

@@ -29,6 +29,7 @@ from interlink.providers.pacing import (
     pair_pacer,
 )
 from interlink.providers.session import lazy_session
+from interlink.telemetry import logs
 from interlink.tenancy.config import TenantConfig
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,8 @@ class WhatsAppSender(Actor):
         self.spec = spec
         self.number_pacer = meta_number_pacer(_rate(config))
         self.pair_pacer = pair_pacer(burst=PAIR_BURST)
-        self.pool = gevent.pool.Pool(DEFAULT_CONCURRENCY)
+        # Sends run in the pool's greenlets: they carry the actor's log fields (its tenant).
+        self.pool = gevent.pool.Pool(DEFAULT_CONCURRENCY, greenlet_class=logs.ContextGreenlet)
         self.client: GraphClient | None = None
         self.sent = 0
 

@@ -13,7 +13,15 @@ from typing import Any
 
 import falcon
 
-from interlink.http import control, genesys_webhook, health, media, tenants, whatsapp_webhook
+from interlink.http import (
+    control,
+    genesys_webhook,
+    health,
+    media,
+    tenant_check,
+    tenants,
+    whatsapp_webhook,
+)
 from interlink.http.auth import AuthMiddleware
 from interlink.http.errors import StoreErrors
 from interlink.services import Services
@@ -51,6 +59,7 @@ def routes(services: Services) -> list[Route]:
         ("/api/tenants/{tenantId}/whatsapp/config", tenants.WhatsAppConfigResource(store)),
         ("/api/tenants/{tenantId}/keys", tenants.Keys(api_keys)),
         ("/api/tenants/{tenantId}/keys/{keyId}", tenants.KeyItem(api_keys)),
+        ("/api/tenants/{tenantId}/check", tenant_check.TenantCheck(services)),
         # The operator's view into the actor tree, and its commands (AuthMiddleware).
         ("/control/actors", control.Actors(services)),
         ("/control/tenants/{tenant_id}/messages", control.TenantMessages(services)),

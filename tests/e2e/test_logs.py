@@ -56,6 +56,8 @@ def test_every_line_about_a_tenant_carries_it_through_a_round_trip(logged_world:
     state = world.state
     # A provider error on the way in: Genesys answers 429 once, the shard retries.
     state.faults.inject("genesys.message", status=429, retry_after=1, count=1, tenant="org-acme")
+    # And on the way out: Meta's pair-rate error once (the sender's pool greenlets log it).
+    state.faults.inject("meta.messages", meta_error=131056, count=1)
     ana = world.user(name="Ana")
     assert state.user.say(acme.phone_number_id, ana, "text", body="Hola").status == 200
     wait_for(lambda: state.genesys.messages_from(acme.integration_id), timeout=20)
@@ -73,6 +75,7 @@ def test_every_line_about_a_tenant_carries_it_through_a_round_trip(logged_world:
         if r.get("logger", "").startswith("interlink.providers") and r["level"] == "WARNING"
     ]
     assert warned, "the injected 429 left no provider warning"
+    assert any("meta" in r["logger"] for r in warned), "the Meta error left no provider warning"
     assert all(r.get("tenant") == "acme" for r in warned), warned
 
     about = [r for r in records if _names(r, acme, {sent[0].wamid, delivery.message_id})]
