@@ -135,8 +135,9 @@ def _statefulset(name: str) -> tuple[Doc, Doc, dict[str, Doc]]:
 
 
 def _yaml_files() -> Iterator[Path]:
-    yield from sorted(DEPLOY.rglob("*.yaml"))
-    yield from sorted(DEPLOY.rglob("*.yml"))
+    """The Kubernetes manifests (deploy/monitoring holds Prometheus and Grafana files)."""
+    yield from sorted(KUSTOMIZE.rglob("*.yaml"))
+    yield from sorted(KUSTOMIZE.rglob("*.yml"))
 
 
 # -- Kubernetes ---------------------------------------------------------------------------------
