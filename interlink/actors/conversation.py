@@ -15,7 +15,7 @@ import functools
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import gevent
@@ -37,7 +37,7 @@ from interlink.providers.errors import AuthError, MetaError, PermanentError, Tra
 from interlink.providers.retry import backoff
 from interlink.providers.session import lazy_session
 from interlink.store.conversations import ConversationStore
-from interlink.telemetry import metrics
+from interlink.telemetry import logs, metrics
 from interlink.tenancy.config import TenantConfig
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,12 @@ class Conversation(Actor):
         if context is None:  # a bare tree (unit tests of the runtime): nothing to carry
             self.spec.ack(work)
             return None
+        with logs.bound(**_message_ids(work)):
+            self._handle(work, context)
+        self.spec.ack(work)
+        return None
+
+    def _handle(self, work: Entry, context: TenantContext) -> None:
         flow = self.flows.get(work.kind)
         store = ConversationStore(self.spec.services.redis, context.tenant_id)
         if flow is None:
@@ -117,8 +123,6 @@ class Conversation(Actor):
                 store.dead_letter(work.kind, work.payload, work.conversation, reason)
             else:
                 metrics.delivered(work.kind, work.entry_id)
-        self.spec.ack(work)
-        return None
 
     def _with_retries(
         self,
@@ -165,3 +169,15 @@ class Conversation(Actor):
                 # which (our messages carry no secrets; payload text is cut short).
                 return f"unexpected {describe(exc)[:UNEXPECTED_REASON]}"
         return None  # not reached: the loop ends by returning
+
+
+def _message_ids(work: Entry) -> dict[str, str]:
+    """The provider's id of the message an entry is about, for every log line while it is
+    handled: a WhatsApp message or status names its ``wamid``, a Genesys message its own id."""
+    payload = work.payload
+    if work.kind == "gc.message":
+        message_id = payload.get("id")
+        return {"genesys_message_id": message_id} if isinstance(message_id, str) else {}
+    element = payload.get("element")
+    wamid = element.get("id") if isinstance(element, Mapping) else None
+    return {"wamid": wamid} if isinstance(wamid, str) else {}

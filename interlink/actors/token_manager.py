@@ -23,6 +23,7 @@ from interlink.providers.errors import AuthError, PermanentError, TransientError
 from interlink.providers.genesys import fetch_token
 from interlink.providers.session import lazy_session
 from interlink.store.tokens import CachedToken, TokenStore
+from interlink.telemetry import metrics
 from interlink.tenancy.config import TenantConfig
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,7 @@ class TokenManager(Actor):
             token = fetch_token(self.session, settings.genesys_login_base(creds.region), creds)
         except AuthError as exc:
             self._refused, self._refused_until = exc, time.monotonic() + AUTH_FAILURE_HOLD
+            metrics.GENESYS_TOKEN_FAILURES.inc()
             log.warning(
                 "genesys refused the tenant's credentials", extra={"tenant": self.tenant_id}
             )

@@ -8,6 +8,7 @@ Pacing: the business number's messages per second, and per recipient Meta's pair
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +30,6 @@ from interlink.providers.pacing import (
     pair_pacer,
 )
 from interlink.providers.session import lazy_session
-from interlink.telemetry import logs
 from interlink.tenancy.config import TenantConfig
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,8 @@ class Send:
     body: dict[str, Any]
     recipient: str
     reply: gevent.event.AsyncResult = field(default_factory=gevent.event.AsyncResult, compare=False)
+    # Where the request was made (its log fields: the tenant, the message being handled).
+    context: contextvars.Context = field(default_factory=contextvars.copy_context, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,7 @@ class Upload:
     mime: str
     filename: str
     reply: gevent.event.AsyncResult = field(default_factory=gevent.event.AsyncResult, compare=False)
+    context: contextvars.Context = field(default_factory=contextvars.copy_context, compare=False)
 
 
 class WhatsAppSender(Actor):
@@ -65,8 +68,7 @@ class WhatsAppSender(Actor):
         self.spec = spec
         self.number_pacer = meta_number_pacer(_rate(config))
         self.pair_pacer = pair_pacer(burst=PAIR_BURST)
-        # Sends run in the pool's greenlets: they carry the actor's log fields (its tenant).
-        self.pool = gevent.pool.Pool(DEFAULT_CONCURRENCY, greenlet_class=logs.ContextGreenlet)
+        self.pool = gevent.pool.Pool(DEFAULT_CONCURRENCY)
         self.client: GraphClient | None = None
         self.sent = 0
 
@@ -89,11 +91,15 @@ class WhatsAppSender(Actor):
         return GraphClient(self.session, graph, whatsapp.phone_number_id, whatsapp.access_token)
 
     def receive(self, message: Any) -> Any:
+        # Each request runs in a greenlet of the pool, in the context it was made in, so that its
+        # log lines name the tenant and the message it is for.
         if isinstance(message, Send):
-            self.pool.spawn(self._guarded, message.reply, self._send, message)
+            self.pool.spawn(message.context.run, self._guarded, message.reply, self._send, message)
             return None
         if isinstance(message, Upload):
-            self.pool.spawn(self._guarded, message.reply, self._upload, message)
+            self.pool.spawn(
+                message.context.run, self._guarded, message.reply, self._upload, message
+            )
             return None
         if isinstance(message, ConfigChanged):
             if _rate(message.config) != _rate(self.config):

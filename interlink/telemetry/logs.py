@@ -21,8 +21,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-import gevent
-
 from interlink.tenancy.validation import is_tenant_id
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -184,13 +182,3 @@ class RequestLog:
         finally:
             if token is not None:
                 reset(token)
-
-
-class ContextGreenlet(gevent.Greenlet):
-    """A greenlet that starts in a copy of its spawner's context, so that it logs with the same
-    bound fields (a plain greenlet starts with an empty one). For pools an actor spawns into:
-    ``gevent.pool.Pool(size, greenlet_class=ContextGreenlet)``."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.gr_context = contextvars.copy_context()

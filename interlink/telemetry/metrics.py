@@ -146,6 +146,11 @@ POISON = _labelled(
     ),
     ("wa.message", "wa.status", "gc.message"),
 )
+GENESYS_TOKEN_FAILURES = Counter(
+    "interlink_genesys_token_failures",
+    "Token requests Genesys refused for a tenant's OAuth client (its credentials are wrong).",
+    registry=REGISTRY,
+)
 REPEATED_AFTER_CRASH = Counter(
     "interlink_provider_calls_repeated_after_crash",
     "Provider calls made again because a crash hid whether the first one succeeded.",

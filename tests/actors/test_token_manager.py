@@ -21,6 +21,7 @@ from interlink.actors.tree import TreeSpec
 from interlink.providers.errors import AuthError
 from interlink.services import Services
 from interlink.store import keys
+from interlink.telemetry import metrics
 from interlink.tenancy.config import GenesysCredentials, TenantConfig
 
 TOKEN_URL = "https://login.mypurecloud.ie/oauth/token"
@@ -147,12 +148,15 @@ def test_refused_credentials_fail_clearly_without_hammering_genesys(
         status=401,
         json={"error": "invalid_client", "description": "client authentication failed"},
     )
+    refused_before = metrics.value("interlink_genesys_token_failures_total")
     ref = start(services, secret)
     for _ in range(5):
         with pytest.raises(AuthError) as info:
             ref.ask(GetToken(), timeout=10)
         assert secret not in str(info.value) and secret not in repr(info.value)
     assert len(login.calls) == 1
+    # Counted once per refusal Genesys gave, not per ask answered from the hold.
+    assert metrics.value("interlink_genesys_token_failures_total") == refused_before + 1
     assert ref.is_alive()  # an ask's failure is the asker's to handle
     ref.stop()
 

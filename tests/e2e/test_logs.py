@@ -59,7 +59,8 @@ def test_every_line_about_a_tenant_carries_it_through_a_round_trip(logged_world:
     # And on the way out: Meta's pair-rate error once (the sender's pool greenlets log it).
     state.faults.inject("meta.messages", meta_error=131056, count=1)
     ana = world.user(name="Ana")
-    assert state.user.say(acme.phone_number_id, ana, "text", body="Hola").status == 200
+    hello = state.user.say(acme.phone_number_id, ana, "text", body="Hola")
+    assert hello.status == 200
     wait_for(lambda: state.genesys.messages_from(acme.integration_id), timeout=20)
 
     delivery = state.agent.send(acme.integration_id, ana.wa_id, text="Hi Ana")
@@ -75,8 +76,14 @@ def test_every_line_about_a_tenant_carries_it_through_a_round_trip(logged_world:
         if r.get("logger", "").startswith("interlink.providers") and r["level"] == "WARNING"
     ]
     assert warned, "the injected 429 left no provider warning"
-    assert any("meta" in r["logger"] for r in warned), "the Meta error left no provider warning"
+    meta_warned = [r for r in warned if "meta" in r["logger"]]
+    assert meta_warned, "the Meta error left no provider warning"
+    # It came while the shard handled the agent's message: its lines name that message.
+    assert all(r.get("genesysMessageId") == delivery.message_id for r in meta_warned), meta_warned
     assert all(r.get("tenant") == "acme" for r in warned), warned
+    # The 429 came while the shard handled Ana's message: its line names that message.
+    (said,) = [r for r in warned if "429" in r["msg"]]
+    assert said.get("wamid") == hello.wamids[0], said
 
     about = [r for r in records if _names(r, acme, {sent[0].wamid, delivery.message_id})]
     untagged = [r for r in about if r.get("tenant") != "acme"]

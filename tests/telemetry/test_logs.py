@@ -3,6 +3,7 @@ never shows a media token."""
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import io
 import json
@@ -244,11 +245,16 @@ def test_a_media_path_without_a_route_hides_its_token() -> None:
     assert logs.route_of("/media/{token}", f"/media/{secret}") == "/media/{token}"
 
 
-def test_a_context_greenlet_keeps_its_spawner_s_fields(json_log: Captured) -> None:
-    pool = gevent.pool.Pool(2, greenlet_class=logs.ContextGreenlet)
-    with logs.bound("acme"):
-        pool.spawn(log.info, "in the pool").join(timeout=5)
+def test_a_greenlet_runs_in_a_request_s_captured_context(json_log: Captured) -> None:
+    """What the WhatsApp sender does: a request made while a message's fields are bound is
+    carried out in its own greenlet under those fields; a plain greenlet has none."""
+    with logs.bound("acme", wamid="wamid.1"):
+        captured = contextvars.copy_context()
+    gevent.spawn(captured.run, log.info, "for the request").join(timeout=5)
     gevent.spawn(log.info, "plain").join(timeout=5)
     by_msg = {r["msg"]: r for r in json_log.records()}
-    assert by_msg["in the pool"]["tenant"] == "acme"
+    assert (by_msg["for the request"]["tenant"], by_msg["for the request"]["wamid"]) == (
+        "acme",
+        "wamid.1",
+    )
     assert "tenant" not in by_msg["plain"]
