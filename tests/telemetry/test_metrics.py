@@ -139,3 +139,18 @@ def test_provider_requests_are_timed_by_status_class() -> None:
         metrics.provider_request("genesys", started, status)
     grown = {o: count(o) - before[o] for o in metrics.OUTCOMES}
     assert grown == {"2xx": 2, "4xx": 1, "5xx": 1, "error": 1}
+
+
+def test_the_lock_free_histogram_counts_like_prometheus() -> None:
+    """``le`` is inclusive: a value equal to a bound lands in that bucket; past the last, +Inf."""
+    before = {
+        le: metrics.value("interlink_webhook_ack_seconds_bucket", provider="genesys", le=le)
+        for le in ("0.001", "0.005", "+Inf")
+    }
+    for seconds in (0.001, 0.004, 9.0):
+        metrics.WEBHOOK_ACK.observe(("genesys",), seconds)
+    after = {
+        le: metrics.value("interlink_webhook_ack_seconds_bucket", provider="genesys", le=le)
+        for le in before
+    }
+    assert {le: after[le] - before[le] for le in before} == {"0.001": 1, "0.005": 2, "+Inf": 3}
