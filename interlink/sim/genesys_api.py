@@ -19,8 +19,9 @@ Choices where the reference is silent (**unconfirmed** there):
 - A valid token of another org on an integration id it does not own: **403** ``not.authorized``
   (the real platform scopes entities to the token's org and may say 404; a 401 would wrongly
   make a client drop a good token and retry). An integration id no org owns: 404 ``not.found``.
-- The response always carries ``conversationId`` (the real one guarantees it with
-  ``?prefetchConversationId=true``).
+- The inbound message answer carries ``conversationId`` only with
+  ``?prefetchConversationId=true`` (the query value ``true``, any case), as the real one: a
+  simulator that always named it hid a client that never asked.
 """
 
 from __future__ import annotations
@@ -177,7 +178,8 @@ class InboundResource:
             genesys_answer(resp, refusal.status, refusal.code, refusal.message)
             return
         if self.what == "message":
-            resp.media = genesys.accept_message(org, integration_id, body)
+            prefetch = (req.get_param("prefetchConversationId") or "").lower() == "true"
+            resp.media = genesys.accept_message(org, integration_id, body, prefetch=prefetch)
         elif self.what == "receipt":
             resp.media = genesys.accept_receipt(org, integration_id, body)
         else:

@@ -179,9 +179,10 @@ class GenesysWorld:
             return found
 
     def accept_message(
-        self, org: GenesysOrg, integration_id: str, body: dict[str, Any]
+        self, org: GenesysOrg, integration_id: str, body: dict[str, Any], *, prefetch: bool = False
     ) -> dict[str, Any]:
-        """Record a valid inbound message; the ``OpenMessageNormalizedMessage`` to answer."""
+        """Record a valid inbound message; the ``OpenMessageNormalizedMessage`` to answer. It
+        names ``conversationId`` only when ``prefetch`` (``?prefetchConversationId=true``)."""
         channel = body["channel"]
         sender = channel["from"]
         conversation_id = self.conversation_id(integration_id, sender["id"])
@@ -203,8 +204,9 @@ class GenesysWorld:
             "channel": response_channel,
             "type": "Text",
             "direction": "Inbound",
-            "conversationId": conversation_id,
         }
+        if prefetch:
+            response["conversationId"] = conversation_id
         if body.get("text"):
             response["text"] = body["text"]
         if body.get("content"):

@@ -95,12 +95,14 @@ def inbound(
     *,
     org: GenesysOrg | None = None,
     what: str = "message",
+    query: str = "",
 ) -> falcon.testing.Result:
     headers = {"Content-Type": "application/json"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     return world.client.simulate_post(
         f"/genesys/{REGION}/api/api/v2/conversations/messages/{integration(org or world.org)}/inbound/open/{what}",
+        query_string=query,
         headers=headers,
         body=json.dumps(body),
     )
@@ -161,10 +163,13 @@ def test_login_refuses_like_the_real_one(world: World, case: str, status: int, e
     assert not world.state.genesys.tokens
 
 
+PREFETCH = "prefetchConversationId=true"
+
+
 def test_inbound_message_accepted_with_a_stable_conversation(world: World) -> None:
     token = token_of(world, world.org)
-    first = inbound(world, token, message())
-    second = inbound(world, token, message(text="again"))
+    first = inbound(world, token, message(), query=PREFETCH)
+    second = inbound(world, token, message(text="again"), query=PREFETCH)
     assert first.status_code == second.status_code == 200
     assert first.json["conversationId"] == second.json["conversationId"]
     assert first.json["id"] != second.json["id"]
@@ -174,6 +179,7 @@ def test_inbound_message_accepted_with_a_stable_conversation(world: World) -> No
         world,
         token,
         message(channel={**message()["channel"], "from": {"id": "user-2", "idType": "Opaque"}}),
+        query=PREFETCH,
     )
     assert other_user.json["conversationId"] != first.json["conversationId"]
     assert [m.from_id for m in world.state.genesys.messages_from(integration(world.org))] == [
@@ -181,6 +187,22 @@ def test_inbound_message_accepted_with_a_stable_conversation(world: World) -> No
         "user-1",
         "user-2",
     ]
+
+
+@pytest.mark.parametrize("query", ["", "prefetchConversationId=false", "prefetchConversationId=1"])
+def test_inbound_message_names_its_conversation_only_when_asked(world: World, query: str) -> None:
+    """The real service answers without ``conversationId`` unless the call asks for it with
+    ``?prefetchConversationId=true``; a simulator that always named it hid a client that never
+    asked (the conversation → tenant map stayed empty in production)."""
+    token = token_of(world, world.org)
+    unasked = inbound(world, token, message(), query=query)
+    assert unasked.status_code == 200, unasked.text
+    assert "conversationId" not in unasked.json
+    assert unasked.json["id"]
+    asked = inbound(world, token, message(text="again"), query=PREFETCH)
+    assert asked.json["conversationId"] == world.state.genesys.conversation_id(
+        integration(world.org), "user-1"
+    )
 
 
 @pytest.mark.parametrize(

@@ -167,6 +167,10 @@ class OpenMessagingClient:
 
     def _post(self, kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
         url = self.url(kind)
+        if kind == "message":
+            # Without it Genesys answers without ``conversationId`` and the conversation → tenant
+            # map the Genesys webhook routes by stays empty.
+            url += "?prefetchConversationId=true"
         reauthenticated = False
 
         def attempt() -> dict[str, Any]:

@@ -111,6 +111,11 @@ def test_send_inbound_posts_the_body_with_the_bearer_token(
         tokens, sleeps, api_base=Settings().genesys_api_base(region), integration_id=integration
     )
     assert client.send_inbound(INBOUND) == {"id": "gen-msg-1", "conversationId": "conv-1"}
+    # Without the flag Genesys answers without conversationId (the conversation → tenant map
+    # the Genesys webhook routes by would stay empty).
+    assert rsps.calls[0].request.url == (
+        f"{om_url(region, integration, 'message')}?prefetchConversationId=true"
+    )
     assert sent_timeout(rsps.calls[0]) == (2.0, 7.0)
     assert sleeps.calls == []
 
@@ -141,6 +146,11 @@ def test_receipt_and_event_endpoints(rsps: responses.RequestsMock) -> None:
     client = make_client(tokens, sleeps)
     assert client.send_receipt(receipt) == {"id": "r1", "status": "Delivered"}
     assert client.send_event(event) == {}
+    # Only message calls ask for the conversation id; receipts and events take no such flag.
+    assert [call.request.url for call in rsps.calls] == [
+        om_url("mypurecloud.ie", integration, "receipt"),
+        om_url("mypurecloud.ie", integration, "event"),
+    ]
 
 
 def test_simulator_base_is_used_verbatim(rsps: responses.RequestsMock) -> None:
