@@ -22,6 +22,11 @@ What each WhatsApp type becomes:
   ``nfm_reply`` (a WhatsApp Flow) → its answers as text.
 - ``reaction`` → "reacted 👍 to a message" / "removed a reaction" or nothing, per
   :class:`InboundOptions`.
+- ``request_welcome`` (the user opened the chat for the first time, no content) → nothing: it
+  must not open a Genesys conversation.
+- ``edit`` (numbers shared with the WhatsApp Business app) → a notice that the customer edited a
+  message, then the new text; ``revoke`` → a notice that the customer deleted a message. The
+  original wamid goes to ``customAttributes`` (``waEditedMessageId`` / ``waRevokedMessageId``).
 - ``unsupported``, ``system`` (number changed), ``order`` and any unknown future type → a notice
   to the agent in square brackets, so that nothing the user did goes unseen.
 
@@ -42,11 +47,13 @@ from typing import Any
 from interlink.mapping.identity import GenesysParticipant
 from interlink.mapping.inbound_text import (
     contacts_text,
+    edit_text,
     interactive_text,
     label,
     location_text,
     notice,
     order_text,
+    revoke_text,
     system_text,
     unsupported_text,
 )
@@ -187,6 +194,12 @@ def _draft(
         return _Draft(text=system_text(message.get("system")))
     if kind == "unsupported":
         return _Draft(text=unsupported_text(message))
+    if kind == "request_welcome":
+        return None
+    if kind == "edit":
+        return _Draft(text=edit_text(as_mapping(message.get("edit"), "message.edit")))
+    if kind == "revoke":
+        return _Draft(text=revoke_text(as_mapping(message.get("revoke"), "message.revoke")))
     return _Draft(
         text=notice(
             f"The customer sent a WhatsApp message of a type this bridge cannot show ({label(kind)})."
@@ -251,4 +264,11 @@ def _kind_attributes(kind: str, message: Mapping[str, Any]) -> dict[str, str]:
         reaction = message.get("reaction")
         if isinstance(reaction, Mapping) and isinstance(reaction.get("message_id"), str):
             return {"waReactionMessageId": reaction["message_id"]}
+    if kind in _ORIGINAL_ATTRIBUTE:
+        changed = message.get(kind)
+        if isinstance(changed, Mapping) and isinstance(changed.get("original_message_id"), str):
+            return {_ORIGINAL_ATTRIBUTE[kind]: changed["original_message_id"]}
     return {}
+
+
+_ORIGINAL_ATTRIBUTE = {"edit": "waEditedMessageId", "revoke": "waRevokedMessageId"}

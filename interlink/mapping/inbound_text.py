@@ -4,6 +4,8 @@
 - ``contacts`` → one readable card per shared contact.
 - ``interactive`` ``button_reply`` / ``list_reply`` → the title the user tapped; ``nfm_reply`` (a
   WhatsApp Flow) → its answers.
+- ``edit`` → a notice that the customer edited a message, then the new text (or caption);
+  ``revoke`` → a notice that the customer deleted a message.
 - ``order``, ``system`` (number changed), ``unsupported`` → a :func:`notice` to the agent in
   square brackets, so that nothing the user did goes unseen.
 
@@ -232,3 +234,22 @@ def unsupported_text(message: Mapping[str, Any]) -> str:
         f"The customer sent something WhatsApp does not deliver to businesses{what}. "
         "Ask them to send it another way if it matters."
     )
+
+
+def edit_text(edit: Mapping[str, Any]) -> str:
+    """``edit.message`` is the whole new message; WhatsApp lets users edit texts and captions."""
+    new = as_mapping(edit.get("message"), "message.edit.message")
+    kind = optional_str(new, "type", "message.edit.message")
+    content = new.get(kind) if kind else None
+    new_text = None
+    if isinstance(content, Mapping):
+        key = "body" if kind == "text" else "caption"
+        new_text = optional_str(content, key, f"message.edit.message.{label(kind or '')}")
+    if new_text:
+        return notice("The customer edited a message. New text:") + "\n" + new_text
+    return notice("The customer edited a message; the new version cannot be shown here.")
+
+
+def revoke_text(revoke: Mapping[str, Any]) -> str:
+    del revoke  # only the deleted message's id, which goes to customAttributes
+    return notice("The customer deleted a message.")

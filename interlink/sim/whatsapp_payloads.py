@@ -4,9 +4,11 @@ Pure functions.
 
 ``message(kind, ...)`` builds one ``messages[]`` item; ``contact(...)``, ``status(...)`` and
 ``envelope(...)`` build the rest. Kinds: ``text image video audio voice document sticker
-location contacts button_reply list_reply button reaction unsupported system order``
-(``voice`` is an ``audio`` with ``voice: true``; ``button_reply``/``list_reply`` are
-``interactive`` messages).
+location contacts button_reply list_reply button reaction unsupported system order
+request_welcome edit revoke`` (``voice`` is an ``audio`` with ``voice: true``;
+``button_reply``/``list_reply`` are ``interactive`` messages; ``request_welcome`` is a user
+opening the chat for the first time, with no content; ``edit``/``revoke`` come from numbers
+shared with the WhatsApp Business app).
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ KINDS = (
     "system",
     "order",
 )
+CHAT_EVENT_KINDS = ("request_welcome", "edit", "revoke")
+"""Kinds that are something the user did to the chat rather than content they sent; kept out of
+``KINDS`` so that "every kind" batches stay the content kinds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +116,13 @@ def message(
     ``title``, ``description``, ``context_id``; button ``payload``, ``text``, ``context_id``;
     reaction ``message_id``, ``emoji`` (``None`` = removal: the key is absent); unsupported
     ``unsupported_type``; system ``body``, ``new_wa_id``; order ``catalog_id``,
-    ``product_items``, ``text``. Any kind: ``context_id`` (a reply to that wamid).
+    ``product_items``, ``text``; edit ``original_message_id``, ``body`` (the new text);
+    revoke ``original_message_id``. Any kind: ``context_id`` (a reply to that wamid).
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown message kind {kind!r}; one of {', '.join(KINDS)}")
+    if kind not in KINDS + CHAT_EVENT_KINDS:
+        raise ValueError(
+            f"unknown message kind {kind!r}; one of {', '.join(KINDS + CHAT_EVENT_KINDS)}"
+        )
     item: dict[str, Any] = {}
     if user.wa_id:
         item["from"] = user.wa_id
@@ -204,6 +212,21 @@ def message(
         if options.get("text"):
             order["text"] = options["text"]
         item.update(type="order", order=order)
+    elif kind == "request_welcome":
+        item["type"] = "request_welcome"
+    elif kind == "edit":
+        item.update(
+            type="edit",
+            edit={
+                "original_message_id": options.get("original_message_id") or new_wamid(),
+                "message": {"type": "text", "text": {"body": options.get("body", "")}},
+            },
+        )
+    elif kind == "revoke":
+        item.update(
+            type="revoke",
+            revoke={"original_message_id": options.get("original_message_id") or new_wamid()},
+        )
     return item
 
 

@@ -40,8 +40,6 @@ def customer_message(
         ids.phone,
         identity.aliases_to_record(participant, ids.phone, ids.bsuid),
     )
-    if context.genesys is None:
-        raise GiveUp("the tenant has no Genesys credentials")
     bodies = to_genesys_inbound(
         message,
         contact,
@@ -50,6 +48,12 @@ def customer_message(
         media_url_for=lambda ref: media_link(context, ref, secret_keys),
         options=inbound_options(context.config),
     )
+    if not bodies:
+        # Nothing for the agent (request_welcome, a dropped reaction): opening a Genesys
+        # conversation, or dead-lettering for want of credentials, would be wrong.
+        return
+    if context.genesys is None:
+        raise GiveUp("the tenant has no Genesys credentials")
     wamid = str(message["id"])
     for index, body in enumerate(bodies):
         step = f"in:{wamid}:{index}"
