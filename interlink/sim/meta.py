@@ -54,6 +54,7 @@ UPLOAD_MIME_TYPES = {
     "image/jpeg",
     "image/png",
     "image/webp",
+    "image/gif",  # as a document: Meta keeps any file a document send names
     "video/mp4",
     "video/3gpp",
 }
@@ -129,6 +130,74 @@ class SentMessage:
     def biz_opaque_callback_data(self) -> str | None:
         value = self.body.get("biz_opaque_callback_data")
         return value if isinstance(value, str) else None
+
+
+def check_interactive(payload: dict[str, Any]) -> GraphRefusal | None:
+    """Meta's limits on reply buttons and lists; a breach is 131009 (parameter value is not
+    valid). Other interactive types (cta_url, flow, …) are taken as they are."""
+    kind = payload.get("type")
+    if kind not in ("button", "list"):
+        return None
+    body = payload.get("body")
+    text = body.get("text") if isinstance(body, dict) else None
+    body_limit = 1024 if kind == "button" else 4096
+    if not isinstance(text, str) or not text or len(text) > body_limit:
+        return GraphRefusal(
+            131009, f"interactive['body']['text'] must be 1 to {body_limit} characters."
+        )
+    action = payload.get("action")
+    if not isinstance(action, dict):
+        return GraphRefusal(100, "The parameter interactive['action'] is required.")
+    if kind == "button":
+        buttons = action.get("buttons")
+        if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
+            return GraphRefusal(131009, "Buttons count should be between 1 and 3.")
+        replies = [b.get("reply") if isinstance(b, dict) else None for b in buttons]
+        return _check_options(replies, "Button", title_max=20, id_max=256, unique_titles=True)
+    label = action.get("button")
+    if not isinstance(label, str) or not label or len(label) > 20:
+        return GraphRefusal(131009, "action['button'] must be 1 to 20 characters.")
+    sections = action.get("sections")
+    if not isinstance(sections, list) or not 1 <= len(sections) <= 10:
+        return GraphRefusal(131009, "Sections count should be between 1 and 10.")
+    rows: list[Any] = []
+    for section in sections:
+        inner = section.get("rows") if isinstance(section, dict) else None
+        if not isinstance(inner, list):
+            return GraphRefusal(131009, "Each section needs rows.")
+        rows += inner
+    if not 1 <= len(rows) <= 10:
+        return GraphRefusal(131009, "Total row count exceed max allowed count: 10")
+    refusal = _check_options(rows, "Row", title_max=24, id_max=200, unique_titles=False)
+    if refusal is None and any(
+        len(str(r.get("description", ""))) > 72 for r in rows if isinstance(r, dict)
+    ):
+        return GraphRefusal(131009, "Row description is too long. Max length is 72.")
+    return refusal
+
+
+def _check_options(
+    options: list[Any], what: str, *, title_max: int, id_max: int, unique_titles: bool
+) -> GraphRefusal | None:
+    ids: set[str] = set()
+    titles: set[str] = set()
+    for option in options:
+        if not isinstance(option, dict):
+            return GraphRefusal(100, f"{what} must be an object.")
+        option_id, title = option.get("id"), option.get("title")
+        if not isinstance(option_id, str) or not option_id or len(option_id) > id_max:
+            return GraphRefusal(131009, f"{what} id must be 1 to {id_max} characters.")
+        if not isinstance(title, str) or not title or len(title) > title_max:
+            return GraphRefusal(
+                131009, f"{what} title length is too long. Max length is {title_max}."
+            )
+        if option_id in ids:
+            return GraphRefusal(131009, f"{what} ids must be unique.")
+        if unique_titles and title in titles:
+            return GraphRefusal(131009, f"{what} titles must be unique.")
+        ids.add(option_id)
+        titles.add(title)
+    return None
 
 
 def recipient_key(value: str) -> str:
@@ -308,8 +377,12 @@ class MetaWorld:
                 return GraphRefusal(
                     100, "The parameters template['name'] and ['language'] are required."
                 )
-        elif kind == "interactive" and not payload.get("type"):
-            return GraphRefusal(100, "The parameter interactive['type'] is required.")
+        elif kind == "interactive":
+            if not payload.get("type"):
+                return GraphRefusal(100, "The parameter interactive['type'] is required.")
+            refusal = check_interactive(payload)
+            if refusal is not None:
+                return refusal
         data = body.get("biz_opaque_callback_data")
         if data is not None and (not isinstance(data, str) or len(data) > 512):
             return GraphRefusal(
