@@ -23,8 +23,11 @@ page under https://developers.facebook.com/documentation/business-messaging/what
 anything is built: a refusal raises :class:`MediaRejected` with the Genesys receipt reason
 (``MediaTypeNotAllowed`` / ``InvalidMediaContentLength``), to be reported as a ``Failed`` receipt.
 The WhatsApp kind follows the MIME type, not Genesys's ``mediaType`` (Meta validates the MIME).
-Stickers are never sent for agents, and GIF or WebP images are refused: Meta takes neither as an
-image.
+Stickers are never sent for agents; GIF, WebP and other images Meta does not show as images
+(only JPEG and PNG) go as documents.
+
+A ``Structured`` message (quick replies, cards, carousels, date pickers) is rendered by
+:mod:`interlink.mapping.structured`: readable text first, then at most one ``interactive`` send.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from interlink.mapping.genesys_webhook import (
     parse_genesys_notification,
 )
 from interlink.mapping.identity import recipient_fields
+from interlink.mapping.structured import render_structured
 from interlink.mapping.wire import MappingError, base_mime, split_text, utf16_length
 
 WHATSAPP_TEXT_LIMIT = 4096
@@ -87,6 +91,9 @@ MEDIA_LIMITS: tuple[MediaLimit, ...] = (
         captions=True,
     ),
 )
+# WhatsApp shows only JPEG and PNG as images; any other image (GIF, WebP, …) still reaches the
+# user as a file.
+_IMAGE_AS_DOCUMENT = MediaLimit("document", frozenset(), 100 * _MB, captions=True)
 _LIMIT_BY_MIME = {mime: limit for limit in MEDIA_LIMITS for mime in limit.mime_types}
 
 
@@ -108,6 +115,8 @@ def media_limit(mime: str | None, size_bytes: int | None = None) -> MediaLimit:
     """
     mime_type = base_mime(mime or "")
     limit = _LIMIT_BY_MIME.get(mime_type)
+    if limit is None and mime_type.startswith("image/") and len(mime_type) > len("image/"):
+        limit = _IMAGE_AS_DOCUMENT
     if limit is None:
         shown = mime_type[:80] if mime_type.isascii() and mime_type else "unknown"
         raise MediaRejected("MediaTypeNotAllowed", f"WhatsApp does not accept {shown} attachments")
@@ -147,11 +156,16 @@ def to_meta_sends(
     limits = [media_limit(a.mime, a.size_bytes) for a in message.attachments]
 
     text = message.text
+    interactive = None
+    if message.type == "Structured":
+        rendered = render_structured(message.raw, text)
+        text, interactive = rendered.text or None, rendered.interactive
     caption = None
     if (
         text is not None
         and len(limits) == 1
         and limits[0].captions
+        and interactive is None
         and utf16_length(text) <= CAPTION_LIMIT
     ):
         caption, text = text, None
@@ -161,6 +175,8 @@ def to_meta_sends(
         for part in split_text(text, WHATSAPP_TEXT_LIMIT):
             content = {"body": part, "preview_url": _has_link(part)}
             sends.append(_envelope(address, "text", content, callback_data))
+    if interactive is not None:
+        sends.append(_envelope(address, "interactive", interactive, callback_data))
     for attachment, limit in zip(message.attachments, limits, strict=True):
         content = _media_object(attachment, limit, caption)
         sends.append(_envelope(address, limit.kind, content, callback_data))

@@ -177,9 +177,7 @@ def test_missing_direction_counts_as_outbound() -> None:
     assert len(sends(body)) == 1
 
 
-@pytest.mark.parametrize(
-    "mime", ["image/gif", "image/webp", "application/zip", "", "text/html", "video/quicktime"]
-)
+@pytest.mark.parametrize("mime", ["application/zip", "", "image/", "text/html", "video/quicktime"])
 def test_media_type_not_allowed(mime: str) -> None:
     with pytest.raises(MediaRejected) as caught:
         sends(with_attachment(mime))
@@ -235,10 +233,26 @@ def test_rejection_message_does_not_echo_hostile_mime() -> None:
     assert "é" not in str(caught.value) and len(str(caught.value)) < 200
 
 
+@pytest.mark.parametrize("mime", ["image/gif", "image/webp", "image/bmp"])
+def test_images_whatsapp_does_not_show_as_images_go_as_documents(mime: str) -> None:
+    [send] = sends(with_attachment(mime, text="look", filename="funny.gif"))
+    assert send["type"] == "document"
+    assert send["document"]["filename"] == "funny.gif"
+    assert send["document"]["caption"] == "look"
+    assert media_limit(mime).kind == "document"
+    assert media_limit(mime).max_bytes == 100 * 1024 * 1024
+
+
 def test_one_bad_attachment_rejects_the_whole_message() -> None:
     body = with_attachment("image/png", text="two files")
     body["content"].append(
-        {"attachment": {"mediaType": "Image", "url": "https://x.example/a", "mime": "image/gif"}}
+        {
+            "attachment": {
+                "mediaType": "File",
+                "url": "https://x.example/a",
+                "mime": "application/zip",
+            }
+        }
     )
     with pytest.raises(MediaRejected):
         sends(body)

@@ -47,6 +47,7 @@ OUTSIDE_WINDOW = (
     "More than 24 hours have passed since the customer last wrote: "
     "WhatsApp only accepts templates now."
 )
+NOTHING_TO_SHOW = "The message has no content WhatsApp can show."
 
 
 def agent_message(
@@ -86,6 +87,12 @@ def agent_message(
         return failed(context, store, genesys_id, participant, exc.reason, str(exc))
     except MappingError as exc:
         return failed(context, store, genesys_id, participant, "GeneralError", str(exc))
+    if not sends and notification.is_agent_message:
+        # Nothing WhatsApp could show (e.g. a Structured message with no readable content):
+        # the agent must learn it never arrived.
+        return failed(
+            context, store, genesys_id, participant, "UnsupportedMessage", NOTHING_TO_SHOW
+        )
     sender = context.sender()
     for index, body in enumerate(sends):
         step = f"out:{genesys_id}:{index}"
