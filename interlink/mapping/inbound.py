@@ -19,6 +19,9 @@ What each WhatsApp type becomes:
 - ``contacts`` → text: one readable card per shared contact.
 - ``interactive`` ``button_reply`` / ``list_reply`` and template ``button`` → the title the user
   tapped as text; the ids go to ``customAttributes`` (``waReplyId``, ``waButtonPayload``).
+  A ``button_reply`` / ``list_reply`` answering a Genesys quick reply (its ``context.id`` is a
+  wamid the agent-message flow mapped to a Genesys message) is instead a structured response,
+  see :func:`to_structured_response`.
   ``nfm_reply`` (a WhatsApp Flow) → its answers as text.
 - ``reaction`` → "reacted 👍 to a message" / "removed a reaction" or nothing, per
   :class:`InboundOptions`.
@@ -125,6 +128,63 @@ def to_genesys_inbound(
     attributes.update(_context_attributes(message))
     attributes.update(_kind_attributes(kind, message))
     return _bodies(wamid, seconds, participant, attributes, draft, options.max_text_length)
+
+
+def answered_menu(message: Mapping[str, Any]) -> str | None:
+    """The wamid of the menu a ``button_reply`` / ``list_reply`` answers (its ``context.id``),
+    or None for any other message: only such a tap can be a quick-reply answer."""
+    if message.get("type") != "interactive":
+        return None
+    interactive = message.get("interactive")
+    if not isinstance(interactive, Mapping):
+        return None
+    if interactive.get("type") not in ("button_reply", "list_reply"):
+        return None
+    context = message.get("context")
+    quoted = context.get("id") if isinstance(context, Mapping) else None
+    return quoted if isinstance(quoted, str) and quoted else None
+
+
+def to_structured_response(
+    message: Mapping[str, Any],
+    *,
+    phone_number_id: str,
+    participant: GenesysParticipant,
+    originating_message_id: str,
+) -> dict[str, Any]:
+    """The ``OpenInboundStructuredResponseMessage`` for a tap on a Genesys quick reply
+    (``POST …/inbound/open/structured/response``)::
+
+        {"channel": {<as for a message>}, "originatingMessageId": <the menu's Genesys id>,
+         "buttonResponse": {"type": "QuickReply", "text": <title>, "payload": <reply id>}}
+
+    The reply id is the option's payload (the outbound mapping put it there), which is what the
+    bot matches on; the title is what the user saw. Raises MappingError for a message
+    :func:`answered_menu` does not accept or a reply without an id.
+    """
+    if answered_menu(message) is None:
+        raise MappingError("message is not a button or list reply to a menu")
+    wamid = required_str(message, "id", "message")
+    seconds = unix_seconds(message.get("timestamp"), "message.timestamp")
+    interactive = as_mapping(message.get("interactive"), "message.interactive")
+    subtype = str(interactive["type"])
+    where = f"message.interactive.{subtype}"
+    reply = as_mapping(interactive.get(subtype), where)
+    payload = required_str(reply, "id", where)
+    title = optional_str(reply, "title", where) or payload
+    attributes = {"waPhoneNumberId": phone_number_id, "waMessageType": "interactive"}
+    attributes.update(_context_attributes(message))
+    attributes.update(_kind_attributes("interactive", message))
+    return {
+        "channel": {
+            "messageId": wamid,
+            "time": iso_utc(seconds),
+            "from": dict(participant),
+            "metadata": {"customAttributes": attributes},
+        },
+        "originatingMessageId": originating_message_id,
+        "buttonResponse": {"type": "QuickReply", "text": title, "payload": payload},
+    }
 
 
 def _bodies(

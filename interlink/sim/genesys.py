@@ -263,3 +263,36 @@ def check_event(body: dict[str, Any]) -> Refusal | None:
         ):
             return _bad("events[].typing.type must be On or Off", "invalid.value")
     return None
+
+
+def check_structured_response(body: dict[str, Any]) -> Refusal | None:
+    """``OpenInboundStructuredResponseMessage``: ``channel{from,time}`` and ``buttonResponse``
+    with ``type``, ``text`` and ``payload`` (strings; the bot matches ``payload``)."""
+    refusal = _check_sender_channel(body)
+    if refusal:
+        return refusal
+    metadata = body["channel"].get("metadata")
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            return _bad("channel.metadata must be an object", "bad.request")
+        refusal = _check_string_map(metadata.get("customAttributes"), "customAttributes")
+        if refusal:
+            return refusal
+    response = body.get("buttonResponse")
+    if not isinstance(response, dict):
+        return _bad("buttonResponse is required")
+    for name in ("type", "text", "payload"):
+        if not isinstance(response.get(name), str) or not response[name]:
+            return _bad(f"buttonResponse.{name} is required")
+    if response["type"] not in BUTTON_RESPONSE_TYPES:
+        return _bad(
+            f"buttonResponse.type must be one of {', '.join(BUTTON_RESPONSE_TYPES)}",
+            "invalid.value",
+        )
+    originating = body.get("originatingMessageId")
+    if originating is not None and not isinstance(originating, str):
+        return _bad("originatingMessageId must be a string", "invalid.value")
+    return None
+
+
+BUTTON_RESPONSE_TYPES = ("Button", "QuickReply", "DatePicker")

@@ -3,7 +3,7 @@
 URL shapes (``{region}`` is a region domain such as ``mypurecloud.ie``):
 
 - ``POST /genesys/{region}/login/oauth/token`` — ``https://login.{region}/oauth/token``
-- ``POST /genesys/{region}/api/api/v2/conversations/messages/{integrationId}/inbound/open/{message|receipt|event}``
+- ``POST /genesys/{region}/api/api/v2/conversations/messages/{integrationId}/inbound/open/{message|receipt|event|structured/response}``
   — ``https://api.{region}/api/v2/...``
 - ``GET /genesys/{region}/api/api/v2/conversations/messaging/integrations/open/{integrationId}``
   — the integration (``createStatus: Completed``), to a token of its org only
@@ -111,18 +111,21 @@ class TokenResource:
 
 
 class InboundResource:
-    """``…/{integrationId}/inbound/open/{message|receipt|event}``."""
+    """``…/{integrationId}/inbound/open/{message|receipt|event|structured/response}``."""
 
     CHECKS = {
         "message": gs.check_inbound_message,
         "receipt": gs.check_receipt,
         "event": gs.check_event,
+        "structured/response": gs.check_structured_response,
     }
 
     def __init__(self, state: SimState, what: str) -> None:
         self.state = state
         self.what = what
-        self.kind = f"genesys.{what}"
+        self.kind = (
+            "genesys.structured_response" if what == "structured/response" else f"genesys.{what}"
+        )
 
     def on_post(
         self, req: falcon.Request, resp: falcon.Response, region: str, integration_id: str
@@ -180,6 +183,8 @@ class InboundResource:
         if self.what == "message":
             prefetch = (req.get_param("prefetchConversationId") or "").lower() == "true"
             resp.media = genesys.accept_message(org, integration_id, body, prefetch=prefetch)
+        elif self.what == "structured/response":
+            resp.media = genesys.accept_structured_response(org, integration_id, body)
         elif self.what == "receipt":
             resp.media = genesys.accept_receipt(org, integration_id, body)
         else:

@@ -41,6 +41,7 @@ class GenesysWorld:
         self.tokens: dict[str, IssuedToken] = {}
         self._conversations: dict[tuple[str, str], str] = {}
         self.received: dict[str, ReceivedMessage] = {}
+        self.structured_responses: list[ReceivedMessage] = []
         self.agent_messages: dict[str, AgentMessage] = {}
         self.downloads: dict[str, Download] = {}
         self.download_url_ttl = DEFAULT_DOWNLOAD_URL_TTL
@@ -253,6 +254,62 @@ class GenesysWorld:
         if body.get("reasons"):
             response["reasons"] = body["reasons"]
         return response
+
+    def accept_structured_response(
+        self, org: GenesysOrg, integration_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Record a valid answer to a quick reply; the normalized message to answer (a
+        ``Structured`` message whose content is the ``ButtonResponse``)."""
+        channel = body["channel"]
+        sender = channel["from"]
+        conversation_id = self.conversation_id(integration_id, sender["id"])
+        message_id = uuid.uuid4().hex
+        response_channel: dict[str, Any] = {
+            "id": integration_id,
+            "platform": "Open",
+            "type": "Private",
+            "to": {"id": integration_id},
+            "from": dict(sender),
+            "time": channel["time"],
+        }
+        if "messageId" in channel:
+            response_channel["messageId"] = channel["messageId"]
+        response: dict[str, Any] = {
+            "id": message_id,
+            "channel": response_channel,
+            "type": "Structured",
+            "text": body["buttonResponse"]["text"],
+            "content": [
+                {"contentType": "ButtonResponse", "buttonResponse": body["buttonResponse"]}
+            ],
+            "direction": "Inbound",
+        }
+        with self._lock:
+            self.structured_responses.append(
+                ReceivedMessage(
+                    id=message_id,
+                    org_id=org.org_id,
+                    integration_id=integration_id,
+                    conversation_id=conversation_id,
+                    from_id=sender["id"],
+                    body=body,
+                    response=response,
+                    time=self.clock(),
+                )
+            )
+        return response
+
+    def structured_responses_from(
+        self, integration_id: str, participant_id: str | None = None
+    ) -> list[ReceivedMessage]:
+        """Accepted quick-reply answers of an integration (one participant's when given)."""
+        with self._lock:
+            items = list(self.structured_responses)
+        return [
+            m
+            for m in items
+            if m.integration_id == integration_id and participant_id in (None, m.from_id)
+        ]
 
     def receipts_for(self, message_id: str) -> list[dict[str, Any]]:
         sent = self.agent_messages.get(message_id)

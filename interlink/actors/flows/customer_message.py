@@ -3,15 +3,23 @@
 The user's identifiers are resolved to their one Genesys participant and recorded (with the time
 they wrote, which opens the 24-hour window); each inbound body is sent once: a step already done
 (a redelivery after a crash) is skipped. The Genesys conversation a body went to is remembered, so
-the Genesys webhook finds this tenant from it.
+the Genesys webhook finds this tenant from it. A button or list tap answering a menu the agent
+flow mapped to a Genesys message (a bot's quick reply) goes as a structured response instead.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from interlink.actors.flows.common import FlowContext, GiveUp
 from interlink.inbox import Entry
 from interlink.mapping import identity
-from interlink.mapping.inbound import InboundOptions, to_genesys_inbound
+from interlink.mapping.inbound import (
+    InboundOptions,
+    answered_menu,
+    to_genesys_inbound,
+    to_structured_response,
+)
 from interlink.mapping.media import MediaRef
 from interlink.mapping.wire import unix_seconds
 from interlink.security import media_links
@@ -40,11 +48,27 @@ def customer_message(
         ids.phone,
         identity.aliases_to_record(participant, ids.phone, ids.bsuid),
     )
+    genesys_participant = identity.genesys_participant(participant, ids.name)
+    menu = answered_menu(message)
+    originating = store.mapped(menu)[0] if menu else None
+    if originating is not None:
+        # A tap on a menu that came from Genesys: the bot matches the payload, not the text.
+        answer_quick_reply(
+            context,
+            store,
+            to_structured_response(
+                message,
+                phone_number_id=number,
+                participant=genesys_participant,
+                originating_message_id=originating,
+            ),
+        )
+        return
     bodies = to_genesys_inbound(
         message,
         contact,
         phone_number_id=number,
-        participant=identity.genesys_participant(participant, ids.name),
+        participant=genesys_participant,
         media_url_for=lambda ref: media_link(context, ref, secret_keys),
         options=inbound_options(context.config),
     )
@@ -66,6 +90,19 @@ def customer_message(
             str(result.get("id") or "1"),
             genesys_conversation=conversation_id if isinstance(conversation_id, str) else None,
         )
+
+
+def answer_quick_reply(
+    context: FlowContext, store: ConversationStore, body: dict[str, Any]
+) -> None:
+    """Send one structured response once (a redelivery skips it)."""
+    if context.genesys is None:
+        raise GiveUp("the tenant has no Genesys credentials")
+    step = f"in:{body['channel']['messageId']}:0"
+    if not store.start(step):
+        return
+    result = context.genesys.send_structured_response(body)
+    store.mark_done(step, str(result.get("id") or "1"))
 
 
 def media_link(context: FlowContext, ref: MediaRef, secret_keys: tuple[bytes, ...]) -> str:

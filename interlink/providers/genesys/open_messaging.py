@@ -121,6 +121,13 @@ class OpenMessagingClient:
         normalized message (``id``, ``conversationId`` when prefetched, ...)."""
         return self._post("message", body)
 
+    def send_structured_response(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Post the user's answer to a quick reply (``OpenInboundStructuredResponseMessage``:
+        ``channel``, ``buttonResponse {type, text, payload}``) to ``structured/response``.
+        No ``prefetchConversationId``: it is documented for the message call only, and the
+        conversation is already known from the message that opened it."""
+        return self._post("structured/response", body)
+
     def send_receipt(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """Post a ``Delivered``/``Failed`` receipt for an agent message. The returned receipt
         can itself say ``Failed`` (with reasons) on HTTP success: callers check it."""
@@ -221,7 +228,7 @@ class OpenMessagingClient:
         except requests.RequestException as exc:
             metrics.provider_request("genesys", started, None)
             name = type(exc).__name__
-            if not self.retry_uncertain and kind == "message" and not request_not_sent(exc):
+            if not self.retry_uncertain and kind in _CUSTOMER_CONTENT and not request_not_sent(exc):
                 raise SendUncertain(
                     f"inbound {kind} to Genesys: {name}, may have been applied"
                 ) from exc
@@ -257,6 +264,10 @@ class OpenMessagingClient:
             extra={"status": status, "code": code, "correlation_id": cid},
         )
         raise PermanentError(status, code, message, correlation_id=cid)
+
+
+_CUSTOMER_CONTENT = ("message", "structured/response")
+"""Calls that put something in front of the agent: a repeat shows twice (see the class)."""
 
 
 def _api_error(body: Any, raw: str) -> tuple[str | None, str]:
