@@ -118,6 +118,19 @@ class GenesysWebhook:
     def _accept(
         self, config: TenantConfig, notification: GenesysNotification, resp: falcon.Response
     ) -> None:
+        if notification.is_typing:
+            # Shown to the user by the conversation, in order with the agent's messages.
+            assert notification.user_id is not None
+            ident = notification.message_id or f"typing:{notification.user_id}:{notification.time}"
+            typing = storable_item(
+                config.tenant_id,
+                "gc.message",
+                dict(notification.raw),
+                conversation=notification.user_id,
+                dedupe=f"genesys:{ident}",
+            )
+            accept_items(self.services, [typing] if typing is not None else []).reply(resp)
+            return
         if not notification.is_agent_message:
             # Receipts and events about our own messages, or types nobody has seen yet: noted.
             kind = _shown(notification.type)

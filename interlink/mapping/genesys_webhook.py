@@ -71,6 +71,15 @@ class GenesysNotification:
         return self.type in ("Text", "Structured") and self.direction in (None, "Outbound")
 
     @property
+    def is_typing(self) -> bool:
+        """An agent started typing: an outbound ``Event`` with a ``Typing`` event that is not
+        ``Off``, for a known user (``channel.to.id``)."""
+        if self.type != "Event" or self.direction not in (None, "Outbound") or not self.user_id:
+            return False
+        events = self.raw.get("events")
+        return isinstance(events, list) and any(_typing_on(event) for event in events)
+
+    @property
     def dedupe_key(self) -> str | None:
         return self.message_id
 
@@ -98,6 +107,13 @@ def genesys_route(body: object) -> GenesysRoute:
         _nonblank(message.get("conversationId")),
         tuple(found for value in candidates if (found := _nonblank(value)) is not None),
     )
+
+
+def _typing_on(event: object) -> bool:
+    if not isinstance(event, Mapping) or event.get("eventType") != "Typing":
+        return False
+    typing = event.get("typing")
+    return not (isinstance(typing, Mapping) and typing.get("type") == "Off")
 
 
 def _nonblank(value: object) -> str | None:

@@ -218,6 +218,8 @@ class MetaWorld:
         self.media: dict[str, MediaBlob] = {}
         self.sent: dict[str, SentMessage] = {}
         self.received_wamids: dict[str, str] = {}  # inbound wamid -> phone number id
+        # (phone number id, message id) of every typing indicator shown, in order
+        self.typing_indicators: list[tuple[str, str]] = []
         self.media_url_ttl = DEFAULT_MEDIA_URL_TTL
         self._last_inbound: dict[tuple[str, str], float] = {}
         self._window_override: dict[tuple[str, str], bool] = {}
@@ -410,6 +412,15 @@ class MetaWorld:
                     return GraphRefusal(131056)
                 self._pair_buckets[key] = (tokens - 1, now)
         return None
+
+    def record_typing(self, number: MetaNumber, message_id: str) -> None:
+        with self._lock:
+            self.typing_indicators.append((number.phone_number_id, message_id))
+
+    def typing_shown(self, phone_number_id: str) -> list[str]:
+        """The message ids that typing indicators of this number were shown with, in order."""
+        with self._lock:
+            return [m for n, m in self.typing_indicators if n == phone_number_id]
 
     def record_sent(self, number: MetaNumber, body: dict[str, Any]) -> SentMessage:
         to = body.get("to") or body.get("recipient") or ""

@@ -101,7 +101,11 @@ class MessagesResource:
             graph_answer(resp, 100, details="The parameter messaging_product is required.")
         elif self.state.meta.received_wamids.get(str(message_id)) != number.phone_number_id:
             graph_answer(resp, 100, details="Invalid parameter message_id.")
+        elif "typing_indicator" in body and body["typing_indicator"] != {"type": "text"}:
+            graph_answer(resp, 100, details="Invalid parameter typing_indicator.")
         else:
+            if "typing_indicator" in body:
+                self.state.meta.record_typing(number, str(message_id))
             resp.media = {"success": True}
 
     def _later(

@@ -181,12 +181,18 @@ def test_receipts_events_and_unknown_types_are_2xx_and_not_forwarded(
         "status": "Failed",
         "reasons": [{"code": "RateLimited", "message": "slow down"}],
     }
-    for body in (receipt, typing, future, inbound_text, failed_receipt):
+    typing_off = {**typing, "events": [{"eventType": "Typing", "typing": {"type": "Off"}}]}
+    for body in (receipt, typing_off, future, inbound_text, failed_receipt):
         result = post(client, encode(body), acme.webhook_secret, path=path)
         assert 200 <= result.status_code < 300, (body["type"], result.text)
         assert result.json["accepted"] == 0
         assert result.json["ignored"] == body["type"]
     assert stored(redis_client) == []
+    # An agent's typing goes to the conversation, which shows it to the user.
+    result = post(client, encode(typing), acme.webhook_secret, path=path)
+    assert result.json == {"accepted": 1, "duplicates": 0}
+    [entry] = stored(redis_client)
+    assert entry.kind == "gc.message" and entry.payload["type"] == "Event"
 
 
 @pytest.mark.parametrize("variant", ["integration", "path"])

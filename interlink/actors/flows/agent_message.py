@@ -38,6 +38,8 @@ from interlink.mapping import (
 )
 from interlink.providers.errors import MetaError, SendUncertain, TransientError
 from interlink.providers.genesys import download_attachment, genesys_download_hosts
+from interlink.providers.meta import GraphClient
+from interlink.store import keys
 from interlink.store.conversations import ConversationStore
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,9 @@ OUTSIDE_WINDOW = (
     "More than 24 hours have passed since the customer last wrote: "
     "WhatsApp only accepts templates now."
 )
+TYPING_INTERVAL = 5.0  # seconds between two typing indicators of one conversation
+# The conversation-hash field holding the user's last inbound wamid (written on each inbound).
+LAST_WAMID = "last_wamid"
 NOTHING_TO_SHOW = "The message has no content WhatsApp can show."
 
 
@@ -59,6 +64,9 @@ def agent_message(
 ) -> None:
     """Carry one Genesys notification to the WhatsApp user. ``session`` downloads attachments."""
     notification = parse_genesys_notification(work.payload)
+    if notification.is_typing:
+        assert notification.user_id is not None
+        return show_typing(context, store, notification.user_id, session)
     genesys_id, participant = notification.message_id, notification.user_id
     assert genesys_id is not None and participant is not None
     last_inbound, phone = store.state(participant)
@@ -123,6 +131,32 @@ def agent_message(
         store.mark_done(step, str(wamid))
         store.map_message(str(wamid), genesys_id, participant)
     return None
+
+
+def show_typing(
+    context: FlowContext, store: ConversationStore, participant: str, session: requests.Session
+) -> None:
+    """Show "typing..." to the user with their last message (which it also marks read), at most
+    once per TYPING_INTERVAL: Genesys repeats the event while the agent types. Best effort: with
+    no message of the user known, or on any Graph error, nothing is shown and nothing retried."""
+    whatsapp = context.config.whatsapp
+    wamid = store.redis.hget(keys.conversation(context.tenant_id, participant), LAST_WAMID)
+    if whatsapp is None or not wamid:
+        return
+    throttle = keys.dedupe(context.tenant_id, "typing", participant)
+    if not store.redis.set(throttle, "1", nx=True, px=int(TYPING_INTERVAL * 1000)):
+        return
+    graph = GraphClient(
+        session, context.settings.meta_graph_url, whatsapp.phone_number_id, whatsapp.access_token
+    )
+    message_id = wamid.decode() if isinstance(wamid, bytes) else str(wamid)
+    try:
+        graph.mark_read(message_id, typing=True)
+    except (MetaError, TransientError) as exc:
+        log.info(
+            "typing indicator not shown",
+            extra={"tenant": context.tenant_id, "error": describe(exc)},
+        )
 
 
 def upload(

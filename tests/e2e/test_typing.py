@@ -1,0 +1,80 @@
+"""A Genesys agent's typing event shows WhatsApp's typing indicator to the user, end to end."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import redis
+
+from interlink.sim.genesys import genesys_signature
+from interlink.store import keys
+from tests.e2e.world import World, wait_for
+
+TYPING = [{"eventType": "Typing", "typing": {"type": "On", "duration": 5000}}]
+
+
+def post_typing(world: World, integration_id: str, to_id: str) -> None:
+    """An agent's typing event, signed and posted as Genesys does."""
+    state = world.state
+    org = state.genesys.org_for_integration(integration_id)
+    message = state.genesys.outbound_message(
+        integration_id, {"id": to_id, "idType": "Opaque"}, text="-"
+    )
+    body: dict[str, Any] = message.body
+    body.pop("text", None)
+    body["type"] = "Event"
+    body["events"] = TYPING
+    raw = json.dumps(body, separators=(",", ":")).encode()
+    delivery = state.agent.post(
+        kind="genesys.webhook",
+        tenant=org.org_id,
+        url=org.webhook_url,
+        payload=body,
+        raw=raw,
+        headers={
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": genesys_signature(org.webhook_secret, raw),
+        },
+        timeout=10,
+    )
+    assert delivery.status == 200, delivery.response_body
+    assert delivery.response_body and "ignored" not in str(delivery.response_body)
+
+
+def remember_last_wamid(client: redis.Redis, tenant_id: str, wamid: str) -> None:
+    """Stand-in for the inbound flow's write of the user's last wamid (``last_wamid`` in the
+    conversation hash), which belongs to the customer-message side."""
+    [key] = client.keys(keys.conversation(tenant_id, "*"))
+    if not client.hget(key, "last_wamid"):
+        client.hset(key, "last_wamid", wamid)
+
+
+def test_agent_typing_shows_the_typing_indicator_once_per_five_seconds(
+    world: World, redis_client: redis.Redis
+) -> None:
+    tenant = world.add_tenant("acme")
+    user = world.user()
+    state = world.state
+    state.user.say(tenant.phone_number_id, user, "text", body="hi")
+    wait_for(lambda: state.genesys.messages_from(tenant.integration_id))
+    [wamid] = [w for w, n in state.meta.received_wamids.items() if n == tenant.phone_number_id]
+    remember_last_wamid(redis_client, tenant.tenant_id, wamid)
+    post_typing(world, tenant.integration_id, str(user.wa_id))
+    assert wait_for(lambda: state.meta.typing_shown(tenant.phone_number_id)) == [wamid]
+    post_typing(world, tenant.integration_id, str(user.wa_id))
+    time.sleep(1.0)  # time enough for a second indicator, had it not been held back
+    assert state.meta.typing_shown(tenant.phone_number_id) == [wamid]
+    assert state.meta.sent_to(tenant.phone_number_id) == []
+
+
+def test_typing_with_no_message_of_the_user_known_shows_nothing(world: World) -> None:
+    tenant = world.add_tenant("acme")
+    user = world.user()
+    state = world.state
+    state.user.say(tenant.phone_number_id, user, "text", body="hi")
+    wait_for(lambda: state.genesys.messages_from(tenant.integration_id))
+    post_typing(world, tenant.integration_id, "someone-who-never-wrote")
+    time.sleep(1.0)
+    assert state.meta.typing_shown(tenant.phone_number_id) == []
