@@ -28,6 +28,7 @@ ROUTES = (
     "genesys.message",
     "genesys.receipt",
     "genesys.event",
+    "genesys.structured_response",
     "genesys.download",
     "meta.messages",
     "meta.media.get",

@@ -55,20 +55,32 @@ class ConversationStore:
         return next((_text(v) for v in values if v), None)
 
     def user_wrote(
-        self, participant: str, at: float, phone: str | None, aliases: Mapping[str, str]
+        self,
+        participant: str,
+        at: float,
+        phone: str | None,
+        aliases: Mapping[str, str],
+        wamid: str | None = None,
     ) -> None:
-        """The user wrote at ``at``: their aliases (kept if already taken) and the conversation's
-        last inbound time and latest phone, in one round trip."""
+        """The user wrote message ``wamid`` at ``at``: their aliases (kept if already taken) and
+        the conversation's last inbound time, latest phone and last wamid, in one round trip."""
         key = keys.conversation(self.tenant_id, participant)
         fields: dict[Any, Any] = {"last_inbound": repr(at)}
         if phone:
             fields["phone"] = phone
+        if wamid:
+            fields["last_wamid"] = wamid
         pipe = self.redis.pipeline(transaction=False)
         for alias_key, owner in aliases.items():
             pipe.set(keys.alias(self.tenant_id, alias_key), owner, nx=True, ex=ALIAS_TTL)
         pipe.hset(key, mapping=fields)
         pipe.expire(key, CONVERSATION_TTL)
         pipe.execute()
+
+    def last_wamid(self, participant: str) -> str | None:
+        """The user's latest message to the business (what a typing indicator is shown on)."""
+        value = self.redis.hget(keys.conversation(self.tenant_id, participant), "last_wamid")
+        return value.decode() if isinstance(value, bytes) else value
 
     def state(self, participant: str) -> tuple[float | None, str | None]:
         """When the user last wrote (Unix seconds) and their latest phone."""

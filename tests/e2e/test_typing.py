@@ -6,10 +6,7 @@ import json
 import time
 from typing import Any
 
-import redis
-
 from interlink.sim.genesys import genesys_signature
-from interlink.store import keys
 from tests.e2e.world import World, wait_for
 
 TYPING = [{"eventType": "Typing", "typing": {"type": "On", "duration": 5000}}]
@@ -43,24 +40,13 @@ def post_typing(world: World, integration_id: str, to_id: str) -> None:
     assert delivery.response_body and "ignored" not in str(delivery.response_body)
 
 
-def remember_last_wamid(client: redis.Redis, tenant_id: str, wamid: str) -> None:
-    """Stand-in for the inbound flow's write of the user's last wamid (``last_wamid`` in the
-    conversation hash), which belongs to the customer-message side."""
-    [key] = client.keys(keys.conversation(tenant_id, "*"))
-    if not client.hget(key, "last_wamid"):
-        client.hset(key, "last_wamid", wamid)
-
-
-def test_agent_typing_shows_the_typing_indicator_once_per_five_seconds(
-    world: World, redis_client: redis.Redis
-) -> None:
+def test_agent_typing_shows_the_typing_indicator_once_per_five_seconds(world: World) -> None:
     tenant = world.add_tenant("acme")
     user = world.user()
     state = world.state
     state.user.say(tenant.phone_number_id, user, "text", body="hi")
     wait_for(lambda: state.genesys.messages_from(tenant.integration_id))
     [wamid] = [w for w, n in state.meta.received_wamids.items() if n == tenant.phone_number_id]
-    remember_last_wamid(redis_client, tenant.tenant_id, wamid)
     post_typing(world, tenant.integration_id, str(user.wa_id))
     assert wait_for(lambda: state.meta.typing_shown(tenant.phone_number_id)) == [wamid]
     post_typing(world, tenant.integration_id, str(user.wa_id))

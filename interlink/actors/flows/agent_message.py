@@ -50,8 +50,6 @@ OUTSIDE_WINDOW = (
     "WhatsApp only accepts templates now."
 )
 TYPING_INTERVAL = 5.0  # seconds between two typing indicators of one conversation
-# The conversation-hash field holding the user's last inbound wamid (written on each inbound).
-LAST_WAMID = "last_wamid"
 NOTHING_TO_SHOW = "The message has no content WhatsApp can show."
 
 
@@ -140,7 +138,7 @@ def show_typing(
     once per TYPING_INTERVAL: Genesys repeats the event while the agent types. Best effort: with
     no message of the user known, or on any Graph error, nothing is shown and nothing retried."""
     whatsapp = context.config.whatsapp
-    wamid = store.redis.hget(keys.conversation(context.tenant_id, participant), LAST_WAMID)
+    wamid = store.last_wamid(participant)
     if whatsapp is None or not wamid:
         return
     throttle = keys.dedupe(context.tenant_id, "typing", participant)
@@ -149,9 +147,8 @@ def show_typing(
     graph = GraphClient(
         session, context.settings.meta_graph_url, whatsapp.phone_number_id, whatsapp.access_token
     )
-    message_id = wamid.decode() if isinstance(wamid, bytes) else str(wamid)
     try:
-        graph.mark_read(message_id, typing=True)
+        graph.mark_read(wamid, typing=True)
     except (MetaError, TransientError) as exc:
         log.info(
             "typing indicator not shown",

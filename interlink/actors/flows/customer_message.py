@@ -47,6 +47,7 @@ def customer_message(
         float(unix_seconds(message.get("timestamp"), "message.timestamp")),
         ids.phone,
         identity.aliases_to_record(participant, ids.phone, ids.bsuid),
+        wamid=message.get("id") if isinstance(message.get("id"), str) else None,
     )
     genesys_participant = identity.genesys_participant(participant, ids.name)
     menu = answered_menu(message)
