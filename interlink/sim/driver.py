@@ -396,32 +396,45 @@ class AgentDriver(_Poster):
     ) -> Delivery:
         """One agent message to participant ``to_id`` (the ``channel.from.id`` interlink sent
         inbound). ``attachment`` is one made by :meth:`attachment`."""
-        genesys = self.state.genesys
-        org = genesys.org_for_integration(integration_id)
-        if org is None:
-            raise KeyError(f"unknown integration {integration_id}")
-        url = webhook_url or org.webhook_url
-        if not url:
-            raise ValueError(f"no webhook URL for integration {integration_id}")
-        message: AgentMessage = genesys.outbound_message(
+        message: AgentMessage = self.state.genesys.outbound_message(
             integration_id,
             {"id": to_id, "idType": id_type},
             text=text,
             attachment=dict(attachment) if attachment else None,
         )
-        raw = json.dumps(message.body, ensure_ascii=False, separators=(",", ":")).encode()
+        delivery = self.deliver(
+            integration_id, message.body, webhook_url=webhook_url, timeout=timeout
+        )
+        delivery.message_id = message.id
+        return delivery
+
+    def deliver(
+        self,
+        integration_id: str,
+        body: Mapping[str, Any],
+        *,
+        webhook_url: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> Delivery:
+        """Any outbound notification ``body`` (a Structured menu, a typing Event, ...), signed
+        with the integration's webhook secret and posted to its webhook, as Genesys does."""
+        org = self.state.genesys.org_for_integration(integration_id)
+        if org is None:
+            raise KeyError(f"unknown integration {integration_id}")
+        url = webhook_url or org.webhook_url
+        if not url:
+            raise ValueError(f"no webhook URL for integration {integration_id}")
+        raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         headers = {
             "Content-Type": "application/json",
             "X-Hub-Signature-256": genesys_signature(org.webhook_secret, raw),
         }
-        delivery = self.post(
+        return self.post(
             kind="genesys.webhook",
             tenant=org.org_id,
             url=url,
-            payload=message.body,
+            payload=dict(body),
             raw=raw,
             headers=headers,
             timeout=timeout,
         )
-        delivery.message_id = message.id
-        return delivery

@@ -188,18 +188,7 @@ class GenesysWorld:
         sender = channel["from"]
         conversation_id = self.conversation_id(integration_id, sender["id"])
         message_id = uuid.uuid4().hex
-        response_channel: dict[str, Any] = {
-            "id": integration_id,
-            "platform": "Open",
-            "type": "Private",
-            "to": {"id": integration_id},
-            "from": dict(sender),
-            "time": channel["time"],
-        }
-        if "messageId" in channel:
-            response_channel["messageId"] = channel["messageId"]
-        if "metadata" in channel:
-            response_channel["metadata"] = channel["metadata"]
+        response_channel = _normalized_channel(integration_id, channel)
         response: dict[str, Any] = {
             "id": message_id,
             "channel": response_channel,
@@ -264,16 +253,8 @@ class GenesysWorld:
         sender = channel["from"]
         conversation_id = self.conversation_id(integration_id, sender["id"])
         message_id = uuid.uuid4().hex
-        response_channel: dict[str, Any] = {
-            "id": integration_id,
-            "platform": "Open",
-            "type": "Private",
-            "to": {"id": integration_id},
-            "from": dict(sender),
-            "time": channel["time"],
-        }
-        if "messageId" in channel:
-            response_channel["messageId"] = channel["messageId"]
+        response_channel = _normalized_channel(integration_id, channel)
+        response_channel.pop("metadata", None)
         response: dict[str, Any] = {
             "id": message_id,
             "channel": response_channel,
@@ -411,3 +392,19 @@ class GenesysWorld:
             return False
         expected = self.download_signature(download_id, deadline)
         return hmac.compare_digest(expected, signature) and deadline > self.clock()
+
+
+def _normalized_channel(integration_id: str, channel: dict[str, Any]) -> dict[str, Any]:
+    """The ``channel`` of the normalized message Genesys answers an inbound call with."""
+    normalized: dict[str, Any] = {
+        "id": integration_id,
+        "platform": "Open",
+        "type": "Private",
+        "to": {"id": integration_id},
+        "from": dict(channel["from"]),
+        "time": channel["time"],
+    }
+    for optional in ("messageId", "metadata"):
+        if optional in channel:
+            normalized[optional] = channel[optional]
+    return normalized

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from interlink.sim.genesys import genesys_signature
 from tests.e2e.world import World, wait_for
 
 
@@ -19,7 +17,6 @@ def post_structured(
 ) -> str:
     """A bot's Structured quick-reply message, signed and posted as Genesys does; its id."""
     state = world.state
-    org = state.genesys.org_for_integration(integration_id)
     # Built by the simulator so its receipts are recorded, then made Structured.
     message = state.genesys.outbound_message(
         integration_id,
@@ -35,19 +32,7 @@ def post_structured(
         {"contentType": "QuickReply", "quickReply": {"text": t, "payload": p, "action": "Message"}}
         for t, p in options
     ] + (content or [])
-    raw = json.dumps(body, separators=(",", ":")).encode()
-    delivery = state.agent.post(
-        kind="genesys.webhook",
-        tenant=org.org_id,
-        url=org.webhook_url,
-        payload=body,
-        raw=raw,
-        headers={
-            "Content-Type": "application/json",
-            "X-Hub-Signature-256": genesys_signature(org.webhook_secret, raw),
-        },
-        timeout=10,
-    )
+    delivery = state.agent.deliver(integration_id, body, timeout=10)
     assert delivery.status == 200, delivery.response_body
     return str(message.id)
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
-from interlink.sim.genesys import genesys_signature
 from tests.e2e.world import World, wait_for
 
 TYPING = [{"eventType": "Typing", "typing": {"type": "On", "duration": 5000}}]
@@ -15,7 +13,6 @@ TYPING = [{"eventType": "Typing", "typing": {"type": "On", "duration": 5000}}]
 def post_typing(world: World, integration_id: str, to_id: str) -> None:
     """An agent's typing event, signed and posted as Genesys does."""
     state = world.state
-    org = state.genesys.org_for_integration(integration_id)
     message = state.genesys.outbound_message(
         integration_id, {"id": to_id, "idType": "Opaque"}, text="-"
     )
@@ -23,19 +20,7 @@ def post_typing(world: World, integration_id: str, to_id: str) -> None:
     body.pop("text", None)
     body["type"] = "Event"
     body["events"] = TYPING
-    raw = json.dumps(body, separators=(",", ":")).encode()
-    delivery = state.agent.post(
-        kind="genesys.webhook",
-        tenant=org.org_id,
-        url=org.webhook_url,
-        payload=body,
-        raw=raw,
-        headers={
-            "Content-Type": "application/json",
-            "X-Hub-Signature-256": genesys_signature(org.webhook_secret, raw),
-        },
-        timeout=10,
-    )
+    delivery = state.agent.deliver(integration_id, body, timeout=10)
     assert delivery.status == 200, delivery.response_body
     assert delivery.response_body and "ignored" not in str(delivery.response_body)
 
