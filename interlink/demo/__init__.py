@@ -4,7 +4,9 @@ It starts the simulators and a shard (embedded store), creates two tenants throu
 and plays the whole conversation of each: a WhatsApp user writes (text, and a photo for the
 first tenant), the message reaches that tenant's Genesys org with that tenant's token, an agent
 answers, the answer reaches the user from that tenant's number with that tenant's Meta token, and
-the user's phone's delivery statuses come back to Genesys as a ``Delivered`` receipt. Every
+the user's phone's delivery statuses come back to Genesys as a ``Delivered`` receipt. Then the
+first tenant's bot asks with a quick reply: the user sees WhatsApp reply buttons, taps one, and
+the bot gets the option's payload on Genesys's structured-response endpoint. Every
 arrival is checked, not just printed: the first one that does not come (or comes wrong) ends the
 demo with its reason and exit code 1.
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 import gevent.event
 import requests
@@ -33,7 +35,9 @@ class DemoResult:
     tenant credentials, Genesys access tokens, media link tokens): none may appear in
     ``transcript``. ``elapsed``: seconds from the first step to the last check. ``data_dir``: the
     temporary dir the shard used (removed by then); ``shard_exit_code``: how the shard ended
-    (0 for a clean stop, ``None`` if it never started)."""
+    (0 for a clean stop, ``None`` if it never started). ``structured_responses``: each call the
+    shard made to the simulated Genesys structured-response endpoint (``path``, answered
+    ``status``, ``body``), i.e. every tap that reached a bot as the answer to its quick reply."""
 
     ok: bool = False
     elapsed: float = 0.0
@@ -42,6 +46,7 @@ class DemoResult:
     shard_exit_code: int | None = None
     transcript: list[str] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list, repr=False)
+    structured_responses: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
 
 def run_demo(
@@ -68,12 +73,19 @@ def run_demo(
             f"interlink demo: {len(scenes)} tenants, one shard, the Meta and Genesys simulators"
         )
         play = Play(stack, transcript, scenes)
-        inbound, replies, receipts = play.run()
+        tally = play.run()
         result.elapsed = time.monotonic() - began
         result.ok = True
+        taps = (
+            f"{tally.taps} bot quick {'reply' if tally.taps == 1 else 'replies'} answered by "
+            "a button tap, "
+            if tally.taps
+            else ""
+        )
         transcript.result(
-            f"{len(scenes)} tenants: {inbound} messages in, {replies} replies out, "
-            f"{receipts} receipts back, each on its own credentials, in {result.elapsed:.1f} s",
+            f"{len(scenes)} tenants: {tally.inbound} messages in, {tally.replies} replies out, "
+            f"{tally.receipts} receipts back, {taps}each on its own credentials, "
+            f"in {result.elapsed:.1f} s",
             ok=True,
         )
         if keep_running:
@@ -86,6 +98,10 @@ def run_demo(
         if tail and not isinstance(exc, StackError):  # a StackError carries the tail already
             transcript.step("shard log", "last lines:\n" + tail.rstrip(), "fail")
     finally:
+        result.structured_responses = [
+            {"path": call.path, "status": call.status, "body": call.body}
+            for call in stack.state.requests(kind="genesys.structured_response")
+        ]
         result.shard_exit_code = stack.stop()
         result.secrets = list(play.secrets) if play is not None else []
     return result

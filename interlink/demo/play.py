@@ -31,8 +31,19 @@ class DemoFailure(RuntimeError):
 
 
 @dataclass(frozen=True)
+class BotMenu:
+    """A Genesys bot's quick reply (``Structured``, one ``QuickReply`` per option: title and
+    payload) and the option the user taps."""
+
+    question: str
+    options: tuple[tuple[str, str], ...]
+    taps: str
+
+
+@dataclass(frozen=True)
 class Scene:
-    """One tenant's part of the story: who writes, what, and what the agent answers."""
+    """One tenant's part of the story: who writes, what, what the agent answers, and (when
+    ``bot_menu`` is set) the bot's quick reply the user then answers with a button tap."""
 
     tenant_id: str
     name: str
@@ -42,6 +53,7 @@ class Scene:
     says: str
     agent_answers: str
     sends_photo: bool = False
+    bot_menu: BotMenu | None = None
 
 
 SCENES = (
@@ -54,6 +66,15 @@ SCENES = (
         says="Hola, ¿dónde está mi pedido 1042?",
         agent_answers="Hola Ana, sale hoy y llega mañana.",
         sends_photo=True,
+        bot_menu=BotMenu(
+            question="¿Algo más?",
+            options=(
+                ("Seguir mi pedido", "track-order"),
+                ("Cambiar dirección", "change-address"),
+                ("Hablar con alguien", "talk-to-agent"),
+            ),
+            taps="change-address",
+        ),
     ),
     Scene(
         tenant_id="globex",
@@ -111,6 +132,17 @@ class DemoTenant:
         ]
 
 
+@dataclass(frozen=True)
+class Tally:
+    """What a whole run carried: user messages in, agent replies out, receipts back, and bot
+    quick replies answered by a tap (each tap reached Genesys as a structured response)."""
+
+    inbound: int
+    replies: int
+    receipts: int
+    taps: int
+
+
 def wait_for(predicate: Callable[[], T | None], what: str, timeout: float = ARRIVAL_TIMEOUT) -> T:
     """Poll ``predicate`` until it returns something truthy; :class:`DemoFailure` naming
     ``what`` after ``timeout`` seconds."""
@@ -150,8 +182,8 @@ class Play:
     def state(self) -> Any:
         return self.stack.state
 
-    def run(self) -> tuple[int, int, int]:
-        """The whole story; the numbers of messages in, replies out and receipts back."""
+    def run(self) -> Tally:
+        """The whole story; what went in, came out and came back."""
         self.start()
         for tenant in self.tenants:
             self.create(tenant)
@@ -161,7 +193,8 @@ class Play:
         messages = {t.scene.tenant_id: self.agent_replies(t, participants) for t in self.tenants}
         for tenant in self.tenants:
             self.receipt(tenant, messages[tenant.scene.tenant_id])
-        return len(self.tenants) + photos, len(messages), len(messages)
+        taps = sum(self.bot_menu(t, participants[t.scene.tenant_id]) for t in self.tenants)
+        return Tally(len(self.tenants) + photos, len(messages), len(messages), taps)
 
     # -- setup ----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -421,3 +454,100 @@ class Play:
             f'receipt Delivered for "{shorten(scene.agent_answers, 40)}"',
             "genesys",
         )
+
+    # -- a bot's quick reply, answered with a tap -----------------------------------------------
+    def bot_menu(self, t: DemoTenant, participant: str) -> int:
+        """A Genesys bot asks with a quick reply; the user sees WhatsApp reply buttons, taps one,
+        and the bot gets that option's payload on the structured-response endpoint (not a text
+        message it would have to match). 1 if the scene has a menu."""
+        scene, menu = t.scene, t.scene.bot_menu
+        if menu is None:
+            return 0
+        # Recorded by the simulated Genesys (so it is an agent message it knows), then made the
+        # Structured body an Architect bot flow posts.
+        message = self.state.genesys.outbound_message(
+            t.integration_id,
+            {"id": participant, "idType": "Opaque"},
+            text=menu.question,
+            originating_entity="Bot",
+        )
+        body: dict[str, Any] = message.body
+        body["type"] = "Structured"
+        body["content"] = [
+            {
+                "contentType": "QuickReply",
+                "quickReply": {"text": title, "payload": payload, "action": "Message"},
+            }
+            for title, payload in menu.options
+        ]
+        delivery = self.state.agent.deliver(t.integration_id, body)
+        if delivery.status != 200:
+            raise DemoFailure(f"the Genesys webhook for {scene.tenant_id} got {delivery.status}")
+        self.out.step(
+            f"bot {scene.tenant_id}",
+            f'asks {scene.user_name} "{menu.question}", a quick reply with '
+            f"{len(menu.options)} options: " + ", ".join(title for title, _ in menu.options),
+            "agent",
+        )
+
+        sent = wait_for(
+            lambda: [
+                m for m in self.state.meta.sent_to(t.phone_number_id) if m.type == "interactive"
+            ],
+            f"the bot's menu at WhatsApp for {scene.user_name}",
+        )[0]
+        shown = sent.body["interactive"]
+        replies = [b.get("reply", {}) for b in shown.get("action", {}).get("buttons", [])]
+        payloads = [payload for _, payload in menu.options]
+        if shown.get("type") != "button" or [r.get("id") for r in replies] != payloads:
+            raise DemoFailure(f"WhatsApp got {shorten(str(shown), 200)}, not the bot's options")
+        self.out.step(
+            f"WhatsApp ◂ {scene.tenant_id}",
+            f'{scene.user_name} sees "{shown["body"]["text"]}" with {len(replies)} reply buttons: '
+            + " ".join(f"[{r.get('title')}]" for r in replies),
+            "whatsapp",
+        )
+
+        tapped = next((r for r in replies if r.get("id") == menu.taps), None)
+        if tapped is None:
+            raise DemoFailure(f"the menu has no option {menu.taps!r} to tap")
+        title = str(tapped["title"])
+        answer = self.state.user.say(
+            t.phone_number_id,
+            self.users[scene.tenant_id],
+            "button_reply",
+            reply_id=menu.taps,
+            title=title,
+            context_id=sent.wamid,
+        )
+        if answer.status != 200:
+            raise DemoFailure(f"the WhatsApp webhook for {scene.tenant_id} got {answer.status}")
+        self.out.step(
+            f"WhatsApp ▸ {scene.tenant_id}",
+            f"{scene.user_name} taps [{title}] (interactive button_reply, id {menu.taps})",
+            "whatsapp",
+        )
+
+        received = wait_for(
+            lambda: self.state.genesys.structured_responses_from(t.integration_id, participant),
+            f"{scene.user_name}'s tap at {t.org_id}",
+        )[0]
+        expected = {"type": "QuickReply", "text": title, "payload": menu.taps}
+        if received.body.get("buttonResponse") != expected:
+            raise DemoFailure(f"{t.org_id} got {received.body.get('buttonResponse')!r}")
+        if received.body.get("originatingMessageId") != message.id:
+            raise DemoFailure(f"{t.org_id} got the tap, but not as the answer to the bot's menu")
+        texts = [m.body.get("text") for m in self.state.genesys.messages_from(t.integration_id)]
+        if title in texts:
+            raise DemoFailure(f"{t.org_id} got the tap as a text message too")
+        calls = self.state.requests(kind="genesys.structured_response", tenant=t.org_id)
+        used = {bearer(call.headers) for call in calls}
+        if not calls or not used <= {i.token for i in self.state.genesys.tokens_of(t.org_id)}:
+            raise DemoFailure(f"the tap went to {t.org_id} with a token its client was not issued")
+        self.out.step(
+            f"Genesys {scene.tenant_id}",
+            f"the bot gets {scene.user_name}'s answer on .../inbound/open/structured/response: "
+            f'QuickReply "{title}", payload {menu.taps} (token {mask(used.pop())})',
+            "genesys",
+        )
+        return 1

@@ -55,7 +55,37 @@ def test_run_demo_plays_both_tenants_and_prints_no_secret() -> None:
         receipt = rf"^\[Genesys {scene.tenant_id}\] +receipt Delivered for \""
         assert re.search(receipt, text, re.MULTILINE)
     assert 'received an Image "the label on my parcel" from Ana: http://127.0.0.1:' in text
-    assert text.splitlines()[-1].startswith("✓ 2 tenants: 3 messages in, 2 replies out")
+    assert text.splitlines()[-1].startswith(
+        "✓ 2 tenants: 3 messages in, 2 replies out, 2 receipts back, "
+        "1 bot quick reply answered by a button tap,"
+    )
+
+    # The bot's quick reply: Ana sees its options as reply buttons, taps one, and the tap reaches
+    # Genesys on the structured-response endpoint with the option's payload, not as a message.
+    menu = demo.SCENES[0].bot_menu
+    assert menu is not None
+    titles = " ".join(f"[{title}]" for title, _ in menu.options)
+    assert f'Ana sees "{menu.question}" with 3 reply buttons: {titles}' in text
+    assert "Ana taps [Cambiar dirección] (interactive button_reply, id change-address)" in text
+    [tap] = result.structured_responses
+    assert tap["status"] == 200
+    assert re.search(
+        r"/api/v2/conversations/messages/integration-acme-[0-9a-f]+"
+        r"/inbound/open/structured/response$",
+        tap["path"],
+    ), tap["path"]
+    assert tap["body"]["buttonResponse"] == {
+        "type": "QuickReply",
+        "text": "Cambiar dirección",
+        "payload": "change-address",
+    }
+    assert re.fullmatch(r"[0-9a-f]{32}", tap["body"]["originatingMessageId"])  # the menu's id
+    assert re.search(
+        r"^\[Genesys acme\] +the bot gets Ana's answer on \.\.\./inbound/open/structured/response: "
+        r'QuickReply "Cambiar dirección", payload change-address',
+        text,
+        re.MULTILINE,
+    )
 
     # Every secret of the run, the issued Genesys tokens and the media link included, is known
     # to the result, and none is printed: only its mask is.
@@ -96,6 +126,7 @@ def test_the_command_exits_0_with_a_plain_transcript_when_not_a_tty() -> None:
     for tenant in ("acme", "globex"):
         assert f"[Genesys {tenant}]" in out and f"[WhatsApp ◂ {tenant}]" in out
     assert out.count("receipt Delivered") == 2
+    assert "the bot gets Ana's answer on .../inbound/open/structured/response" in out
     assert re.search(r"in \d+\.\d s$", out.splitlines()[-1])
     assert not TOKEN_LIKE.search(out.replace(str(data_dir_of(out)), ""))
     assert not data_dir_of(out).exists()
