@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # The oldest Python setup.cfg admits, for proving the lower bounds (the newest one otherwise).
 LOWER_PYTHON ?= $(shell command -v python3.11 2>/dev/null || echo $(PYTHON))
 
-.PHONY: run test lint typecheck unit lower-bounds image-check bench demo simulate chaos clean
+.PHONY: run test lint typecheck unit lower-bounds image-check bench bench-delivery profile demo simulate chaos clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -n "$(PYTHON)" || { echo "interlink needs Python 3.11 or newer on PATH" >&2; exit 1; }
@@ -42,6 +42,13 @@ image-check:
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+bench-delivery: $(STAMP)
+	$(BIN)/python -m bench.delivery
+
+# A flame graph of the shard under the delivery load: bench/profile/shard.svg (stdlib sampler).
+profile: $(STAMP)
+	$(BIN)/python -m bench.profile
 
 demo: $(STAMP)
 	$(BIN)/interlink demo

@@ -218,6 +218,10 @@ def main() -> None:
             _ok(results["tenants"]["stop_s"] <= 5),
         ),
     ]
+    from bench import delivery
+
+    results["delivery"] = delivered = delivery.measure()
+    rows += delivery.table(delivered)
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'result':>14}  {'target':>10}  ok")
     for name, value, target, ok in rows:

@@ -17,6 +17,11 @@ class Hello:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = {"hello": "world"}
 
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        # The yardstick of the delivery benchmark: read a body, answer it back.
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = req.bounded_stream.read()
+
 
 if __name__ == "__main__":
     app = falcon.App()

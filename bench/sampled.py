@@ -1,0 +1,50 @@
+"""``python -m bench.sampled ARGS...``: ``interlink ARGS...`` under a stdlib sampling profiler.
+
+A ``SIGPROF`` interval timer (process CPU time, ``BENCH_PROFILE_HZ``, default 250 Hz) interrupts
+the process; the handler records the Python stack that was running (under gevent: the current
+greenlet's). At exit the stacks are written, collapsed (``a;b;c count``, the input of
+flamegraph.pl and speedscope), to ``BENCH_PROFILE_OUT``. No dependency, and no ptrace permission
+needed (which py-spy needs and containers often deny).
+"""
+
+import atexit
+import collections
+import os
+import runpy
+import signal
+import sys
+from types import FrameType
+
+_stacks: collections.Counter[str] = collections.Counter()
+
+
+def _where(frame: FrameType) -> str:
+    code = frame.f_code
+    parts = code.co_filename.replace("\\", "/").split("/")
+    return f"{code.co_name} ({'/'.join(parts[-2:])}:{code.co_firstlineno})"
+
+
+def _sample(_signum: int, frame: FrameType | None) -> None:
+    names = []
+    while frame is not None:
+        names.append(_where(frame))
+        frame = frame.f_back
+    if names:
+        _stacks[";".join(reversed(names))] += 1
+
+
+def _write() -> None:
+    signal.setitimer(signal.ITIMER_PROF, 0)
+    path = os.environ.get("BENCH_PROFILE_OUT", "shard.collapsed")
+    with open(path, "w", encoding="utf-8") as out:
+        for stack, count in _stacks.most_common():
+            out.write(f"{stack} {count}\n")
+
+
+if __name__ == "__main__":
+    interval = 1.0 / float(os.environ.get("BENCH_PROFILE_HZ", "250"))
+    signal.signal(signal.SIGPROF, _sample)
+    signal.setitimer(signal.ITIMER_PROF, interval, interval)
+    atexit.register(_write)
+    sys.argv = ["interlink", *sys.argv[1:]]
+    runpy.run_module("interlink", run_name="__main__")
