@@ -160,7 +160,12 @@ class Shard:
     def tree_spec(self, services: Services) -> TreeSpec:
         assert services.reader is not None
         return TreeSpec(
-            load_config=services.tenants.load_config, services=services, ack=services.reader.ack
+            load_config=services.tenants.load_config,
+            services=services,
+            ack=services.reader.ack,
+            release=services.reader.release,
+            rescan=services.reader.rescan_soon,
+            held=services.holds.held,
         )
 
     def _tenant_changed(self, tenant_id: str, version: int | None, kind: str) -> None:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from interlink.http.auth import LoginThrottle
     from interlink.inbox import Inbox, InboxReader
     from interlink.store.api_keys import ApiKeys
+    from interlink.store.holds import Holds
     from interlink.store.tenants import TenantStore
     from interlink.tenancy.directory import TenantDirectory
 
@@ -59,6 +60,13 @@ class Services:
         from interlink.store.api_keys import ApiKeys
 
         return ApiKeys(self.redis)
+
+    @cached_property
+    def holds(self) -> Holds:
+        """The tenants an operator stopped, kept until ``start`` (whichever shard owns them)."""
+        from interlink.store.holds import Holds
+
+        return Holds(self.redis)
 
     @cached_property
     def directory(self) -> TenantDirectory:

@@ -5,6 +5,12 @@ crashed tenant actor one-for-one after a backoff, and marks a tenant ``failed`` 
 than the restart policy allows, without touching any other tenant. Work for a tenant that is
 restarting waits in a bounded queue; work beyond the bound is refused (it stays unacknowledged in
 the durable inbox and comes back).
+
+An operator's ``stop`` holds a tenant until ``start``. The hold is kept in Redis (read here at
+start), so it outlives restarts and a change of owner; the tenant's inbox entries are refused
+meanwhile and stay in the durable inbox, not in memory (a hold may last days). After ``start`` a
+prompt rescan of the inbox offers them again; they go to the tenant oldest first, and newer
+entries of the tenant wait in memory behind them, so the order holds.
 """
 
 from __future__ import annotations
@@ -12,9 +18,12 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
+import gevent
 import pykka
+import redis
 
 from interlink.actors.actor import Actor
 from interlink.actors.messages import (
@@ -31,10 +40,37 @@ from interlink.actors.supervision import Children
 from interlink.actors.tenant import TenantActor
 from interlink.actors.tree import TreeSpec
 from interlink.inbox import Entry
+from interlink.tenancy.ownership import owner
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_PENDING = 1000
+# After ``start``, how long newer entries of the tenant wait for the rescan to bring back those
+# refused while it was held; past it (an entry vanished meanwhile) they wait no longer.
+RESUME_GRACE = 30.0
+HOLDS_RETRY = 1.0  # seconds between attempts to read the holds while the store is away
+
+
+@dataclass
+class _Resume:
+    """A started tenant catching up: the entries refused while it was held, oldest first, and
+    the entries offered since, each waiting for its turn."""
+
+    owed: deque[str]
+    since: float = field(default_factory=time.monotonic)
+    waiting: dict[str, Entry] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _LoadHolds:
+    """Time to read the operator holds again (the store did not answer)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _ResumeTimeout:
+    tenant_id: str
+    since: float
+
 
 ACTIVE, RESTARTING, FAILED, STOPPED = "active", "restarting", "failed", "stopped"
 
@@ -57,11 +93,35 @@ class Supervisor(Actor):
         self.tenants = Children(self.actor_ref, spec.policy)
         self.failed: dict[str, tuple[str, int]] = {}  # tenant -> last error, restarts
         self.held: set[str] = set()  # stopped by an operator: work waits for "start"
+        # No work is taken until the holds are read: a held tenant must not run meanwhile.
+        self.holds_known = False
+        # Held tenant -> the ids of its inbox entries refused (they wait in the inbox).
+        self.refused_ids: dict[str, set[str]] = {}
+        self.resuming: dict[str, _Resume] = {}
         self.starting: set[str] = set()  # "start" came while the old tree was still stopping
         self.pending: dict[str, deque[Entry]] = {}
         self.draining = False
         self.activations = 0
         self.refused = 0
+
+    def started(self) -> None:
+        self._load_holds()
+
+    def _load_holds(self) -> None:
+        if self.holds_known:
+            return
+        try:
+            held = self.spec.held()
+        except redis.RedisError as exc:
+            log.warning(
+                "operator holds unreadable; no work is taken until they are read",
+                extra={"error": type(exc).__name__, "delay": HOLDS_RETRY},
+            )
+            gevent.spawn_later(HOLDS_RETRY, _tell, self.actor_ref, _LoadHolds())
+            return
+        self.held |= {t for t in held if owner(t, self.shard_count) == self.shard_id}
+        self.holds_known = True
+        self.spec.rescan()  # what was refused meanwhile
 
     def stopping(self) -> None:
         late = self.tenants.stop_all(time.monotonic() + self.spec.stop_timeout)
@@ -91,10 +151,26 @@ class Supervisor(Actor):
             return self.control(message)
         if isinstance(message, TenantControl):
             return self.tenant_control(message.tenant_id, message.control)
+        if isinstance(message, _LoadHolds):
+            return self._load_holds()
+        if isinstance(message, _ResumeTimeout):
+            return self._resume_timeout(message)
         return super().receive(message)
 
     def deliver(self, work: Entry) -> bool:
-        """Hand ``work`` to its tenant; False when it was refused (failed tenant, full queue)."""
+        """Hand ``work`` to its tenant; False when it was refused (failed or held tenant, full
+        queue): it stays in the durable inbox."""
+        if work.entry_id is not None:
+            if not self.holds_known:
+                self.spec.release(work)
+                return False
+            if work.tenant_id in self.held:
+                return self._hold(work)
+            if work.tenant_id in self.resuming:
+                return self._resume(work)
+        return self._hand(work)
+
+    def _hand(self, work: Entry) -> bool:
         tenant_id = work.tenant_id
         if tenant_id in self.failed:
             self.refused += 1
@@ -109,6 +185,73 @@ class Supervisor(Actor):
             return False
         queue.append(work)
         return True
+
+    # -- operator holds -------------------------------------------------------------------------
+    def _hold(self, work: Entry) -> bool:
+        """A held tenant's entry goes back to the inbox, offered again at each rescan. Only one
+        handed over before the stop, still waiting here, is kept (offered again by a reader that
+        thinks it lost)."""
+        assert work.entry_id is not None
+        if any(
+            waiting.entry_id == work.entry_id for waiting in self.pending.get(work.tenant_id, ())
+        ):
+            return True
+        self.refused_ids.setdefault(work.tenant_id, set()).add(work.entry_id)
+        self.spec.release(work)
+        return False
+
+    def _resume(self, work: Entry) -> bool:
+        """A started tenant takes the entries refused while it was held first, in inbox order;
+        any other entry offered meanwhile waits here for its turn."""
+        assert work.entry_id is not None
+        resume = self.resuming[work.tenant_id]
+        if _entry_key(work.entry_id) < _entry_key(resume.owed[0]):
+            return self._hand(work)  # older than anything refused: never held back
+        resume.waiting[work.entry_id] = work
+        self._catch_up(work.tenant_id)
+        return True
+
+    def _catch_up(self, tenant_id: str, *, give_up: bool = False) -> None:
+        resume = self.resuming[tenant_id]
+        while resume.owed and resume.owed[0] in resume.waiting:
+            self._hand(resume.waiting.pop(resume.owed.popleft()))
+        if resume.owed and not give_up:
+            return
+        del self.resuming[tenant_id]
+        for entry_id in sorted(resume.waiting, key=_entry_key):
+            self._hand(resume.waiting[entry_id])
+
+    def _resume_timeout(self, message: _ResumeTimeout) -> None:
+        resume = self.resuming.get(message.tenant_id)
+        if resume is not None and resume.since == message.since:
+            log.warning(
+                "entries refused while the tenant was held did not come back in time",
+                extra={"tenant": message.tenant_id, "missing": len(resume.owed)},
+            )
+            self._catch_up(message.tenant_id, give_up=True)
+
+    def _start_resuming(self, tenant_id: str) -> None:
+        owed = self.refused_ids.pop(tenant_id, None)
+        if not owed:
+            return
+        resume = _Resume(deque(sorted(owed, key=_entry_key)))
+        self.resuming[tenant_id] = resume
+        gevent.spawn_later(
+            RESUME_GRACE, _tell, self.actor_ref, _ResumeTimeout(tenant_id, resume.since)
+        )
+        self.spec.rescan()
+
+    def _stop_resuming(self, tenant_id: str) -> None:
+        """Stopped again before catching up: what it still owed, and what waited for its turn,
+        is refused again (back to the inbox)."""
+        resume = self.resuming.pop(tenant_id, None)
+        if resume is None:
+            return
+        refused = self.refused_ids.setdefault(tenant_id, set())
+        refused.update(resume.owed)
+        for entry_id, work in resume.waiting.items():
+            refused.add(entry_id)
+            self.spec.release(work)
 
     def _ref(self, tenant_id: str, *, activate: bool) -> pykka.ActorRef[Any] | None:
         ref = self.tenants.ref(tenant_id)
@@ -165,6 +308,8 @@ class Supervisor(Actor):
         self.failed.pop(change.tenant_id, None)
         if change.kind == "deleted":
             self.held.discard(change.tenant_id)
+            self._stop_resuming(change.tenant_id)
+            self.refused_ids.pop(change.tenant_id, None)
             self.starting.discard(change.tenant_id)
             self.pending.pop(change.tenant_id, None)
         ref = self.tenants.ref(change.tenant_id)
@@ -194,11 +339,13 @@ class Supervisor(Actor):
             # No waiting in this handler: every other tenant's work goes through it.
             self.held.add(tenant_id)
             self.starting.discard(tenant_id)
+            self._stop_resuming(tenant_id)
             self.tenants.stop(tenant_id)
             return {"state": STOPPED}
         if message.type == "start":
             self.held.discard(tenant_id)
             self.failed.pop(tenant_id, None)
+            self._start_resuming(tenant_id)
             status = self.tenants.status(tenant_id)
             if status is not None and status.intended_stop:
                 self.starting.add(tenant_id)  # the old tree is still draining: start after it
@@ -260,6 +407,11 @@ class Supervisor(Actor):
         for tenant_id in self.held - set(self.tenants.keys()) - set(self.failed):
             tenants.append({"tenantId": tenant_id, "state": STOPPED, "ref": None})
         return {"shard": self.totals(), "tenants": tenants}
+
+
+def _entry_key(entry_id: str) -> tuple[int, ...]:
+    """A stream entry id (``ms-seq``) as something that sorts in stream order."""
+    return tuple(int(part) for part in entry_id.split("-"))
 
 
 def _tell(ref: pykka.ActorRef[Any], message: Any) -> bool:

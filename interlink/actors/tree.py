@@ -6,7 +6,7 @@ runtime; production uses the defaults.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,14 @@ DEFAULT_STOP_TIMEOUT = 5.0
 
 def _no_ack(work: Any) -> None:
     """Without a durable inbox (unit tests of the tree) there is nothing to acknowledge."""
+
+
+def _no_holds() -> Collection[str]:
+    return ()
+
+
+def _no_rescan() -> None:
+    """Without a durable inbox there is nothing to offer again."""
 
 
 @dataclass(frozen=True)
@@ -35,3 +43,10 @@ class TreeSpec:
     services: Any = None
     # Called once an inbox entry's effect is done, so the durable inbox forgets it.
     ack: Callable[[Any], None] = _no_ack
+    # The tenants an operator stopped (interlink.store.holds), read when the supervisor starts.
+    held: Callable[[], Collection[str]] = _no_holds
+    # An inbox entry refused for now (a held tenant): the inbox offers it again at its next
+    # rescan, instead of waiting for it as for work handed over.
+    release: Callable[[Any], None] = _no_ack
+    # Ask the durable inbox to offer its pending entries again soon (a held tenant was started).
+    rescan: Callable[[], None] = _no_rescan

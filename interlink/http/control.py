@@ -201,6 +201,11 @@ class TenantMessages(_Base):
                 title="Unknown tenant", description=f"No tenant {tenant_id!r}."
             )
         supervisor = self.supervisor()
+        # The operator's decision is stored before it is applied: it holds across restarts.
+        if message.type == "stop":
+            self.services.holds.hold(tenant_id)
+        elif message.type == "start":
+            self.services.holds.release(tenant_id)
         result = self.ask(supervisor, TenantControl(tenant_id, message))
         if result is None:
             result = self.ask(self.tenant_ref(supervisor, tenant_id), message)

@@ -75,6 +75,7 @@ class InboxReader:
         self._ack_script = FastScript(client, _ACK)
         self._greenlets: list[gevent.Greenlet] = []
         self._dead_since: float | None = None
+        self._rescan_soon = False
         self.healthy = False
 
     def start(self) -> None:
@@ -107,6 +108,17 @@ class InboxReader:
             greenlet.kill(block=True, timeout=timeout)
         self._ack_script.close()
 
+    def release(self, entry: Entry) -> None:
+        """An entry handed over was refused after all (a held tenant): offer it again at the next
+        rescan, not only after ``redeliver_after``."""
+        if entry.entry_id is not None and self.inflight.pop(entry.entry_id, None) is not None:
+            if len(self.inflight) < self.max_inflight:
+                self._room.set()
+
+    def rescan_soon(self) -> None:
+        """Offer the pending entries again after the current read, not at the next interval."""
+        self._rescan_soon = True
+
     def ack(self, entry: Entry) -> None:
         """The entry's effect is done (or it is dead-lettered): forget it, durably. An entry
         acknowledged twice is counted once."""
@@ -128,8 +140,9 @@ class InboxReader:
             try:
                 self._ensure_group()
                 self.healthy = True
-                if time.monotonic() >= next_rescan:
+                if self._rescan_soon or time.monotonic() >= next_rescan:
                     # Our own pending entries (a restart, a refused delivery, a crashed actor).
+                    self._rescan_soon = False
                     self._read("0", block=None)
                     next_rescan = time.monotonic() + self.rescan_interval
                 self._room.wait()

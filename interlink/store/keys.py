@@ -100,3 +100,34 @@ def genesys_conversation(conversation_id: str) -> str:
 def alias(tenant_id: str, alias_key: str) -> str:
     """A WhatsApp identifier (``phone:...`` / ``bsuid:...``) -> the user's Genesys participant id."""
     return f"{NS}alias:{tenant_id}:{alias_key}"
+
+
+# -- Fleet operations: operator holds, the control relay, shard heartbeats ----------------------
+# Keys of one shard carry its id as a hash tag (``{N}``, as the inbox does), so that on Redis
+# Cluster a shard's requests and replies live in one slot.
+
+
+def holds() -> str:
+    """Hash: tenant id -> when an operator stopped it (epoch ms). Read by every owner at start;
+    an entry goes with the operator's ``start`` or the tenant's deletion."""
+    return f"{NS}holds"
+
+
+def control_requests(shard_id: int) -> str:
+    """List of control messages relayed to the shard by other shards (it ``BLPOP``s them)."""
+    return f"{NS}control:{{{shard_id}}}:requests"
+
+
+def control_reply(shard_id: int, request_id: str) -> str:
+    """List holding the one reply of shard ``shard_id`` to the relayed request ``request_id``."""
+    return f"{NS}control:{{{shard_id}}}:reply:{request_id}"
+
+
+def shard_alive(shard_id: int) -> str:
+    """The shard's heartbeat (expires a few seconds after its last beat): it is running."""
+    return f"{NS}alive:{{{shard_id}}}"
+
+
+def shard_ids() -> str:
+    """Set of every shard id that ever announced itself (which heartbeats to look for)."""
+    return f"{NS}shards"

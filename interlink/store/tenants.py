@@ -194,6 +194,8 @@ class TenantStore:
         if result[0] == b"missing":
             raise TenantNotFound(f"tenant {tenant_id} does not exist")
         version = int(result[1])
+        # A tenant created again under this id starts without the old one's operator hold.
+        self.redis.hdel(keys.holds(), tenant_id)
         log.info(
             "tenant changed", extra={"tenant": tenant_id, "kind": DELETED, "version": version}
         )

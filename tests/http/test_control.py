@@ -509,6 +509,7 @@ def test_tenant_stop_holds_work_and_start_delivers_it(
     stopped = tenant_msg(client, services, "acme", "stop", media)
     assert stopped.status_code == 200
     assert decoded(stopped) == {"ok": True, "type": "stop", "state": "stopped"}
+    assert services.holds.held() == {"acme"}  # kept in Redis: it outlives a restart
     acme = entry(client, services, "acme")
     assert acme is not None and acme["state"] == "stopped" and acme["actors"] == []
     assert actors(client, services)["shard"]["tenantsStopped"] == 1
@@ -524,6 +525,7 @@ def test_tenant_stop_holds_work_and_start_delivers_it(
 
     started = tenant_msg(client, services, "acme", "start", media)
     assert decoded(started) == {"ok": True, "type": "start", "state": "active"}
+    assert services.holds.held() == set()
     wait_for(lambda: actors(client, services)["shard"]["pending"] == 0)
     acme = entry(client, services, "acme")
     assert acme is not None and acme["state"] == "active" and acme["conversations"] == 1
@@ -902,7 +904,9 @@ def test_a_stopped_tenant_that_is_deleted_is_forgotten(
     make_tenant(services, "acme")
     tenant_msg(client, services, "acme", "ping")
     assert tenant_msg(client, services, "acme", "stop").status_code == 200
+    assert services.holds.is_held("acme")
     version = services.tenants.delete("acme")
+    assert not services.holds.is_held("acme")  # a new tenant under this id is not held
     tree.tell(TenantChanged("acme", version, "deleted"))
     wait_for(lambda: entry(client, services, "acme") is None, timeout=0.5)
 
