@@ -137,6 +137,49 @@ def _profile_name(contact: Mapping[str, Any] | None) -> str | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class IdentityChange:
+    """A ``system`` message: the user's old identifiers and the new ones that replace them."""
+
+    old: UserIdentifiers
+    new_phone: str | None
+    new_bsuid: str | None
+
+
+def identity_change(message: Mapping[str, Any]) -> IdentityChange | None:
+    """The change a ``system`` message reports, or None for any other message (or a system
+    message of another kind).
+
+    ``user_changed_number`` comes from the old number (``from``) with ``system.wa_id`` the new
+    one; since August 2026 it also names the new and previous BSUIDs (``system.user_id`` /
+    ``previous_user_id``), as a number change gives the user a new one. ``user_changed_user_id``
+    names only the BSUIDs. System messages carry no ``contacts`` block. MappingError when the
+    message names no old identifier or a malformed one.
+    """
+    if message.get("type") != "system":
+        return None
+    system = message.get("system")
+    if not isinstance(system, Mapping):
+        return None
+    kind = system.get("type")
+    if kind not in ("user_changed_number", "user_changed_user_id"):
+        return None
+    old_phone = optional_str(message, "from", "message")
+    old_bsuid = optional_str(system, "previous_user_id", "message.system") or optional_str(
+        message, "from_user_id", "message"
+    )
+    old = _identifiers(old_phone, old_bsuid, None)
+    new_phone = (
+        optional_str(system, "wa_id", "message.system") if kind == "user_changed_number" else None
+    )
+    new_bsuid = optional_str(system, "user_id", "message.system")
+    return IdentityChange(
+        old=old,
+        new_phone=normalize_phone(new_phone) if new_phone else None,
+        new_bsuid=normalize_bsuid(new_bsuid) if new_bsuid else None,
+    )
+
+
 def alias_keys(phone: str | None, bsuid: str | None) -> tuple[str, ...]:
     """The alias-store keys to look up, in order; pass the first hit to :func:`participant_id`.
 
@@ -194,16 +237,22 @@ def genesys_participant(participant: str, nickname: str | None = None) -> Genesy
     return result
 
 
-def whatsapp_recipient(participant: str, latest_phone: str | None = None) -> str:
+def whatsapp_recipient(
+    participant: str, latest_phone: str | None = None, latest_bsuid: str | None = None
+) -> str:
     """Where to send a reply for the Genesys user ``channel.to.id`` == ``participant``.
 
     A phone, when known, wins over a BSUID (sending to a BSUID is new and fails across business
     portfolios): ``latest_phone`` is the phone the caller last saw for this
-    participant (e.g. kept in the conversation's state). Returns ``+<digits>`` for a phone (without
-    ``+`` Meta would prepend the business number's country code) or the BSUID as is.
+    participant (e.g. kept in the conversation's state), ``latest_bsuid`` its latest BSUID (after
+    a ``user_changed_user_id`` the participant id may be the old one). Returns ``+<digits>`` for a
+    phone (without ``+`` Meta would prepend the business number's country code) or the BSUID as
+    is.
     """
     if latest_phone:
         return "+" + normalize_phone(latest_phone)
+    if latest_bsuid and is_bsuid(latest_bsuid.strip()):
+        return latest_bsuid.strip()
     candidate = participant.strip()
     if is_bsuid(candidate):
         return candidate

@@ -145,36 +145,73 @@ def answered_menu(message: Mapping[str, Any]) -> str | None:
     return quoted if isinstance(quoted, str) and quoted else None
 
 
+BUTTON_RESPONSE_TYPES = ("QuickReply", "Button", "DatePicker")
+
+
 def to_structured_response(
     message: Mapping[str, Any],
     *,
     phone_number_id: str,
     participant: GenesysParticipant,
     originating_message_id: str,
+    response_type: str = "QuickReply",
 ) -> dict[str, Any]:
-    """The ``OpenInboundStructuredResponseMessage`` for a tap on a Genesys quick reply
+    """The ``OpenInboundStructuredResponseMessage`` for a tap on a Genesys menu
     (``POST …/inbound/open/structured/response``)::
 
         {"channel": {<as for a message>}, "originatingMessageId": <the menu's Genesys id>,
-         "buttonResponse": {"type": "QuickReply", "text": <title>, "payload": <reply id>}}
+         "buttonResponse": {"type": <response_type>, "text": <title>, "payload": <reply id>}}
 
     The reply id is the option's payload (the outbound mapping put it there), which is what the
-    bot matches on; the title is what the user saw. Raises MappingError for a message
-    :func:`answered_menu` does not accept or a reply without an id.
+    bot matches on; the title is what the user saw. ``response_type`` is what the menu was:
+    ``QuickReply`` (a bot's quick replies), ``Button`` (a card's postback buttons) or
+    ``DatePicker`` (a date picker's times, where text and payload are both the chosen ISO time,
+    as Genesys's own channels answer). Raises MappingError for a message :func:`answered_menu`
+    does not accept, a reply without an id or an unknown type.
     """
     if answered_menu(message) is None:
         raise MappingError("message is not a button or list reply to a menu")
-    wamid = required_str(message, "id", "message")
-    seconds = unix_seconds(message.get("timestamp"), "message.timestamp")
     interactive = as_mapping(message.get("interactive"), "message.interactive")
     subtype = str(interactive["type"])
     where = f"message.interactive.{subtype}"
     reply = as_mapping(interactive.get(subtype), where)
     payload = required_str(reply, "id", where)
     title = optional_str(reply, "title", where) or payload
-    attributes = {"waPhoneNumberId": phone_number_id, "waMessageType": "interactive"}
+    if response_type == "DatePicker":
+        title = payload
+    return structured_response(
+        message,
+        phone_number_id=phone_number_id,
+        participant=participant,
+        originating_message_id=originating_message_id,
+        response_type=response_type,
+        text=title,
+        payload=payload,
+    )
+
+
+def structured_response(
+    message: Mapping[str, Any],
+    *,
+    phone_number_id: str,
+    participant: GenesysParticipant,
+    originating_message_id: str,
+    response_type: str,
+    text: str,
+    payload: str,
+) -> dict[str, Any]:
+    """A structured response for ``message`` (a tap, or a text naming a numbered option) that
+    picked the option ``text`` / ``payload`` of a menu of type ``response_type``."""
+    if response_type not in BUTTON_RESPONSE_TYPES:
+        raise MappingError("unknown buttonResponse type")
+    if not text or not payload:
+        raise MappingError("a structured response needs a text and a payload")
+    wamid = required_str(message, "id", "message")
+    seconds = unix_seconds(message.get("timestamp"), "message.timestamp")
+    kind = required_str(message, "type", "message")
+    attributes = {"waPhoneNumberId": phone_number_id, "waMessageType": kind}
     attributes.update(_context_attributes(message))
-    attributes.update(_kind_attributes("interactive", message))
+    attributes.update(_kind_attributes(kind, message))
     return {
         "channel": {
             "messageId": wamid,
@@ -183,7 +220,7 @@ def to_structured_response(
             "metadata": {"customAttributes": attributes},
         },
         "originatingMessageId": originating_message_id,
-        "buttonResponse": {"type": "QuickReply", "text": title, "payload": payload},
+        "buttonResponse": {"type": response_type, "text": text, "payload": payload},
     }
 
 

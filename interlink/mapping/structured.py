@@ -24,6 +24,7 @@ ROW_DESCRIPTION = 72
 LIST_BODY = 4096
 LIST_BUTTON_TEXT = "Options"
 DEFAULT_QUESTION = "Please choose an option:"
+QUICK_REPLY = "QuickReply"
 _NATIVE = (None, "Attachment", "QuickReply")
 _READABLE_KEYS = ("title", "subtitle", "header", "text", "description", "body", "footer")
 _LINK_KEYS = ("url", "imageUrl", "image")
@@ -42,6 +43,10 @@ class Rendered:
 
     text: str
     interactive: dict[str, Any] | None
+    # The ``buttonResponse.type`` a tap on ``interactive`` answers with (``QuickReply`` ...).
+    menu: str | None = None
+    # Options shown as numbered text (more than fit a list), answered by number or title.
+    numbered: tuple[Option, ...] = ()
 
 
 def render_structured(raw: Mapping[str, Any], text: str | None) -> Rendered:
@@ -71,10 +76,27 @@ def render_structured(raw: Mapping[str, Any], text: str | None) -> Rendered:
             if len(options) <= BUTTON_MAX
             else list_menu(question, options)
         )
-    else:
-        numbered = "\n".join(f"{n}. {o.text}" for n, o in enumerate(options, 1))
-        blocks.append(f"{question}\n\n{numbered}")
-    return Rendered("\n\n".join(blocks), interactive)
+        return Rendered("\n\n".join(blocks), interactive, QUICK_REPLY)
+    numbered = "\n".join(f"{n}. {o.text}" for n, o in enumerate(options, 1))
+    blocks.append(f"{question}\n\n{numbered}")
+    return Rendered("\n\n".join(blocks), None, None, tuple(options))
+
+
+def numbered_answer(text: str, options: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """The (title, payload) a user's text picks from a numbered menu: exactly one of the numbers
+    (``2``, ``2.``, `` 2 ``) or an option's title, ignoring case and surrounding space; None for
+    any other text, which stays a message."""
+    answer = " ".join(text.split()).casefold()
+    if not answer:
+        return None
+    number = answer.removesuffix(".").removesuffix(")")
+    if number.isdigit() and number.isascii():
+        index = int(number) - 1
+        return tuple(options[index]) if 0 <= index < len(options) else None  # type: ignore[return-value]
+    for title, payload in options:
+        if " ".join(title.split()).casefold() == answer:
+            return title, payload
+    return None
 
 
 def buttons(question: str, options: list[Option]) -> dict[str, Any]:

@@ -241,6 +241,8 @@ class UserDriver(_Poster):
                 contacts.append(wa.contact(user))
             messages.extend(items)
             for item in items:
+                if item.get("type") == "system":
+                    continue  # the user did not write: no window opens, nothing to mark read
                 self.state.meta.note_inbound(
                     phone_number_id, item["id"], [k for k in (user.wa_id, user.user_id) if k]
                 )
@@ -267,6 +269,39 @@ class UserDriver(_Poster):
         """Shorthand: build one message of ``kind`` and send it alone."""
         item = self.build_message(phone_number_id, user, kind, **options)
         return self.send(phone_number_id, user, [item], webhook_url=webhook_url)
+
+    def change_number(
+        self,
+        phone_number_id: str,
+        user: WhatsAppUser,
+        new_wa_id: str,
+        *,
+        new_user_id: str | None = None,
+    ) -> tuple[Delivery, WhatsAppUser]:
+        """The user moves their WhatsApp account to ``new_wa_id`` (``system``
+        ``user_changed_number``, from the old number; with a new BSUID when the user had one).
+        The old number stops being theirs: sends to it fail (131026). Returns the delivery and
+        the user as they are now."""
+        item = self.build_message(
+            phone_number_id, user, "system", new_wa_id=new_wa_id, new_user_id=new_user_id
+        )
+        moved = WhatsAppUser(wa_id=new_wa_id, user_id=new_user_id or None, name=user.name)
+        self.state.meta.retire([k for k in (user.wa_id, user.user_id) if k])
+        return self.send(phone_number_id, user, [item]), moved
+
+    def change_user_id(
+        self, phone_number_id: str, user: WhatsAppUser, new_user_id: str
+    ) -> tuple[Delivery, WhatsAppUser]:
+        """The user's business-scoped id changes (``system`` ``user_changed_user_id``, Aug 2026:
+        no phone in it). The old id stops reaching them."""
+        item = self.build_message(
+            phone_number_id, user, "system", system_type="user_changed_user_id",
+            new_user_id=new_user_id,
+        )  # fmt: skip
+        moved = WhatsAppUser(wa_id=user.wa_id, user_id=new_user_id, name=user.name)
+        if user.user_id:
+            self.state.meta.retire([user.user_id])
+        return self.send(phone_number_id, user, [item]), moved
 
     def status_item(
         self,

@@ -226,6 +226,8 @@ class MetaWorld:
         self._pair_buckets: dict[tuple[str, str], tuple[float, float]] = {}
         self._second: dict[str, tuple[int, int]] = {}
         self._url_key = secrets.token_bytes(32)
+        # Addresses (numbers, BSUIDs) a user left behind: sends to them are not delivered.
+        self.retired: set[str] = set()
 
     # -- configuration ---------------------------------------------------------------------------
     def add_number(
@@ -285,6 +287,16 @@ class MetaWorld:
             self.received_wamids[wamid] = phone_number_id
             for key in user_keys:
                 self._last_inbound[(phone_number_id, recipient_key(key))] = now
+
+    def retire(self, addresses: list[str]) -> None:
+        """These addresses no longer reach anyone (the user changed number or id): Meta accepts
+        a send to them and then reports it ``failed`` with 131026 (undeliverable)."""
+        with self._lock:
+            self.retired.update(recipient_key(a) for a in addresses)
+
+    def is_retired(self, address: str) -> bool:
+        with self._lock:
+            return recipient_key(address) in self.retired
 
     # -- auth ------------------------------------------------------------------------------------
     def number_for_token(self, authorization: str | None) -> MetaNumber | None:

@@ -92,6 +92,8 @@ class MessagesResource:
         }
         if window_closed:
             self._later(sent, [("failed", 131047)], number)
+        elif self.state.meta.is_retired(to):
+            self._later(sent, [("failed", 131026)], number)
         elif number.auto_statuses:
             self._later(sent, [(name, None) for name in number.auto_statuses], number)
 

@@ -115,7 +115,8 @@ def message(
     ``name``, ``address``; contacts ``contacts``; button_reply/list_reply ``reply_id``,
     ``title``, ``description``, ``context_id``; button ``payload``, ``text``, ``context_id``;
     reaction ``message_id``, ``emoji`` (``None`` = removal: the key is absent); unsupported
-    ``unsupported_type``; system ``body``, ``new_wa_id``; order ``catalog_id``,
+    ``unsupported_type``; system ``system_type`` (``user_changed_number`` or
+    ``user_changed_user_id``), ``body``, ``new_wa_id``, ``new_user_id``; order ``catalog_id``,
     ``product_items``, ``text``; edit ``original_message_id``, ``body`` (the new text);
     revoke ``original_message_id``. Any kind: ``context_id`` (a reply to that wamid).
     """
@@ -186,16 +187,27 @@ def message(
             ],
         )
     elif kind == "system":
-        new_wa_id = options.get("new_wa_id", "")
-        item.update(
-            type="system",
-            system={
+        # System messages carry no contacts block; since Aug 2026 both kinds also name the new
+        # and previous business-scoped ids (a number change gives the user a new one too).
+        system_type = options.get("system_type", "user_changed_number")
+        system: dict[str, Any] = {"type": system_type}
+        if system_type == "user_changed_number":
+            new_wa_id = options.get("new_wa_id", "")
+            system = {
                 "body": options.get("body")
                 or f"User {user.name or ''} changed from {user.wa_id} to {new_wa_id}",
                 "wa_id": new_wa_id,
-                "type": "user_changed_number",
-            },
-        )
+                "type": system_type,
+            }
+        else:
+            # Only the BSUID changed and no phone may be shared: the message has no ``from``.
+            item.pop("from", None)
+            system["body"] = options.get("body") or f"User {user.name or ''} changed their user id"
+        if options.get("new_user_id"):
+            system["user_id"] = options["new_user_id"]
+        if user.user_id:
+            system["previous_user_id"] = user.user_id
+        item.update(type="system", system=system)
     elif kind == "order":
         order: dict[str, Any] = {
             "catalog_id": options.get("catalog_id", "1234567890"),

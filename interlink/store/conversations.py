@@ -2,8 +2,11 @@
 
 - the alias store: every WhatsApp identifier of a user (phone, BSUID) -> one Genesys participant;
 - the conversation: when the user last wrote (24-hour window), their latest phone;
-- the message map: a WhatsApp message id -> the agent's Genesys message id, the participant, and
-  the delivery state reached (receipts never go backwards);
+- the message map: a WhatsApp message id -> the agent's Genesys message id, the participant, the
+  delivery state reached (receipts never go backwards), how many WhatsApp parts that Genesys
+  message went out as, and the kind of menu it was (a bot's quick reply, card buttons, ...);
+- per Genesys message, the outcome of each of its parts and its one final receipt;
+- the numbered-text menu the user was last shown (answered by its number or title);
 - "done" markers for each provider call, so a crash between a provider's success and the inbox
   acknowledgement does not repeat the call;
 - the tenant's dead letters.
@@ -11,9 +14,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
@@ -38,11 +43,61 @@ return 1
 """
 
 
+# A Meta status of one part of an agent's message: move the part's state (compare-and-set, as
+# above) and fold its outcome into the Genesys message's one final receipt. KEYS: the part's message
+# map, the Genesys message's receipt hash. ARGV: expected state, new state ('' keeps it), the
+# part's wamid, its outcome ('d' delivered, 'f' failed, '' none yet), the number of parts, the
+# receipt hash's TTL. Returns the final receipt ('Delivered' | 'Failed') while it is decided and
+# not yet acknowledged as sent, else false: Delivered once every part was delivered, Failed as soon
+# as one failed, whichever comes first, and nothing else after it.
+_PART_STATUS = """
+if ARGV[2] ~= '' then
+  local current = redis.call('HGET', KEYS[1], 'state') or ''
+  if current == ARGV[1] then redis.call('HSET', KEYS[1], 'state', ARGV[2]) end
+end
+local final = redis.call('HGET', KEYS[2], 'final')
+if not final and ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[2], 'p:' .. ARGV[3], ARGV[4])
+  if ARGV[4] == 'f' then
+    final = 'Failed'
+  else
+    local delivered = 0
+    local fields = redis.call('HGETALL', KEYS[2])
+    for i = 1, #fields, 2 do
+      if string.sub(fields[i], 1, 2) == 'p:' and fields[i + 1] == 'd' then
+        delivered = delivered + 1
+      end
+    end
+    if delivered >= tonumber(ARGV[5]) then final = 'Delivered' end
+  end
+  if final then redis.call('HSET', KEYS[2], 'final', final) end
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[6]))
+end
+if final and not redis.call('HGET', KEYS[2], 'acked') then return final end
+return false
+"""
+
+MENU_TTL = 24 * 3600  # a numbered menu is answered within the user's window, or not at all
+MENU_FIELD = "menu"
+
+
+class Part(NamedTuple):
+    """What the message map knows of one WhatsApp message an agent's message went out as."""
+
+    genesys: str | None
+    participant: str | None
+    state: str | None
+    parts: int  # how many WhatsApp messages the Genesys message went out as (1 when unknown)
+    menu: str | None  # the buttonResponse type a tap on it answers with, when it was a menu
+
+
 class ConversationStore:
     def __init__(self, client: redis.Redis, tenant_id: str) -> None:
         self.redis = client
         self.tenant_id = tenant_id
         self._advance = client.register_script(_ADVANCE)
+        self._part_status = client.register_script(_PART_STATUS)
+        self._acks: list[str] = []  # Genesys ids whose final receipt was sent, not yet recorded
         self._done: dict[str, str] = {}
         self._unsaved: dict[str, str] = {}
         self._begun: set[str] = set()  # steps this object started (its own retries are no repeat)
@@ -61,21 +116,50 @@ class ConversationStore:
         phone: str | None,
         aliases: Mapping[str, str],
         wamid: str | None = None,
-    ) -> None:
+        *,
+        bsuid: str | None = None,
+    ) -> dict[str, Any] | None:
         """The user wrote message ``wamid`` at ``at``: their aliases (kept if already taken) and
-        the conversation's last inbound time, latest phone and last wamid, in one round trip."""
+        the conversation's last inbound time, latest phone, BSUID and last wamid, in one round
+        trip. Returns the numbered menu the user was last shown and may be answering (see
+        :meth:`remember_menu`), or None."""
         key = keys.conversation(self.tenant_id, participant)
         fields: dict[Any, Any] = {"last_inbound": repr(at)}
         if phone:
             fields["phone"] = phone
+        if bsuid:
+            fields["bsuid"] = bsuid
         if wamid:
             fields["last_wamid"] = wamid
         pipe = self.redis.pipeline(transaction=False)
         for alias_key, owner in aliases.items():
             pipe.set(keys.alias(self.tenant_id, alias_key), owner, nx=True, ex=ALIAS_TTL)
+        pipe.hget(key, MENU_FIELD)
         pipe.hset(key, mapping=fields)
         pipe.expire(key, CONVERSATION_TTL)
-        pipe.execute()
+        menu = pipe.execute()[-3]
+        return _menu(menu)
+
+    def remember_menu(
+        self, participant: str, genesys_id: str, options: Sequence[tuple[str, str]]
+    ) -> None:
+        """The user was shown a Genesys quick reply as numbered text: ``options`` are its
+        (title, payload) pairs in order. Kept in the conversation hash for MENU_TTL; a newer
+        menu replaces it."""
+        menu = {
+            "id": genesys_id,
+            "options": [list(o) for o in options],
+            "until": time.time() + MENU_TTL,
+        }
+        self.redis.hset(
+            keys.conversation(self.tenant_id, participant),
+            MENU_FIELD,
+            json.dumps(menu, separators=(",", ":")),
+        )
+
+    def forget_menu(self, participant: str) -> None:
+        """The menu was answered: a later message with the same number is just a message."""
+        self.redis.hdel(keys.conversation(self.tenant_id, participant), MENU_FIELD)
 
     def last_wamid(self, participant: str) -> str | None:
         """The user's latest message to the business (what a typing indicator is shown on)."""
@@ -84,18 +168,96 @@ class ConversationStore:
 
     def state(self, participant: str) -> tuple[float | None, str | None]:
         """When the user last wrote (Unix seconds) and their latest phone."""
-        last, phone = self.redis.hmget(
-            keys.conversation(self.tenant_id, participant), ["last_inbound", "phone"]
+        last, phone, _ = self.address(participant)
+        return last, phone
+
+    def address(self, participant: str) -> tuple[float | None, str | None, str | None]:
+        """When the user last wrote (Unix seconds), their latest phone and latest BSUID."""
+        last, phone, bsuid = self.redis.hmget(
+            keys.conversation(self.tenant_id, participant), ["last_inbound", "phone", "bsuid"]
         )
-        return (float(last) if last else None, _text(phone))
+        return (float(last) if last else None, _text(phone), _text(bsuid))
+
+    def readdress(
+        self,
+        participant: str,
+        *,
+        phone: str | None,
+        bsuid: str | None,
+        aliases: Mapping[str, str],
+    ) -> None:
+        """The user's number or id changed: ``aliases`` (old and new identifiers) point to
+        ``participant`` even where taken (a number now belongs to this user), and replies go to
+        the new ``phone`` / ``bsuid``. One round trip."""
+        key = keys.conversation(self.tenant_id, participant)
+        fields: dict[Any, Any] = {k: v for k, v in (("phone", phone), ("bsuid", bsuid)) if v}
+        pipe = self.redis.pipeline(transaction=False)
+        for alias_key, owner in aliases.items():
+            pipe.set(keys.alias(self.tenant_id, alias_key), owner, ex=ALIAS_TTL)
+        if fields:
+            pipe.hset(key, mapping=fields)
+            pipe.expire(key, CONVERSATION_TTL)
+        pipe.execute()
 
     # -- messages -------------------------------------------------------------------------------
-    def map_message(self, wamid: str, genesys_id: str, participant: str) -> None:
+    def map_message(
+        self,
+        wamid: str,
+        genesys_id: str,
+        participant: str,
+        *,
+        parts: int = 1,
+        menu: str | None = None,
+    ) -> None:
+        """``wamid`` is one of the ``parts`` WhatsApp messages Genesys message ``genesys_id``
+        went out as; ``menu``: the buttonResponse type a tap on it answers with."""
         key = keys.message_map(self.tenant_id, wamid)
+        fields: dict[Any, Any] = {"genesys": genesys_id, "participant": participant}
+        if parts != 1:
+            fields["parts"] = str(parts)
+        if menu:
+            fields["menu"] = menu
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(key, mapping={"genesys": genesys_id, "participant": participant})
+        pipe.hset(key, mapping=fields)
         pipe.expire(key, MESSAGE_TTL)
         pipe.execute()
+
+    def part(self, wamid: str) -> Part:
+        """Everything the message map holds about ``wamid``, in one round trip."""
+        values = self.redis.hmget(
+            keys.message_map(self.tenant_id, wamid),
+            ["genesys", "participant", "state", "parts", "menu"],
+        )
+        genesys, participant, state, parts, menu = (_text(v) for v in values)
+        count = int(parts) if parts and parts.isdigit() and int(parts) > 0 else 1
+        return Part(genesys, participant, state, count, menu)
+
+    def part_status(
+        self,
+        wamid: str,
+        genesys_id: str,
+        *,
+        expected: str | None,
+        new: str | None,
+        outcome: str,
+        parts: int,
+    ) -> str | None:
+        """Record a status of one part (see ``_PART_STATUS``); the final receipt to send now, if
+        any. Send it, then :meth:`receipt_sent`: until then a redelivered status returns it
+        again, so a crash between the two loses no receipt."""
+        result = self._part_status(
+            keys=[
+                keys.message_map(self.tenant_id, wamid),
+                keys.dedupe(self.tenant_id, "receipt", genesys_id),
+            ],
+            args=[expected or "", new or "", wamid, outcome, parts, DONE_TTL],
+        )
+        return _text(result) if result else None
+
+    def receipt_sent(self, step: str, genesys_id: str) -> None:
+        """The final receipt of ``genesys_id`` was sent (the call ``step``): one round trip."""
+        self._acks.append(genesys_id)
+        self.mark_done(step)
 
     def mapped(self, wamid: str) -> tuple[str | None, str | None, str | None]:
         """The Genesys message id, the participant and the delivery state of ``wamid``."""
@@ -159,6 +321,8 @@ class ConversationStore:
         pipe = self.redis.pipeline(transaction=False)
         for step, value in self._unsaved.items():
             pipe.set(keys.dedupe(self.tenant_id, "done", step), value, ex=DONE_TTL)
+        for genesys_id in self._acks:
+            pipe.hset(keys.dedupe(self.tenant_id, "receipt", genesys_id), "acked", "1")
         if genesys_conversation:
             pipe.set(
                 keys.genesys_conversation(genesys_conversation),
@@ -167,6 +331,7 @@ class ConversationStore:
             )
         pipe.execute()
         self._unsaved.clear()
+        self._acks.clear()
 
     # -- dead letters ---------------------------------------------------------------------------
     def dead_letter(
@@ -179,6 +344,21 @@ def tenant_of_genesys_conversation(client: redis.Redis, conversation_id: str) ->
     """The tenant whose customer message opened Genesys conversation ``conversation_id`` (recorded
     by :meth:`ConversationStore.mark_done`), or None when no message of ours went there."""
     return _text(client.get(keys.genesys_conversation(conversation_id)))
+
+
+def _menu(raw: Any) -> dict[str, Any] | None:
+    """A remembered numbered menu, or None when there is none, it expired or it is unreadable."""
+    if not raw:
+        return None
+    try:
+        menu = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(menu, dict) or not isinstance(menu.get("until"), int | float):
+        return None
+    if menu["until"] < time.time() or not isinstance(menu.get("options"), list):
+        return None
+    return menu
 
 
 def _text(value: Any) -> str | None:

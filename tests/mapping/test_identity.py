@@ -165,3 +165,57 @@ def test_recipient_fields() -> None:
     assert recipient_fields(BSUID) == {"recipient": BSUID}
     with pytest.raises(MappingError):
         recipient_fields("nobody")
+
+
+def test_a_number_change_names_the_old_and_the_new_identifiers() -> None:
+    from interlink.mapping.identity import identity_change
+
+    change = identity_change(
+        {
+            "from": "16505551234",
+            "id": "wamid.S",
+            "timestamp": "1",
+            "type": "system",
+            "system": {
+                "body": "User A changed from 16505551234 to 16505559999",
+                "wa_id": "16505559999",
+                "type": "user_changed_number",
+                "user_id": "US.222",
+                "previous_user_id": "US.111",
+            },
+        }
+    )
+    assert change is not None
+    assert (change.old.phone, change.old.bsuid) == ("16505551234", "US.111")
+    assert (change.new_phone, change.new_bsuid) == ("16505559999", "US.222")
+
+
+def test_an_id_change_without_a_phone_names_the_previous_id_and_other_messages_none() -> None:
+    from interlink.mapping.identity import identity_change
+
+    change = identity_change(
+        {
+            "id": "wamid.S",
+            "timestamp": "1",
+            "type": "system",
+            "system": {
+                "type": "user_changed_user_id",
+                "user_id": "US.2",
+                "previous_user_id": "US.1",
+            },
+        }
+    )
+    assert change is not None and change.old.bsuid == "US.1" and change.new_phone is None
+    assert identity_change({"type": "text", "text": {"body": "hi"}}) is None
+    assert (
+        identity_change({"type": "system", "system": {"type": "customer_identity_changed"}}) is None
+    )
+    with pytest.raises(MappingError):
+        identity_change({"type": "system", "system": {"type": "user_changed_user_id"}})
+
+
+def test_replies_go_to_the_latest_bsuid_when_no_phone_is_known() -> None:
+    from interlink.mapping.identity import whatsapp_recipient
+
+    assert whatsapp_recipient("US.1", None, "US.2") == "US.2"
+    assert whatsapp_recipient("US.1", "16505551234", "US.2") == "+16505551234"

@@ -176,3 +176,23 @@ def test_a_notification_without_text_renders_its_template() -> None:
 def test_nothing_readable_sends_nothing_and_malformed_items_are_skipped() -> None:
     assert sends(structured(None, {"contentType": "QuickReply", "quickReply": {"text": 5}})) == []
     assert sends(structured(None, {"contentType": "Card", "card": []})) == []
+
+
+def test_more_than_ten_options_go_as_numbered_text_remembered_for_the_answer() -> None:
+    from interlink.mapping.structured import numbered_answer, render_structured
+
+    content = [
+        {"contentType": "QuickReply", "quickReply": {"text": f"Shop {n}", "payload": f"s{n}"}}
+        for n in range(1, 12)
+    ]
+    rendered = render_structured({"content": content}, "Which shop?")
+    assert rendered.interactive is None and rendered.menu is None
+    assert [o.payload for o in rendered.numbered] == [f"s{n}" for n in range(1, 12)]
+    options = [(o.text, o.payload) for o in rendered.numbered]
+    assert numbered_answer("11", options) == ("Shop 11", "s11")
+    assert numbered_answer(" 3. ", options) == ("Shop 3", "s3")
+    assert numbered_answer("shop  4", options) == ("Shop 4", "s4")
+    for other in ("12", "0", "3 please", "", "٣"):
+        assert numbered_answer(other, options) is None
+    few = render_structured({"content": content[:3]}, "Which shop?")
+    assert few.menu == "QuickReply" and few.numbered == ()

@@ -36,6 +36,7 @@ from interlink.mapping import (
     with_media_id,
     within_service_window,
 )
+from interlink.mapping.structured import Option, render_structured
 from interlink.providers.errors import MetaError, SendUncertain, TransientError
 from interlink.providers.genesys import download_attachment, genesys_download_hosts
 from interlink.providers.meta import GraphClient
@@ -67,7 +68,7 @@ def agent_message(
         return show_typing(context, store, notification.user_id, session)
     genesys_id, participant = notification.message_id, notification.user_id
     assert genesys_id is not None and participant is not None
-    last_inbound, phone = store.state(participant)
+    last_inbound, phone, bsuid = store.address(participant)
     template: dict[str, Any] | None = None  # set when only a template may reach the user
     if not within_service_window(last_inbound, time.time()):
         configured = context.config.settings.get("fallbackTemplate")
@@ -76,7 +77,7 @@ def agent_message(
         else:
             return failed(context, store, genesys_id, participant, "MessageExpired", OUTSIDE_WINDOW)
     try:
-        recipient = identity.whatsapp_recipient(participant, phone)
+        recipient = identity.whatsapp_recipient(participant, phone, bsuid)
         if template is None:
             sends = to_meta_sends(notification, recipient=recipient, callback_data=genesys_id)
         else:
@@ -99,6 +100,15 @@ def agent_message(
         return failed(
             context, store, genesys_id, participant, "UnsupportedMessage", NOTHING_TO_SHOW
         )
+    menu: str | None = None
+    numbered: tuple[Option, ...] = ()
+    if notification.type == "Structured" and template is None:
+        rendered = render_structured(notification.raw, notification.text)
+        menu, numbered = rendered.menu, rendered.numbered
+    if numbered and store.start(f"menu:{genesys_id}"):
+        # Shown as numbered text: the user's answer by number or title must find it.
+        store.remember_menu(participant, genesys_id, [(o.text, o.payload) for o in numbered])
+        store.mark_done(f"menu:{genesys_id}")
     sender = context.sender()
     for index, body in enumerate(sends):
         step = f"out:{genesys_id}:{index}"
@@ -127,7 +137,13 @@ def agent_message(
                 return failed(context, store, genesys_id, participant, reason, text)
             raise TransientError(describe(exc)) from None
         store.mark_done(step, str(wamid))
-        store.map_message(str(wamid), genesys_id, participant)
+        store.map_message(
+            str(wamid),
+            genesys_id,
+            participant,
+            parts=len(sends),
+            menu=menu if body.get("type") == "interactive" else None,
+        )
     return None
 
 

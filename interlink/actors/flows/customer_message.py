@@ -4,7 +4,11 @@ The user's identifiers are resolved to their one Genesys participant and recorde
 they wrote, which opens the 24-hour window); each inbound body is sent once: a step already done
 (a redelivery after a crash) is skipped. The Genesys conversation a body went to is remembered, so
 the Genesys webhook finds this tenant from it. A button or list tap answering a menu the agent
-flow mapped to a Genesys message (a bot's quick reply) goes as a structured response instead.
+flow mapped to a Genesys message (a bot's quick reply, a card's buttons, a date picker) goes as a
+structured response instead, and so does a text that names an option of the numbered menu the
+user was last shown. A ``system`` message that the user's number or business-scoped id changed
+points the new identifiers to the same participant and readdresses the conversation, so the
+user's next messages keep their Genesys ``channel.from.id`` and replies go to the new address.
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ from interlink.mapping import identity
 from interlink.mapping.inbound import (
     InboundOptions,
     answered_menu,
+    structured_response,
     to_genesys_inbound,
     to_structured_response,
 )
 from interlink.mapping.media import MediaRef
+from interlink.mapping.structured import numbered_answer
 from interlink.mapping.wire import unix_seconds
 from interlink.security import media_links
 from interlink.store.conversations import ConversationStore
@@ -39,31 +45,38 @@ def customer_message(
     payload = work.payload
     message, contact = payload["element"], payload.get("contact")
     number = str(payload["phone_number_id"])
-    ids = identity.identifiers_of_message(message, contact)
+    change = identity.identity_change(message)
+    ids = change.old if change else identity.identifiers_of_message(message, contact)
     known = store.known_alias(identity.alias_keys(ids.phone, ids.bsuid))
     participant = identity.participant_id(ids.phone, ids.bsuid, known)
-    store.user_wrote(
-        participant,
-        float(unix_seconds(message.get("timestamp"), "message.timestamp")),
-        ids.phone,
-        identity.aliases_to_record(participant, ids.phone, ids.bsuid),
-        wamid=message.get("id") if isinstance(message.get("id"), str) else None,
-    )
-    genesys_participant = identity.genesys_participant(participant, ids.name)
-    menu = answered_menu(message)
-    originating = store.mapped(menu)[0] if menu else None
-    if originating is not None:
-        # A tap on a menu that came from Genesys: the bot matches the payload, not the text.
-        answer_quick_reply(
-            context,
-            store,
-            to_structured_response(
-                message,
-                phone_number_id=number,
-                participant=genesys_participant,
-                originating_message_id=originating,
-            ),
+    if change is not None:
+        # Not the user writing (no window opens); their new address is theirs from now on.
+        store.readdress(
+            participant,
+            phone=change.new_phone,
+            bsuid=change.new_bsuid,
+            aliases={
+                **identity.aliases_to_record(participant, ids.phone, ids.bsuid),
+                **identity.aliases_to_record(participant, change.new_phone, change.new_bsuid),
+            },
         )
+        numbered = None
+    else:
+        numbered = store.user_wrote(
+            participant,
+            float(unix_seconds(message.get("timestamp"), "message.timestamp")),
+            ids.phone,
+            identity.aliases_to_record(participant, ids.phone, ids.bsuid),
+            wamid=message.get("id") if isinstance(message.get("id"), str) else None,
+            bsuid=ids.bsuid,
+        )
+    genesys_participant = identity.genesys_participant(participant, ids.name)
+    response = menu_answer(message, store, number, genesys_participant, numbered)
+    if response is not None:
+        # An answer to a menu that came from Genesys: the bot matches the payload, not the text.
+        answer_quick_reply(context, store, response)
+        if numbered is not None and message.get("type") == "text":
+            store.forget_menu(participant)
         return
     bodies = to_genesys_inbound(
         message,
@@ -91,6 +104,49 @@ def customer_message(
             str(result.get("id") or "1"),
             genesys_conversation=conversation_id if isinstance(conversation_id, str) else None,
         )
+
+
+def menu_answer(
+    message: dict[str, Any],
+    store: ConversationStore,
+    number: str,
+    participant: identity.GenesysParticipant,
+    numbered: dict[str, Any] | None,
+) -> dict[str, Any] | None:
+    """The structured response ``message`` is, or None when it is just a message: a tap on a
+    menu the agent flow mapped to a Genesys message, or a text that is the number or title of an
+    option of the numbered menu the user was last shown."""
+    menu = answered_menu(message)
+    if menu is not None:
+        part = store.part(menu)
+        if part.genesys is None:
+            return None
+        return to_structured_response(
+            message,
+            phone_number_id=number,
+            participant=participant,
+            originating_message_id=part.genesys,
+            response_type=part.menu or "QuickReply",
+        )
+    text = message.get("text")
+    body = text.get("body") if isinstance(text, dict) else None
+    if numbered is None or message.get("type") != "text" or not isinstance(body, str):
+        return None
+    options = [
+        (str(o[0]), str(o[1])) for o in numbered["options"] if isinstance(o, list) and len(o) == 2
+    ]
+    picked = numbered_answer(body, options)
+    if picked is None or not isinstance(numbered.get("id"), str):
+        return None
+    return structured_response(
+        message,
+        phone_number_id=number,
+        participant=participant,
+        originating_message_id=numbered["id"],
+        response_type="QuickReply",
+        text=picked[0],
+        payload=picked[1],
+    )
 
 
 def answer_quick_reply(

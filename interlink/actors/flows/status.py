@@ -2,26 +2,37 @@
 
 The agent's message is found from the wamid (the message map) or, failing that, from the
 ``biz_opaque_callback_data`` it was sent with; a status of a message that did not come from an
-agent is ignored. The delivery state only moves forward, by compare-and-set, so two statuses of
-one message racing cannot both send a receipt.
+agent is ignored. A Genesys message may have gone out as several WhatsApp messages (a long text, a
+text and attachments): it gets one final receipt for all of them, ``Delivered`` once every part
+was delivered (or read), ``Failed`` as soon as one part failed, never both and never twice. Each
+part's delivery state only moves forward, and the parts' outcomes are folded into the final
+receipt by one atomic step, so two statuses racing cannot both send a receipt.
 """
 
 from __future__ import annotations
 
+from typing import cast
+
 from interlink.actors.flows.common import FlowContext
 from interlink.inbox import Entry
 from interlink.mapping import identity
-from interlink.mapping.receipts import failure_reasons, next_receipt, receipt_body
+from interlink.mapping.receipts import ReceiptKind, failure_reasons, next_receipt, receipt_body
 from interlink.mapping.wire import unix_seconds
 from interlink.store.conversations import ConversationStore
 
+_OUTCOME = {"Delivered": "d", "Failed": "f"}
+_PART_FAILED = {"code": "GeneralError", "message": "WhatsApp reported a part of it as failed"}
+
 
 def status(context: FlowContext, store: ConversationStore, work: Entry) -> None:
-    """Send the receipt one ``statuses[]`` item calls for, then record the new delivery state."""
+    """Record one ``statuses[]`` item and send the final receipt it completes, if any."""
     element = work.payload["element"]
     wamid, state_name = str(element["id"]), str(element.get("status"))
-    genesys_id, participant, state = store.mapped(wamid)
+    part = store.part(wamid)
+    genesys_id, participant, state = part.genesys, part.participant, part.state
     if genesys_id is None:
+        # A part whose send outcome was unknown is not in the map; Meta echoes its callback
+        # data. Its number of parts is unknown too: it counts as a message of its own.
         callback = element.get("biz_opaque_callback_data")
         genesys_id = callback if isinstance(callback, str) and callback else None
     if genesys_id is None:
@@ -30,20 +41,31 @@ def status(context: FlowContext, store: ConversationStore, work: Entry) -> None:
         ids = identity.identifiers_of_status(element, work.payload.get("contact"))
         known = store.known_alias(identity.alias_keys(ids.phone, ids.bsuid))
         participant = identity.participant_id(ids.phone, ids.bsuid, known)
-    new_state, receipt = next_receipt(state, state_name)
-    if receipt is not None and context.genesys is not None:
-        step = f"receipt:{genesys_id}:{receipt}"
-        if store.start(step):
-            at = float(unix_seconds(element.get("timestamp"), "status.timestamp"))
-            reasons = failure_reasons(element) if receipt == "Failed" else None
-            body = receipt_body(
-                receipt,
-                genesys_message_id=genesys_id,
-                recipient=participant,
-                at=at,
-                reasons=reasons,
-            )
-            context.genesys.send_receipt(body)
-            store.mark_done(step)
-    if new_state is not None and new_state != state:
-        store.advance(wamid, state, new_state)
+    new_state, part_receipt = next_receipt(state, state_name)
+    final = store.part_status(
+        wamid,
+        genesys_id,
+        expected=state,
+        new=new_state if new_state != state else None,
+        outcome=_OUTCOME.get(part_receipt or "", ""),
+        parts=part.parts,
+    )
+    if final is None or context.genesys is None:
+        return
+    step = f"receipt:{genesys_id}:{final}"
+    if not store.start(step):
+        store.receipt_sent(step, genesys_id)  # sent before a crash: only the record was lost
+        return
+    at = float(unix_seconds(element.get("timestamp"), "status.timestamp"))
+    reasons = None
+    if final == "Failed":
+        reasons = failure_reasons(element) if state_name == "failed" else [_PART_FAILED]
+    body = receipt_body(
+        cast(ReceiptKind, final),
+        genesys_message_id=genesys_id,
+        recipient=participant,
+        at=at,
+        reasons=reasons,
+    )
+    context.genesys.send_receipt(body)
+    store.receipt_sent(step, genesys_id)

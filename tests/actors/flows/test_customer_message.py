@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 import redis
@@ -81,3 +82,106 @@ def test_without_genesys_credentials_it_gives_up_after_opening_the_window(
 
     assert store.state("16505551234")[0] is not None  # an agent may still answer in the window
     assert len(responses.calls) == 0
+
+
+def _text_from(phone: str, body: str, wamid: str) -> dict[str, Any]:
+    update = meta_update("meta_text.json")
+    element = {**update["element"], "from": phone, "id": wamid, "text": {"body": body}}
+    contact = {**update["contact"], "wa_id": phone}
+    return {**update, "element": element, "contact": contact}
+
+
+@responses.activate
+def test_after_a_number_change_the_user_keeps_their_participant_and_replies_go_to_the_new_number(
+    services: Services, redis_client: redis.Redis
+) -> None:
+    config = tenant_config()
+    context = FakeContext(config, services.settings)
+    store = ConversationStore(redis_client, config.tenant_id)
+    call = responses.post(f"{GENESYS}/message", json={"id": "gc"})
+
+    customer_message(context, store, entry(config, "wa.message", meta_update("meta_text.json")),
+                     secret_keys=services.secret_keys)  # fmt: skip
+    customer_message(context, store, entry(config, "wa.message", meta_update("meta_system.json")),
+                     secret_keys=services.secret_keys)  # fmt: skip
+    work = entry(config, "wa.message", _text_from("16505559999", "new phone", "wamid.NEW1"))
+    customer_message(context, store, work, secret_keys=services.secret_keys)
+
+    bodies = [json.loads(c.request.body) for c in call.calls]
+    assert [b["channel"]["from"]["id"] for b in bodies] == ["16505551234"] * 3
+    assert "+16505559999" in bodies[1]["text"]  # the agent is told
+    assert bodies[2]["text"] == "new phone"
+    assert store.address("16505551234")[1] == "16505559999"
+
+
+@responses.activate
+def test_a_business_scoped_id_change_points_the_new_id_to_the_same_participant(
+    services: Services, redis_client: redis.Redis
+) -> None:
+    config = tenant_config()
+    context = FakeContext(config, services.settings)
+    store = ConversationStore(redis_client, config.tenant_id)
+    call = responses.post(f"{GENESYS}/message", json={"id": "gc"})
+    first = meta_update("meta_text_bsuid_only.json")
+    old_bsuid = first["element"]["from_user_id"]
+    customer_message(context, store, entry(config, "wa.message", first),
+                     secret_keys=services.secret_keys)  # fmt: skip
+    change = {
+        **first,
+        "contact": None,
+        "element": {
+            "from_user_id": old_bsuid,
+            "id": "wamid.SYS2",
+            "timestamp": first["element"]["timestamp"],
+            "type": "system",
+            "system": {
+                "body": "User changed",
+                "type": "user_changed_user_id",
+                "user_id": "US.99887766554433221100",
+                "previous_user_id": old_bsuid,
+            },
+        },
+    }
+    customer_message(context, store, entry(config, "wa.message", change),
+                     secret_keys=services.secret_keys)  # fmt: skip
+    later = {
+        **first,
+        "contact": {**first["contact"], "user_id": "US.99887766554433221100"},
+        "element": {
+            **first["element"],
+            "id": "wamid.AFTER",
+            "from_user_id": "US.99887766554433221100",
+        },
+    }
+    customer_message(context, store, entry(config, "wa.message", later),
+                     secret_keys=services.secret_keys)  # fmt: skip
+
+    ids = [json.loads(c.request.body)["channel"]["from"]["id"] for c in call.calls]
+    assert ids == [old_bsuid] * 3
+    assert store.address(old_bsuid)[2] == "US.99887766554433221100"
+
+
+@responses.activate
+def test_a_number_answering_a_numbered_menu_is_a_structured_response_and_other_text_a_message(
+    services: Services, redis_client: redis.Redis
+) -> None:
+    config = tenant_config()
+    context = FakeContext(config, services.settings)
+    store = ConversationStore(redis_client, config.tenant_id)
+    options = [(f"Shop {n}", f"shop-{n}") for n in range(1, 13)]
+    store.remember_menu("16505551234", "gc-menu", options)
+    message = responses.post(f"{GENESYS}/message", json={"id": "gc"})
+    answer = responses.post(f"{GENESYS}/structured/response", json={"id": "gc-a"})
+
+    for wamid, text in (("wamid.A", "twelve?"), ("wamid.B", " 12 "), ("wamid.C", "12")):
+        work = entry(config, "wa.message", _text_from("16505551234", text, wamid))
+        customer_message(context, store, work, secret_keys=services.secret_keys)
+
+    assert [json.loads(c.request.body)["text"] for c in message.calls] == ["twelve?", "12"]
+    [response] = [json.loads(c.request.body) for c in answer.calls]
+    assert response["buttonResponse"] == {
+        "type": "QuickReply",
+        "text": "Shop 12",
+        "payload": "shop-12",
+    }
+    assert response["originatingMessageId"] == "gc-menu"
