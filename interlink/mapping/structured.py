@@ -1,5 +1,7 @@
-"""Genesys ``Structured`` messages → WhatsApp content: quick replies as interactive messages,
-everything else (carousel, card, date picker, unknown content) as readable text.
+"""Genesys ``Structured`` messages → WhatsApp content: quick replies as interactive messages, a
+card's postback actions as reply buttons (1-3) and a date picker's times as a list (1-10), when
+they fit; everything else (carousels, cards and date pickers that do not fit, unknown content) as
+readable text.
 
 Meta's limits (reference/rich-messages.md): reply buttons hold 1-3 options (title ≤ 20, id ≤ 256,
 both unique, body ≤ 1024); a list holds at most 10 rows in all (title ≤ 24, id ≤ 200, description
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 BUTTON_MAX = 3
@@ -25,6 +28,10 @@ LIST_BODY = 4096
 LIST_BUTTON_TEXT = "Options"
 DEFAULT_QUESTION = "Please choose an option:"
 QUICK_REPLY = "QuickReply"
+BUTTON = "Button"  # a card's postback buttons
+DATE_PICKER = "DatePicker"
+DATE_QUESTION = "Please choose a time:"
+DATE_BUTTON_TEXT = "Choose a time"
 _NATIVE = (None, "Attachment", "QuickReply")
 _READABLE_KEYS = ("title", "subtitle", "header", "text", "description", "body", "footer")
 _LINK_KEYS = ("url", "imageUrl", "image")
@@ -54,16 +61,25 @@ def render_structured(raw: Mapping[str, Any], text: str | None) -> Rendered:
     question). Malformed items are skipped, never raised on: the rest still reaches the user."""
     items = [i for i in _list(raw.get("content")) if isinstance(i, Mapping)]
     options = [o for i in items if i.get("contentType") == "QuickReply" if (o := _option(i))]
+    native: tuple[Mapping[str, Any], dict[str, Any], str] | None = None
+    if not options:
+        candidates = [i for i in items if i.get("contentType") in ("Card", "DatePicker")]
+        if len(candidates) == 1 and (menu := native_menu(candidates[0])) is not None:
+            native = (candidates[0], *menu)
     blocks = [
         block
         for item in items
         if item.get("contentType") not in _NATIVE
+        if native is None or item is not native[0]
         # Genesys renders a template notification into ``text`` already
         if not (text and item.get("contentType") == "Notification")
         if (block := render_item(item))
     ]
     if not options:
-        return Rendered("\n\n".join(([text] if text else []) + blocks), None)
+        shown = "\n\n".join(([text] if text else []) + blocks)
+        if native is not None:
+            return Rendered(shown, native[1], native[2])
+        return Rendered(shown, None)
     question = text or DEFAULT_QUESTION
     interactive = None
     if len(options) <= LIST_MAX and _ids_fit(options):
@@ -126,6 +142,81 @@ def list_menu(question: str, options: list[Option]) -> dict[str, Any]:
         "body": {"text": question},
         "action": {"button": LIST_BUTTON_TEXT, "sections": [{"rows": rows}]},
     }
+
+
+def native_menu(item: Mapping[str, Any]) -> tuple[dict[str, Any], str] | None:
+    """A card whose postback actions fit reply buttons (1-3), or a date picker whose times fit a
+    list (1-10), as an interactive message and the ``buttonResponse.type`` its answer takes
+    (``Button`` / ``DatePicker``); None when it does not fit (it then goes as text)."""
+    if item.get("contentType") == "Card":
+        return _card_buttons(_map(item.get("card")))
+    if item.get("contentType") == "DatePicker":
+        return _date_list(_map(item.get("datePicker")))
+    return None
+
+
+def _card_buttons(card: Mapping[str, Any]) -> tuple[dict[str, Any], str] | None:
+    postbacks = []
+    for action in _list(card.get("actions")):
+        action = _map(action)
+        label, payload = _str(action.get("text")), _str(action.get("payload"))
+        if action.get("type") == "Postback" and label:
+            postbacks.append(Option(label, payload or label))
+    links = {**card, "actions": [a for a in _list(card.get("actions"))
+                                 if _map(a).get("type") != "Postback"]}  # fmt: skip
+    body = render_card(links)
+    if not 1 <= len(postbacks) <= BUTTON_MAX or not _ids_fit(postbacks):
+        return None
+    if not body or len(body) > BUTTON_BODY:
+        return None
+    return buttons(body, postbacks), BUTTON
+
+
+def _date_list(picker: Mapping[str, Any]) -> tuple[dict[str, Any], str] | None:
+    rows = []
+    for slot in _list(picker.get("availableTimes")):
+        slot = _map(slot)
+        when = _str(slot.get("dateTime"))
+        if not when:
+            continue
+        row = {"id": when, "title": _cut(_when(when), ROW_TITLE)}
+        duration = slot.get("duration")
+        if isinstance(duration, int) and not isinstance(duration, bool) and duration > 0:
+            row["description"] = f"{max(1, duration // 60)} min"
+        rows.append(row)
+    ids = [r["id"] for r in rows]
+    if not 1 <= len(rows) <= LIST_MAX or len(set(ids)) != len(ids):
+        return None
+    if any(len(i) > ROW_ID for i in ids):
+        return None
+    question = "\n".join(v for key in ("title", "subtitle") if (v := _str(picker.get(key))))
+    if url := _str(picker.get("imageUrl")):
+        question = f"{question}\n{url}" if question else url
+    question = question or DATE_QUESTION
+    if len(question) > LIST_BODY:
+        return None
+    interactive = {
+        "type": "list",
+        "body": {"text": question},
+        "action": {"button": DATE_BUTTON_TEXT, "sections": [{"rows": rows}]},
+    }
+    return interactive, DATE_PICKER
+
+
+def _when(value: str) -> str:
+    """``2026-05-30T12:00:00.000Z`` → ``30 May 2026 12:00 UTC`` (the offset as given)."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    offset = moment.utcoffset()
+    if offset is None:
+        zone = ""
+    elif not offset:
+        zone = " UTC"
+    else:
+        zone = " " + moment.strftime("%z")
+    return moment.strftime("%d %b %Y %H:%M") + zone
 
 
 def render_item(item: Mapping[str, Any]) -> str:

@@ -99,3 +99,61 @@ def test_a_number_answering_a_numbered_menu_goes_back_as_a_structured_response(
         message="the other texts as messages",
     )
     assert [m.body["text"] for m in messages] == ["where can I collect?", "maybe 13", "11"]
+
+
+def test_a_card_button_and_a_date_picker_time_go_back_with_their_response_types(
+    world: World,
+) -> None:
+    tenant = world.add_tenant("acme")
+    user = world.user(name="Ana")
+    state = world.state
+    pnid = tenant.phone_number_id
+    state.user.say(pnid, user, "text", body="show me")
+    wait_for(lambda: state.genesys.messages_from(tenant.integration_id))
+    card = {
+        "title": "Blue shirt",
+        "description": "Cotton, size M",
+        "actions": [
+            {"type": "Postback", "text": "Buy", "payload": "buy-1"},
+            {"type": "Link", "text": "Details", "url": "https://shop.example/shirt"},
+        ],
+    }
+    card_id = post_structured(
+        world, tenant.integration_id, str(user.wa_id), None, [],
+        [{"contentType": "Card", "card": card}],
+    )  # fmt: skip
+    [card_menu] = wait_for(lambda: state.meta.sent_to(pnid), message="the card at Meta")
+    assert card_menu.body["interactive"]["type"] == "button"
+    times = [{"dateTime": "2026-05-30T12:00:00.000Z", "duration": 1800}]
+    picker = {"title": "When?", "availableTimes": times}
+    picker_id = post_structured(
+        world, tenant.integration_id, str(user.wa_id), None, [],
+        [{"contentType": "DatePicker", "datePicker": picker}],
+    )  # fmt: skip
+    picker_menu = wait_for(lambda: (s := state.meta.sent_to(pnid)) and len(s) == 2 and s[1])
+    assert picker_menu.body["interactive"]["type"] == "list"
+    for sent, genesys_id in ((card_menu, card_id), (picker_menu, picker_id)):
+        state.user.status(sent.wamid, "delivered")
+        wait_for(lambda g=genesys_id: state.genesys.receipts_for(g), message="receipt")
+
+    state.user.say(pnid, user, "button_reply", reply_id="buy-1", title="Buy",
+                   context_id=card_menu.wamid)  # fmt: skip
+    state.user.say(pnid, user, "list_reply", reply_id="2026-05-30T12:00:00.000Z",
+                   title="30 May 2026 12:00 UTC", context_id=picker_menu.wamid)  # fmt: skip
+    answers = wait_for(
+        lambda: (
+            (r := state.genesys.structured_responses_from(tenant.integration_id))
+            and len(r) == 2
+            and r
+        ),
+        message="both structured responses",
+    )
+    assert [a.body["buttonResponse"] for a in answers] == [
+        {"type": "Button", "text": "Buy", "payload": "buy-1"},
+        {
+            "type": "DatePicker",
+            "text": "2026-05-30T12:00:00.000Z",
+            "payload": "2026-05-30T12:00:00.000Z",
+        },
+    ]
+    assert [a.body["originatingMessageId"] for a in answers] == [card_id, picker_id]

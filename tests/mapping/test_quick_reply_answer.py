@@ -91,3 +91,38 @@ def test_a_tap_without_a_reply_id_is_malformed() -> None:
             participant=PARTICIPANT,
             originating_message_id="g",
         )
+
+
+def test_a_date_picker_answer_gives_the_chosen_time_as_text_and_payload() -> None:
+    message = tap("list_reply", id="2026-05-30T12:00:00.000Z", title="30 May 2026 12:00 UTC")
+    body = to_structured_response(
+        message,
+        phone_number_id=PNID,
+        participant=PARTICIPANT,
+        originating_message_id="gen-2",
+        response_type="DatePicker",
+    )
+    assert body["buttonResponse"] == {
+        "type": "DatePicker",
+        "text": "2026-05-30T12:00:00.000Z",
+        "payload": "2026-05-30T12:00:00.000Z",
+    }
+
+
+def test_a_card_button_answer_is_a_button_response_and_unknown_types_are_refused() -> None:
+    body = to_structured_response(
+        tap(id="buy-1", title="Buy"),
+        phone_number_id=PNID,
+        participant=PARTICIPANT,
+        originating_message_id="gen-3",
+        response_type="Button",
+    )
+    assert body["buttonResponse"] == {"type": "Button", "text": "Buy", "payload": "buy-1"}
+    with pytest.raises(MappingError):
+        to_structured_response(
+            tap(),
+            phone_number_id=PNID,
+            participant=PARTICIPANT,
+            originating_message_id="gen-3",
+            response_type="Poll",
+        )

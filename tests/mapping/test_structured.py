@@ -137,23 +137,62 @@ def test_a_carousel_without_text_becomes_readable_text() -> None:
     assert send["text"]["preview_url"] is True
 
 
-def test_a_card_keeps_the_message_text() -> None:
-    [send] = sends(structured("Our pick", {"contentType": "Card", "card": CARD}))
+def test_a_card_with_postbacks_becomes_reply_buttons_after_the_message_text() -> None:
+    from interlink.mapping.structured import render_structured
+
+    text, card = sends(structured("Our pick", {"contentType": "Card", "card": CARD}))
+    assert text["text"]["body"] == "Our pick"
+    interactive = card["interactive"]
+    assert interactive["type"] == "button"
+    assert interactive["body"]["text"].startswith("*Blue shirt*\nCotton, size M")
+    assert "Details: https://shop.example/shirt" in interactive["body"]["text"]
+    assert interactive["action"]["buttons"] == [
+        {"type": "reply", "reply": {"id": "buy-1", "title": "Buy"}}
+    ]
+    rendered = render_structured({"content": [{"contentType": "Card", "card": CARD}]}, None)
+    assert rendered.menu == "Button"
+
+
+def test_a_card_without_postbacks_or_with_too_many_stays_text() -> None:
+    links = {**CARD, "actions": [CARD["actions"][1]]}
+    [send] = sends(structured("Our pick", {"contentType": "Card", "card": links}))
     assert send["text"]["body"].startswith("Our pick\n\n*Blue shirt*")
+    many = {**CARD, "actions": [{"type": "Postback", "text": f"B{n}", "payload": f"b{n}"}
+                                for n in range(4)]}  # fmt: skip
+    [send] = sends(structured(None, {"contentType": "Card", "card": many}))
+    assert send["type"] == "text" and "B3" in send["text"]["body"]
 
 
-def test_a_date_picker_lists_its_times() -> None:
-    picker = {
-        "title": "Book a visit",
-        "availableTimes": [
-            {"dateTime": "2026-05-30T12:00:00Z", "duration": 1800},
-            {"dateTime": "2026-05-31T09:00:00Z"},
-        ],
-    }
+PICKER = {
+    "title": "Book a visit",
+    "availableTimes": [
+        {"dateTime": "2026-05-30T12:00:00.000Z", "duration": 1800},
+        {"dateTime": "2026-05-31T09:00:00+02:00"},
+    ],
+}
+
+
+def test_a_date_picker_becomes_a_list_of_its_times() -> None:
+    from interlink.mapping.structured import render_structured
+
+    [send] = sends(structured(None, {"contentType": "DatePicker", "datePicker": PICKER}))
+    interactive = send["interactive"]
+    assert interactive["type"] == "list" and interactive["body"]["text"] == "Book a visit"
+    assert interactive["action"]["sections"][0]["rows"] == [
+        {"id": "2026-05-30T12:00:00.000Z", "title": "30 May 2026 12:00 UTC",
+         "description": "30 min"},
+        {"id": "2026-05-31T09:00:00+02:00", "title": "31 May 2026 09:00 +0200"},
+    ]  # fmt: skip
+    item = {"contentType": "DatePicker", "datePicker": PICKER}
+    assert render_structured({"content": [item]}, None).menu == "DatePicker"
+
+
+def test_a_date_picker_beyond_ten_times_lists_them_as_text() -> None:
+    times = [{"dateTime": f"2026-06-{d:02d}T10:00:00Z", "duration": 1800} for d in range(1, 12)]
+    picker = {"title": "Book a visit", "availableTimes": times}
     [send] = sends(structured(None, {"contentType": "DatePicker", "datePicker": picker}))
     body = send["text"]["body"]
-    assert "Book a visit" in body
-    assert "2026-05-30T12:00:00Z (30 min)" in body and "2026-05-31T09:00:00Z" in body
+    assert "Book a visit" in body and "2026-06-11T10:00:00Z (30 min)" in body
 
 
 def test_unknown_content_still_shows_its_texts_and_links() -> None:
