@@ -39,6 +39,8 @@ from interlink.mapping.meta_webhook import MetaItem, MetaWebhook, read_meta_webh
 from interlink.mapping.outbound import (
     MediaRejected,
     media_limit,
+    notification_send,
+    notification_template,
     template_send,
     to_meta_sends,
     with_media_id,
@@ -76,6 +78,8 @@ __all__ = [
     "identifiers_of_status",
     "media_limit",
     "next_receipt",
+    "notification_send",
+    "notification_template",
     "parse_genesys_notification",
     "participant_id",
     "read_meta_webhook",

@@ -33,6 +33,7 @@ A ``Structured`` message (quick replies, cards, carousels, date pickers) is rend
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -219,6 +220,85 @@ def template_send(
         "components": [{"type": "body", "parameters": [{"type": "text", "text": folded}]}],
     }
     return _envelope(recipient_fields(recipient), "template", content, callback_data)
+
+
+_META_TEMPLATE_NAME = re.compile(r"[a-z0-9_]{1,512}")
+_LANGUAGE = re.compile(r"([a-z]{2,3})(?:[_-]([A-Za-z]{2,4}))?")
+
+
+def notification_template(notification: GenesysNotification) -> dict[str, Any] | None:
+    """The Meta ``template`` object for a Genesys ``Notification`` (a proactive template
+    message), or None when the message is not one or names no template WhatsApp can send.
+
+    Genesys's ``ContentNotificationTemplate`` is ``{"id": <the messaging channel's template id>,
+    "language", "header"?: {"text", "parameters"?}, "body": {"text", "parameters": [{"name",
+    "text"}]}, "footer"?: {"text"}}``. Its ``id`` must be a Meta template name (``a-z0-9_``) and
+    ``language`` a code such as ``en_US`` (``en-US`` is accepted); the texts are the rendered
+    template and only the parameters go to Meta: positional (``{{1}}``, in the order of their
+    numbers) when every name is a number, else named (``parameter_name``). The footer is part
+    of the approved template and has no parameters. A template that cannot be mapped goes as
+    text (see ``structured.render_notification``).
+    """
+    if notification.type != "Structured" or not notification.is_agent_message:
+        return None
+    content = notification.raw.get("content")
+    items = [i for i in content if isinstance(i, Mapping)] if isinstance(content, list) else []
+    notifications = [i for i in items if i.get("contentType") == "Notification"]
+    if len(notifications) != 1 or len(items) != 1:
+        return None
+    template = notifications[0].get("template")
+    if not isinstance(template, Mapping):
+        return None
+    name, language = template.get("id"), template.get("language")
+    if not isinstance(name, str) or not _META_TEMPLATE_NAME.fullmatch(name):
+        return None
+    match = _LANGUAGE.fullmatch(language) if isinstance(language, str) else None
+    if match is None:
+        return None
+    code = match.group(1) + (f"_{match.group(2)}" if match.group(2) else "")
+    components = []
+    for part in ("header", "body"):
+        section = template.get(part)
+        raw_parameters = section.get("parameters") if isinstance(section, Mapping) else None
+        parameters = _template_parameters(raw_parameters)
+        if parameters is None:
+            return None
+        if parameters:
+            components.append({"type": part, "parameters": parameters})
+    result: dict[str, Any] = {"name": name, "language": {"code": code}}
+    if components:
+        result["components"] = components
+    return result
+
+
+def _template_parameters(raw: object) -> list[dict[str, str]] | None:
+    """Meta parameters for Genesys ``[{"name", "text"}]``; None when one is malformed."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        return None
+    pairs = []
+    for parameter in raw:
+        if not isinstance(parameter, Mapping):
+            return None
+        name, text = parameter.get("name"), parameter.get("text")
+        if not isinstance(name, str) or not name.strip() or not isinstance(text, str):
+            return None
+        folded = " ".join(text.split())  # Meta refuses newlines and tabs in a parameter
+        if not folded or utf16_length(folded) > TEMPLATE_PARAMETER_LIMIT:
+            return None
+        pairs.append((name.strip(), folded))
+    if all(n.isdigit() and n.isascii() for n, _ in pairs):
+        return [{"type": "text", "text": t} for _, t in sorted(pairs, key=lambda p: int(p[0]))]
+    return [{"type": "text", "parameter_name": n, "text": t} for n, t in pairs]
+
+
+def notification_send(
+    template: dict[str, Any], *, recipient: str, callback_data: str
+) -> dict[str, Any]:
+    """The Graph send body of a template object (from :func:`notification_template`)."""
+    _check_callback_data(callback_data)
+    return _envelope(recipient_fields(recipient), "template", template, callback_data)
 
 
 def _has_link(text: str) -> bool:

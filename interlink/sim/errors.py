@@ -108,6 +108,17 @@ META_ERRORS: dict[int, GraphErrorSpec] = {
         "Account in maintenance mode",
         "Business account is in maintenance mode (throughput upgrade).",
     ),
+    132000: GraphErrorSpec(
+        400,
+        "Number of parameters does not match the expected number of params",
+        "The number of variable parameter values in the request did not match the number "
+        "required by the template.",
+    ),
+    132001: GraphErrorSpec(
+        404,
+        "Template does not exist",
+        "The template does not exist in the specified language or has not been approved.",
+    ),
     133004: GraphErrorSpec(
         503, "Server temporarily unavailable", "The server is temporarily unavailable."
     ),

@@ -132,6 +132,61 @@ class SentMessage:
         return value if isinstance(value, str) else None
 
 
+@dataclass(frozen=True, slots=True)
+class MetaTemplate:
+    """An approved message template of a WhatsApp Business Account: how many parameters its
+    header and body take, and their names when it uses named parameters (``{{order}}``)."""
+
+    name: str
+    language: str
+    body_parameters: int = 0
+    header_parameters: int = 0
+    parameter_names: tuple[str, ...] = ()
+
+
+def check_template(
+    payload: dict[str, Any], templates: dict[tuple[str, str], MetaTemplate] | None
+) -> GraphRefusal | None:
+    """A ``template`` send: name and language required (100); against the account's approved
+    templates when it has any: an unknown one is 132001, a wrong parameter count or unknown
+    parameter names 132000."""
+    name, language = payload.get("name"), payload.get("language")
+    code = language.get("code") if isinstance(language, dict) else None
+    if not isinstance(name, str) or not name or not isinstance(code, str) or not code:
+        return GraphRefusal(100, "The parameters template['name'] and ['language'] are required.")
+    if templates is None:
+        return None
+    spec = templates.get((name, code))
+    if spec is None:
+        return GraphRefusal(132001, f"template name ({name}) does not exist in {code}")
+    counts = {"header": 0, "body": 0}
+    names: list[str] = []
+    components = payload.get("components", [])
+    if not isinstance(components, list):
+        return GraphRefusal(100, "Param template['components'] must be an array.")
+    for component in components:
+        kind = component.get("type") if isinstance(component, dict) else None
+        parameters = component.get("parameters") if isinstance(component, dict) else None
+        if kind not in counts or not isinstance(parameters, list):
+            continue
+        for parameter in parameters:
+            if not isinstance(parameter, dict) or not parameter.get("text"):
+                return GraphRefusal(131008, "Each text parameter needs a text.")
+            if parameter.get("parameter_name"):
+                names.append(str(parameter["parameter_name"]))
+        counts[kind] += len(parameters)
+    expected = {"header": spec.header_parameters, "body": spec.body_parameters}
+    for kind, count in counts.items():
+        if count != expected[kind]:
+            return GraphRefusal(
+                132000, f"{kind}: number of localizable_params ({count}) does not match the "
+                f"expected number of params ({expected[kind]})",
+            )  # fmt: skip
+    if sorted(names) != sorted(spec.parameter_names):
+        return GraphRefusal(132000, "Parameter names do not match the template's.")
+    return None
+
+
 def check_interactive(payload: dict[str, Any]) -> GraphRefusal | None:
     """Meta's limits on reply buttons and lists; a breach is 131009 (parameter value is not
     valid). Other interactive types (cta_url, flow, …) are taken as they are."""
@@ -226,6 +281,9 @@ class MetaWorld:
         self._pair_buckets: dict[tuple[str, str], tuple[float, float]] = {}
         self._second: dict[str, tuple[int, int]] = {}
         self._url_key = secrets.token_bytes(32)
+        # Approved templates per WhatsApp Business Account id; an account with none registered
+        # takes any template send that names a name and a language.
+        self.templates: dict[str, dict[tuple[str, str], MetaTemplate]] = {}
         # Addresses (numbers, BSUIDs) a user left behind: sends to them are not delivered.
         self.retired: set[str] = set()
 
@@ -287,6 +345,15 @@ class MetaWorld:
             self.received_wamids[wamid] = phone_number_id
             for key in user_keys:
                 self._last_inbound[(phone_number_id, recipient_key(key))] = now
+
+    def add_template(self, waba_id: str, template: MetaTemplate) -> None:
+        """Approve a template for the account: template sends are checked against it from now."""
+        with self._lock:
+            self.templates.setdefault(waba_id, {})[(template.name, template.language)] = template
+
+    def template_sends(self, phone_number_id: str) -> list[SentMessage]:
+        """The template messages a number sent, in order."""
+        return [s for s in self.sent_to(phone_number_id) if s.type == "template"]
 
     def retire(self, addresses: list[str]) -> None:
         """These addresses no longer reach anyone (the user changed number or id): Meta accepts
@@ -387,10 +454,9 @@ class MetaWorld:
             if not isinstance(payload.get("message_id"), str):
                 return GraphRefusal(100, "The parameter reaction['message_id'] is required.")
         elif kind == "template":
-            if not payload.get("name") or not isinstance(payload.get("language"), dict):
-                return GraphRefusal(
-                    100, "The parameters template['name'] and ['language'] are required."
-                )
+            refusal = check_template(payload, self.templates.get(number.waba_id))
+            if refusal is not None:
+                return refusal
         elif kind == "interactive":
             if not payload.get("type"):
                 return GraphRefusal(100, "The parameter interactive['type'] is required.")

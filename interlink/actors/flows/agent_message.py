@@ -1,5 +1,8 @@
 """A Genesys agent's message → WhatsApp sends, attachments uploaded first (``gc.message``).
 
+A ``Notification`` naming a WhatsApp template (a proactive message) goes as that template, inside
+the 24-hour window or not.
+
 Outside the 24-hour window only a template may reach the user: a text is sent as the tenant's
 ``fallbackTemplate`` when it has one, else the agent gets a ``Failed`` receipt. Each send is made
 once (a step already done is skipped) and never repeated when its outcome is unknown; a refusal
@@ -30,6 +33,8 @@ from interlink.mapping import (
     genesys_reason,
     identity,
     media_limit,
+    notification_send,
+    notification_template,
     parse_genesys_notification,
     template_send,
     to_meta_sends,
@@ -70,7 +75,8 @@ def agent_message(
     assert genesys_id is not None and participant is not None
     last_inbound, phone, bsuid = store.address(participant)
     template: dict[str, Any] | None = None  # set when only a template may reach the user
-    if not within_service_window(last_inbound, time.time()):
+    proactive = notification_template(notification)  # a template: no window needed
+    if proactive is None and not within_service_window(last_inbound, time.time()):
         configured = context.config.settings.get("fallbackTemplate")
         if isinstance(configured, dict) and notification.text and not notification.attachments:
             template = configured
@@ -78,7 +84,9 @@ def agent_message(
             return failed(context, store, genesys_id, participant, "MessageExpired", OUTSIDE_WINDOW)
     try:
         recipient = identity.whatsapp_recipient(participant, phone, bsuid)
-        if template is None:
+        if proactive is not None:
+            sends = [notification_send(proactive, recipient=recipient, callback_data=genesys_id)]
+        elif template is None:
             sends = to_meta_sends(notification, recipient=recipient, callback_data=genesys_id)
         else:
             sends = [
@@ -102,7 +110,7 @@ def agent_message(
         )
     menu: str | None = None
     numbered: tuple[Option, ...] = ()
-    if notification.type == "Structured" and template is None:
+    if notification.type == "Structured" and template is None and proactive is None:
         rendered = render_structured(notification.raw, notification.text)
         menu, numbered = rendered.menu, rendered.numbered
     if numbered and store.start(f"menu:{genesys_id}"):
