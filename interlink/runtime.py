@@ -31,6 +31,7 @@ from interlink.actors import Control, Supervisor, TenantChanged, TreeSpec
 from interlink.inbox import Entry, InboxReader
 from interlink.services import Services
 from interlink.settings import Settings
+from interlink.store import layout
 from interlink.store.connection import connect, redacted
 from interlink.store.embedded import EmbeddedStoreError, EmbeddedValkey
 from interlink.tenancy.changes import ReloadListener
@@ -124,11 +125,12 @@ class Shard:
             except EmbeddedStoreError as exc:
                 raise StartupError(str(exc)) from None
             redis_url = self.store.url
-        client = connect(redis_url)
+        client = connect(redis_url, cluster=settings.redis_cluster)
         self.services = services = Services(
             settings=settings, redis=client, admin_token=admin_token, secret_keys=secret_keys
         )
         self._wait_for_redis(client, redis_url)
+        self._ensure_layout(client)
 
         reader = InboxReader(client, settings.shard_id, self._deliver)
         services.reader = reader
@@ -189,6 +191,28 @@ class Shard:
         except pykka.ActorDeadError:
             return False
         return True
+
+    def _ensure_layout(self, client: redis.Redis) -> None:
+        """Keys written by an older version move to today's names before anything reads them
+        (interlink.store.layout). With Redis away, again and again in the background."""
+        assert self.services is not None
+        shard_count = self.services.settings.shard_count
+        try:
+            layout.ensure(client, shard_count)
+            return
+        except redis.RedisError as exc:
+            log.warning("key layout not checked yet", extra={"error": type(exc).__name__})
+
+        def retry() -> None:
+            while True:
+                gevent.sleep(1.0)
+                try:
+                    layout.ensure(client, shard_count)
+                    return
+                except redis.RedisError:
+                    pass
+
+        gevent.spawn(retry)
 
     def _wait_for_redis(self, client: redis.Redis, url: str, timeout: float = 5.0) -> None:
         """A configured Redis may still be starting (a pod next to ours): wait a little, then

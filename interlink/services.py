@@ -17,6 +17,7 @@ import redis
 from prometheus_client import CollectorRegistry
 
 from interlink.settings import Settings
+from interlink.store.connection import disconnect
 from interlink.telemetry.metrics import REGISTRY
 
 if TYPE_CHECKING:
@@ -90,5 +91,4 @@ class Services:
         inbox = self.__dict__.get("inbox")
         if inbox is not None:
             inbox.close()
-        self.redis.close()
-        self.redis.connection_pool.disconnect()
+        disconnect(self.redis)

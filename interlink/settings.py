@@ -43,6 +43,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     redis_url: str | None = field(default=None, repr=False)  # may carry a password
+    # REDIS_URL names one node of a Redis Cluster (interlink.store.connection.connect).
+    redis_cluster: bool = False
     data_dir: Path = Path("./var")
     # Secrets never reach a repr: a Settings object may end up in a log line or a traceback.
     admin_token: str | None = field(default=None, repr=False)
@@ -83,7 +85,7 @@ class Settings:
 KNOWN = frozenset(
     PREFIX + name
     for name in (
-        "HOST PORT REDIS_URL DATA_DIR ADMIN_TOKEN SECRET_KEY SHARD_ID SHARD_COUNT PUBLIC_URL "
+        "HOST PORT REDIS_URL REDIS_CLUSTER DATA_DIR ADMIN_TOKEN SECRET_KEY SHARD_ID SHARD_COUNT PUBLIC_URL "
         "META_GRAPH_URL GENESYS_LOGIN_URL GENESYS_API_URL LOG_LEVEL LOG_FORMAT ACCESS_LOG SHUTDOWN_TIMEOUT "
         "HTTP_MAX_CONNECTIONS HTTP_HEADER_TIMEOUT HTTP_BODY_TIMEOUT HTTP_IDLE_TIMEOUT "
         "TRUSTED_PROXIES "
@@ -131,6 +133,14 @@ def load(
         raise SettingsError(
             PREFIX + "REDIS_URL", "a redis://, rediss:// or unix:// URL", _shown_url(redis_url)
         )
+    redis_cluster = _flag("REDIS_CLUSTER", get("REDIS_CLUSTER"), False)
+    if redis_cluster and (redis_url is None or urlsplit(redis_url).scheme == "unix"):
+        # The embedded store is one server, and a cluster node is reached over TCP.
+        raise SettingsError(
+            PREFIX + "REDIS_URL",
+            "a redis:// or rediss:// URL of a cluster node when INTERLINK_REDIS_CLUSTER is true",
+            None if redis_url is None else _shown_url(redis_url),
+        )
 
     log_level = (get("LOG_LEVEL") or "INFO").upper()
     if log_level not in LOG_LEVELS:
@@ -145,6 +155,7 @@ def load(
         host=host,
         port=port,
         redis_url=redis_url,
+        redis_cluster=redis_cluster,
         data_dir=Path(get("DATA_DIR") or "./var"),
         admin_token=get("ADMIN_TOKEN"),
         secret_keys=_secret_keys(get("SECRET_KEY")),

@@ -288,3 +288,17 @@ def test_the_repr_of_settings_shows_no_password() -> None:
     password = secrets.token_urlsafe(16)
     loaded = load({"INTERLINK_REDIS_URL": f"redis://:{password}@redis:6379/0"})
     assert password not in repr(loaded)
+
+
+def test_redis_cluster_is_a_flag_that_needs_a_tcp_node_url() -> None:
+    assert load({}).redis_cluster is False
+    node = "redis://:secret-made-for-this-test@node-0.redis:6379"
+    assert load({"INTERLINK_REDIS_URL": node, "INTERLINK_REDIS_CLUSTER": "true"}).redis_cluster
+    assert refusal({"INTERLINK_REDIS_CLUSTER": "yes"}).startswith(
+        "INTERLINK_REDIS_CLUSTER: expected true | false"
+    )
+    # The embedded store is one server, and a cluster node is not reached over a socket file.
+    unset = refusal({"INTERLINK_REDIS_CLUSTER": "true"})
+    assert unset.startswith("INTERLINK_REDIS_URL: expected a redis:// or rediss:// URL")
+    unix = refusal({"INTERLINK_REDIS_CLUSTER": "true", "INTERLINK_REDIS_URL": "unix:///r.sock"})
+    assert unix.startswith("INTERLINK_REDIS_URL: ") and "r.sock" in unix

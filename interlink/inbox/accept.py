@@ -25,7 +25,7 @@ import redis
 
 from interlink.inbox.entry import Entry
 from interlink.store import keys
-from interlink.store.connection import FastScript
+from interlink.store.connection import FastScript, is_cluster
 from interlink.tenancy import ownership
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ class Inbox:
         self.max_backlog = max_backlog
         self.timeout = timeout
         self.commit_loop_grace = commit_loop_grace
+        self.cluster = is_cluster(client)
         self._accept = FastScript(client, _ACCEPT, timeout=timeout)
         self._queue: gevent.queue.Queue[_Batch] = gevent.queue.Queue()
         self._committer: gevent.Greenlet | None = None
@@ -174,15 +175,39 @@ class Inbox:
             batch.done.set_exception(exc)
 
     def _commit(self, entries: list[Entry]) -> list[int]:
-        """One script call for the whole group: one round trip, one command to encode."""
+        """One script call for the whole group: one round trip, one command to encode. On Redis
+        Cluster one call per owner shard instead (each shard's keys share its slot), made
+        concurrently."""
+        owners = [ownership.owner(entry.tenant_id, self.shard_count) for entry in entries]
+        if not self.cluster or len(set(owners)) == 1:
+            return self._commit_shard(entries, owners)
+        by_shard: dict[int, list[int]] = {}
+        for index, owner in enumerate(owners):
+            by_shard.setdefault(owner, []).append(index)
+        calls = {
+            shard: gevent.spawn(
+                self._commit_shard, [entries[i] for i in indexes], [shard] * len(indexes)
+            )
+            for shard, indexes in by_shard.items()
+        }
+        gevent.joinall(list(calls.values()))
+        results = [0] * len(entries)
+        for shard, indexes in by_shard.items():
+            for index, result in zip(indexes, calls[shard].get(), strict=True):
+                results[index] = result
+        return results
+
+    def _commit_shard(self, entries: list[Entry], owners: list[int]) -> list[int]:
         script_keys: list[str] = []
         args: list[Any] = [self.dedupe_ttl, self.max_backlog, int(time.time() * 1000)]
-        for entry in entries:
+        for entry, owner in zip(entries, owners, strict=True):
             tenant_id = entry.tenant_id
             script_keys += (
-                keys.dedupe(tenant_id, "in", entry.dedupe) if entry.dedupe else "-",
-                keys.inbox(ownership.owner(tenant_id, self.shard_count)),
-                keys.backlog(tenant_id),
+                keys.accepted(owner, tenant_id, entry.dedupe)
+                if entry.dedupe
+                else keys.inbox(owner),
+                keys.inbox(owner),
+                keys.backlog(owner, tenant_id),
             )
             args += (
                 "1" if entry.dedupe else "0",

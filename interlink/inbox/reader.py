@@ -60,6 +60,7 @@ class InboxReader:
         redeliver_after: float = DEFAULT_REDELIVER_AFTER,
     ) -> None:
         self.redis = client
+        self.shard_id = shard_id
         self.stream = keys.inbox(shard_id)
         self.deliver = deliver
         self.batch = batch
@@ -208,7 +209,9 @@ class InboxReader:
             while True:
                 try:
                     script_keys = [
-                        k for _, tenant in acks for k in (self.stream, keys.backlog(tenant))
+                        k
+                        for _, tenant in acks
+                        for k in (self.stream, keys.backlog(self.shard_id, tenant))
                     ]
                     self._ack_script(script_keys, [GROUP, *(entry for entry, _ in acks)])
                     break

@@ -3,6 +3,11 @@
 redis-py's plain ``ConnectionPool`` raises ``MaxConnectionsError`` past 100 concurrent users;
 under gevent hundreds of greenlets may want a connection at once, so they queue for one instead
 (a ``BlockingConnectionPool``).
+
+With ``INTERLINK_REDIS_CLUSTER=true`` the client is redis-py's ``RedisCluster`` instead: it
+learns the slot map from the node named in the URL and sends each command, script and pipeline
+part to the node holding its keys' slot (every script's keys share one slot, see
+:mod:`interlink.store.keys`).
 """
 
 from __future__ import annotations
@@ -10,10 +15,11 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import gevent
 import redis
+import redis.cluster
 from redis.exceptions import NoScriptError
 
 DEFAULT_MAX_CONNECTIONS = 64
@@ -24,11 +30,23 @@ DEFAULT_SOCKET_TIMEOUT = 5.0
 def connect(
     url: str,
     *,
+    cluster: bool = False,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     pool_timeout: float = DEFAULT_POOL_TIMEOUT,
     socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
 ) -> redis.Redis:
-    """A client for ``url`` (``redis://``, ``rediss://`` or ``unix://``) over a blocking pool."""
+    """A client for ``url`` (``redis://``, ``rediss://`` or ``unix://``) over a blocking pool;
+    with ``cluster``, a Redis Cluster client that starts from the node ``url`` names."""
+    if cluster:
+        client = redis.cluster.RedisCluster.from_url(
+            url,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout,
+            health_check_interval=30,
+        )
+        # Typed as the plain client it stands in for: interlink uses only the commands, scripts,
+        # non-transactional pipelines and pub/sub that both offer (tests/e2e/test_cluster*.py).
+        return cast(redis.Redis, client)
     pool = redis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
@@ -38,6 +56,20 @@ def connect(
         health_check_interval=30,
     )
     return redis.Redis(connection_pool=pool)
+
+
+def is_cluster(client: object) -> bool:
+    """Whether ``client`` is a Redis Cluster client (see :func:`connect`)."""
+    return isinstance(client, redis.cluster.RedisCluster)
+
+
+def disconnect(client: redis.Redis) -> None:
+    """Close every connection ``client`` holds (its pool, or each node's on a cluster)."""
+    client.close()
+    if is_cluster(client):
+        cast(redis.cluster.RedisCluster, client).disconnect_connection_pools()
+    else:
+        client.connection_pool.disconnect()
 
 
 def redacted(url: str) -> str:
@@ -122,23 +154,33 @@ class FastScript:
 
     One caller at a time (a commit loop): the script keeps a connection of its own, because
     borrowing one from the pool costs more than a small script — the pool peeks at the socket for
-    unread bytes and records connection metrics on every borrow."""
+    unread bytes and records connection metrics on every borrow.
+
+    On a Redis Cluster client the call goes through redis-py's own script object instead, which
+    sends it to the node of the keys' slot (following a slot's move) and refuses keys of several
+    slots before sending anything; any number of callers then, each wait bounded by the socket
+    timeout."""
 
     def __init__(self, client: redis.Redis, source: str, *, timeout: float | None = None) -> None:
         self.client = client
         self.source = source
         # Redis names a script by the SHA-1 of its source.
         self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+        self._cluster_script = client.register_script(source) if is_cluster(client) else None
+        # Whether the own connection is open and clean (redis-py 5.0 has no public
+        # ``is_connected``): set once a command went out, cleared whenever it is dropped.
+        self._connected = False
+        if self._cluster_script is not None:
+            return
         pool = client.connection_pool
         self.timeout = float(
             timeout or pool.connection_kwargs.get("socket_timeout") or DEFAULT_SOCKET_TIMEOUT
         )
         self._connection = pool.connection_class(**own_connection_options(pool, self.timeout))
-        # Whether the connection is open and clean (redis-py 5.0 has no public ``is_connected``):
-        # set once a command went out, cleared whenever the connection is dropped.
-        self._connected = False
 
     def __call__(self, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
+        if self._cluster_script is not None:
+            return self._cluster_script(keys=cast(Any, keys), args=cast(Any, args))
         started = time.monotonic()
         command = _packed("EVALSHA", self.sha, len(keys), *keys, *args)
         if self._connected:
@@ -162,7 +204,8 @@ class FastScript:
 
     def close(self) -> None:
         self._connected = False
-        self._connection.disconnect()
+        if self._cluster_script is None:
+            self._connection.disconnect()
 
     def _execute_once(self, command: bytes) -> Any:
         connection = self._connection

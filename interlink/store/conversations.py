@@ -106,8 +106,11 @@ class ConversationStore:
     def known_alias(self, alias_keys: Sequence[str]) -> str | None:
         if not alias_keys:
             return None
-        values = self.redis.mget([keys.alias(self.tenant_id, k) for k in alias_keys])
-        return next((_text(v) for v in values if v), None)
+        # GETs in a pipeline, not an MGET: a user's aliases are in different slots of a cluster.
+        pipe = self.redis.pipeline(transaction=False)
+        for alias_key in alias_keys:
+            pipe.get(keys.alias(self.tenant_id, alias_key))
+        return next((_text(v) for v in pipe.execute() if v), None)
 
     def user_wrote(
         self,

@@ -20,23 +20,23 @@ from interlink.tenancy import ownership
 MAXLEN = 10_000
 DEFAULT_LIMIT = 100
 
-# KEYS: dead-letter stream, inbox stream, backlog counter. ARGV: entry ids. Moves each entry.
+# Back into the owner's inbox, each entry once. Per entry i (from 0): KEYS[3i+1..3i+3] = its
+# replay marker, the inbox stream, the tenant's backlog counter (one slot, the inbox's);
+# ARGV[1] = the marker's ttl, ARGV[2+5i..6+5i] = the entry's t, k, c, a, p. A marker already set
+# means an earlier replay appended it and stopped before deleting the dead letter: not again.
 _REPLAY = """
-local moved = 0
-for i = 1, #ARGV do
-  local found = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
-  if #found == 1 then
-    local f = found[1][2]
-    local fields = {}
-    for j = 1, #f, 2 do fields[f[j]] = f[j + 1] end
-    redis.call('XADD', KEYS[2], '*', 't', fields['t'], 'k', fields['k'], 'c', fields['c'], 'a', fields['a'], 'p', fields['p'])
-    redis.call('INCR', KEYS[3])
-    redis.call('XDEL', KEYS[1], ARGV[i])
-    moved = moved + 1
+local appended = 0
+for i = 0, #KEYS / 3 - 1 do
+  if redis.call('SET', KEYS[3 * i + 1], '1', 'NX', 'EX', ARGV[1]) then
+    local a = 2 + 5 * i
+    redis.call('XADD', KEYS[3 * i + 2], '*', 't', ARGV[a], 'k', ARGV[a + 1], 'c', ARGV[a + 2], 'a', ARGV[a + 3], 'p', ARGV[a + 4])
+    redis.call('INCR', KEYS[3 * i + 3])
+    appended = appended + 1
   end
 end
-return moved
+return appended
 """
+REPLAY_MARKER_TTL = 8 * 24 * 3600  # a replay interrupted between its two steps is finished later
 
 
 class DeadLetters:
@@ -87,16 +87,40 @@ class DeadLetters:
         return [entry["id"] for entry in self.entries(limit)]
 
     def replay(self, ids: Sequence[str] | None = None, limit: int = DEFAULT_LIMIT) -> int:
-        """Move entries (the oldest ``limit``, or ``ids``) back into the inbox; returns how many."""
+        """Move entries (the oldest ``limit``, or ``ids``) back into the inbox; returns how many.
+
+        Two steps, because the tenant's dead letters and its owner's inbox are in different
+        slots on a Redis Cluster: append (marking each entry as replayed, in the inbox's slot),
+        then delete the dead letters. An entry whose replay stopped between the two is deleted by
+        the next replay, not appended twice."""
         chosen = self._ids(ids, limit)
         if not chosen:
             return 0
+        pipe = self.redis.pipeline(transaction=False)
+        for entry_id in chosen:
+            pipe.xrange(self.key, entry_id, entry_id)
+        found = [
+            (entry_id, rows[0][1])
+            for entry_id, rows in zip(chosen, pipe.execute(), strict=True)
+            if rows
+        ]
+        if not found:
+            return 0
         shard = ownership.owner(self.tenant_id, self.shard_count)
-        return int(
-            self._replay(
-                keys=[self.key, keys.inbox(shard), keys.backlog(self.tenant_id)], args=chosen
+        script_keys: list[str] = []
+        args: list[Any] = [REPLAY_MARKER_TTL]
+        for entry_id, fields in found:
+            script_keys += (
+                keys.accepted(shard, self.tenant_id, f"dead-letter:{entry_id}"),
+                keys.inbox(shard),
+                keys.backlog(shard, self.tenant_id),
             )
-        )
+            args += (
+                fields.get(b"t", self.tenant_id),
+                *(fields.get(f, b"") for f in (b"k", b"c", b"a", b"p")),
+            )
+        self._replay(keys=script_keys, args=args)
+        return int(self.redis.xdel(self.key, *(entry_id for entry_id, _ in found)))
 
     def drop(self, ids: Sequence[str] | None = None, limit: int = DEFAULT_LIMIT) -> int:
         chosen = self._ids(ids, limit)

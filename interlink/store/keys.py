@@ -1,12 +1,28 @@
 """Every Redis key interlink uses, in one place.
 
-Only :func:`token` is a public contract (other programs may read it); everything under ``il:v1:`` is
-private to interlink and versioned by that prefix, so a layout change can move to ``il:v2:``.
+Only :func:`token` is a public contract (other programs may read it); everything under ``il:v1:`` /
+``il:v2:`` is private to interlink and versioned by that prefix.
+
+Redis Cluster runs a Lua script or a ``MULTI`` only when all of its keys hash to one slot, so every
+key that a script uses together with others carries a hash tag (the part in ``{...}``, which alone
+decides the slot):
+
+- ``{N}``, the owner shard: its inbox stream, the backlog counters of the tenants it owns and the
+  "accepted" dedupe markers, so that a group commit (``accept.lua``) and an acknowledgement batch
+  (``ack.lua``) stay one script call per shard;
+- ``{registry}``: tenant records, the tenant id set, the three webhook indexes and the API keys,
+  which the admin scripts (``tenant_write.lua`` and friends) change together, atomically.
+
+The keys that moved to get a tag are under ``il:v2:``; :mod:`interlink.store.layout` renames a v1
+layout's keys at start. Keys used one at a time (conversations, aliases, provider-call markers,
+dead letters, tokens) keep their v1 names: any slot will do for them.
 """
 
 from __future__ import annotations
 
 NS = "il:v1:"
+NS2 = "il:v2:"
+REGISTRY = NS2 + "{registry}:"  # one slot for every key the tenant admin scripts touch together
 
 
 def token(tenant_id: str) -> str:
@@ -25,56 +41,77 @@ def token_lock(tenant_id: str) -> str:
     return f"{NS}token-lock:{tenant_id}"
 
 
+def layout() -> str:
+    """The key layout version this Redis holds (``2``), written once a v1 layout was moved."""
+    return f"{REGISTRY}layout"
+
+
 def tenant(tenant_id: str) -> str:
-    return f"{NS}tenant:{tenant_id}"
+    return f"{REGISTRY}tenant:{tenant_id}"
 
 
 def tenant_ids() -> str:
     """Sorted set of every tenant id (score 0, so it is ordered by id: stable cursors)."""
-    return f"{NS}tenants"
+    return f"{REGISTRY}tenants"
 
 
 def index_phone() -> str:
     """Hash: WhatsApp phone number id -> tenant id."""
-    return f"{NS}idx:phone"
+    return f"{REGISTRY}idx:phone"
 
 
 def index_integration() -> str:
     """Hash: Genesys Open Messaging integration id -> tenant id."""
-    return f"{NS}idx:integration"
+    return f"{REGISTRY}idx:integration"
 
 
 def index_verify_token() -> str:
     """Hash: sha256 of a Meta webhook verify token -> tenant id (never the token itself)."""
-    return f"{NS}idx:verify"
+    return f"{REGISTRY}idx:verify"
 
 
 def api_key(key_id: str) -> str:
-    return f"{NS}apikey:{key_id}"
+    return f"{REGISTRY}apikey:{key_id}"
 
 
 def tenant_api_keys(tenant_id: str) -> str:
     """Set of the key ids issued for one tenant (revoked together when it is deleted)."""
-    return f"{NS}tenant-keys:{tenant_id}"
+    return f"{REGISTRY}tenant-keys:{tenant_id}"
 
 
 def tenant_events() -> str:
-    """Pub/sub channel of tenant changes: ``{"tenantId", "version", "kind"}`` (hot reload)."""
+    """Pub/sub channel of tenant changes: ``{"tenantId", "version", "kind"}`` (hot reload). A
+    channel, not a key: Redis Cluster carries a classic ``PUBLISH`` to every node."""
     return f"{NS}events:tenants"
+
+
+def shard_tag(shard_id: int) -> str:
+    """The hash tag of everything that goes with shard ``shard_id``'s inbox in one script."""
+    return f"{{{shard_id}}}"
 
 
 def inbox(shard_id: int) -> str:
     """The shard's durable inbox stream (webhooks accepted, not yet fully handled)."""
-    return f"{NS}inbox:{{{shard_id}}}"
+    return f"{NS}inbox:{shard_tag(shard_id)}"
 
 
-def backlog(tenant_id: str) -> str:
-    """Counter of the tenant's accepted items not yet finished (its webhooks get 429 past a bound)."""
-    return f"{NS}backlog:{tenant_id}"
+def backlog(shard_id: int, tenant_id: str) -> str:
+    """Counter of the tenant's accepted items not yet finished (its webhooks get 429 past a
+    bound), next to the inbox of ``shard_id``, the tenant's owner: the accept and ack scripts
+    change it with the stream."""
+    return f"{NS2}backlog:{shard_tag(shard_id)}:{tenant_id}"
+
+
+def accepted(shard_id: int, tenant_id: str, ident: str) -> str:
+    """Marks an item as accepted into the inbox of ``shard_id`` (its owner): a provider's
+    redelivery of ``ident`` finds it. In the inbox's slot, so "seen before" and "appended" are
+    one script step."""
+    return f"{NS2}seen:{shard_tag(shard_id)}:{tenant_id}:in:{ident}"
 
 
 def dedupe(tenant_id: str, kind: str, ident: str) -> str:
-    """Marks a provider message as seen (``kind``: wamid, status, genesys, sent ...)."""
+    """Marks a step as seen or done (``kind``: done, begun, typing ...), one key at a time.
+    Accepted inbox items have their own marker, :func:`accepted`."""
     return f"{NS}seen:{tenant_id}:{kind}:{ident}"
 
 

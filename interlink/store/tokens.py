@@ -56,16 +56,21 @@ class TokenStore:
         """Cache ``token`` for every shard, until shortly before it expires."""
         ttl = expires_in - min(SAFETY_MARGIN, expires_in * 0.1)
         px = max(1, int(ttl * 1000))
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.set(keys.token(tenant_id), token, px=px)
+        # Not a MULTI: the contract's key name has no hash tag, so on a Redis Cluster the two keys
+        # may be in different slots. The lifetime goes first; a reader that finds the token
+        # without it (a moment, at expiry) takes the time remaining instead.
+        pipe = self.redis.pipeline(transaction=False)
         pipe.set(keys.token_lifetime(tenant_id), str(ttl), px=px)
+        pipe.set(keys.token(tenant_id), token, px=px)
         pipe.execute()
         return CachedToken(token, ttl, ttl)
 
     def drop(self, tenant_id: str, token: str | None = None) -> None:
         """Drop the cached token (only if it is still ``token``, when given)."""
         if token is None:
-            self.redis.delete(keys.token(tenant_id), keys.token_lifetime(tenant_id))
+            # One DEL per key: they may be in different slots of a cluster.
+            self.redis.delete(keys.token(tenant_id))
+            self.redis.delete(keys.token_lifetime(tenant_id))
         else:
             self._delete_if_equal(keys=[keys.token(tenant_id)], args=[token])
 

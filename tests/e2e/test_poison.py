@@ -88,7 +88,7 @@ def settled(redis_client: redis.Redis, tenant: Tenant) -> bool:
     return (
         pending == 0
         and redis_client.xlen(stream) == 0
-        and not int(redis_client.get(keys.backlog(tenant.tenant_id)) or 0)
+        and not int(redis_client.get(keys.backlog(0, tenant.tenant_id)) or 0)
     )
 
 

@@ -31,8 +31,8 @@ def test_accept_appends_once_and_recognises_redeliveries(redis_client: redis.Red
     assert inbox.accept([item(1), item(2)]) == [NEW, NEW]
     assert inbox.accept([item(2), item(3)]) == [DUPLICATE, NEW]
     assert redis_client.xlen(keys.inbox(0)) == 3
-    assert redis_client.get(keys.backlog("acme")) == b"3"
-    ttl = redis_client.ttl(keys.dedupe("acme", "in", "wamid.1"))
+    assert redis_client.get(keys.backlog(0, "acme")) == b"3"
+    ttl = redis_client.ttl(keys.accepted(0, "acme", "wamid.1"))
     assert 7 * 24 * 3600 < ttl <= 8 * 24 * 3600
 
 
@@ -59,10 +59,10 @@ def test_a_tenant_over_its_backlog_is_refused_without_touching_others(
     assert inbox.accept([item(9, "other")]) == [NEW]
     # The refused item left no dedupe marker (its redelivery will be accepted later), and the
     # backlog counter counts what was appended, not what was refused.
-    assert not redis_client.exists(keys.dedupe("acme", "in", "wamid.3"))
-    assert redis_client.get(keys.backlog("acme")) == b"3"
+    assert not redis_client.exists(keys.accepted(0, "acme", "wamid.3"))
+    assert redis_client.get(keys.backlog(0, "acme")) == b"3"
     assert Inbox(redis_client, 1, max_backlog=0).accept([item(5, "closed")]) == [BACKLOGGED]
-    assert not redis_client.exists(keys.backlog("closed"))
+    assert not redis_client.exists(keys.backlog(0, "closed"))
 
 
 def test_concurrent_accepts_share_round_trips_and_all_land(redis_client: redis.Redis) -> None:

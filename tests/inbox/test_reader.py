@@ -48,7 +48,7 @@ def test_the_reader_delivers_in_order_and_acks_remove_entries(redis_client: redi
             reader.ack(work)
             reader.ack(work)  # twice: counted once
         wait_for(lambda: redis_client.xlen(keys.inbox(0)) == 0)
-        wait_for(lambda: not redis_client.exists(keys.backlog("acme")))
+        wait_for(lambda: not redis_client.exists(keys.backlog(0, "acme")))
         wait_for(lambda: reader.inflight == {})  # forgotten once the ack call has returned
     finally:
         reader.stop()

@@ -1,5 +1,6 @@
--- One call appends a whole group commit. Per item i (from 0): KEYS[3i+1..3i+3] = dedupe marker,
--- stream, tenant backlog counter; ARGV[4+5i..8+5i] = "1" to dedupe / "0" not, tenant, kind,
+-- One call appends a whole group commit. Per item i (from 0): KEYS[3i+1..3i+3] = dedupe marker
+-- (the stream's own name when the item is not deduplicated: a key of the same slot, never
+-- touched), stream, tenant backlog counter; on Redis Cluster all in the stream's slot; ARGV[4+5i..8+5i] = "1" to dedupe / "0" not, tenant, kind,
 -- conversation, payload. ARGV[1..3] = dedupe ttl, max backlog, accept time (ms). Returns one
 -- character per item: "1" appended, "0" seen before, "-" refused (the tenant's backlog is full);
 -- one string, because a reply of thousands of integers costs more to read than the script to run.
