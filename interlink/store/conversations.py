@@ -251,7 +251,7 @@ class ConversationStore:
         result = self._part_status(
             keys=[
                 keys.message_map(self.tenant_id, wamid),
-                keys.dedupe(self.tenant_id, "receipt", genesys_id),
+                keys.receipt(self.tenant_id, genesys_id),
             ],
             args=[expected or "", new or "", wamid, outcome, parts, DONE_TTL],
         )
@@ -325,7 +325,7 @@ class ConversationStore:
         for step, value in self._unsaved.items():
             pipe.set(keys.dedupe(self.tenant_id, "done", step), value, ex=DONE_TTL)
         for genesys_id in self._acks:
-            pipe.hset(keys.dedupe(self.tenant_id, "receipt", genesys_id), "acked", "1")
+            pipe.hset(keys.receipt(self.tenant_id, genesys_id), "acked", "1")
         if genesys_conversation:
             pipe.set(
                 keys.genesys_conversation(genesys_conversation),

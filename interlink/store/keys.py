@@ -11,7 +11,8 @@ decides the slot):
   "accepted" dedupe markers, so that a group commit (``accept.lua``) and an acknowledgement batch
   (``ack.lua``) stay one script call per shard;
 - ``{registry}``: tenant records, the tenant id set, the three webhook indexes and the API keys,
-  which the admin scripts (``tenant_write.lua`` and friends) change together, atomically.
+  which the admin scripts (``tenant_write.lua`` and friends) change together, atomically;
+- ``{<tenant id>}``: the tenant's message maps and receipt hashes (a part's status moves both).
 
 The keys that moved to get a tag are under ``il:v2:``; :mod:`interlink.store.layout` renames a v1
 layout's keys at start. Keys used one at a time (conversations, aliases, provider-call markers,
@@ -124,9 +125,21 @@ def conversation(tenant_id: str, user_id: str) -> str:
     return f"{NS}conv:{tenant_id}:{user_id}"
 
 
+def tenant_tag(tenant_id: str) -> str:
+    """The hash tag of one tenant's keys that a script uses together (tenant ids hold no braces)."""
+    return f"{{{tenant_id}}}"
+
+
 def message_map(tenant_id: str, message_id: str) -> str:
-    """Maps a message id of one side to the other side's id and the conversation."""
-    return f"{NS}msg:{tenant_id}:{message_id}"
+    """Maps a message id of one side to the other side's id and the conversation. In the
+    tenant's slot: a part's status moves it and the Genesys message's receipt in one step."""
+    return f"{NS2}msg:{tenant_tag(tenant_id)}:{message_id}"
+
+
+def receipt(tenant_id: str, genesys_id: str) -> str:
+    """Hash of the statuses of an agent message's WhatsApp parts, its final receipt and whether
+    that was sent; in the tenant's slot, with :func:`message_map`."""
+    return f"{NS2}receipt:{tenant_tag(tenant_id)}:{genesys_id}"
 
 
 def genesys_conversation(conversation_id: str) -> str:

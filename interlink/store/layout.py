@@ -3,8 +3,9 @@
 A shard started on a Redis that a version before v2 wrote renames, once, every key whose name
 changed (see :mod:`interlink.store.keys`): the tenant registry (records, id set, indexes, API keys)
 into the ``{registry}`` slot, each tenant's backlog counter and "accepted" dedupe markers next to
-its owner shard's inbox. Inbox streams, conversations, dead letters and tokens keep their names,
-so nothing accepted before the upgrade is lost or delivered again.
+its owner shard's inbox, its message maps and receipt hashes into the tenant's own slot. Inbox
+streams, conversations, dead letters and tokens keep their names, so nothing accepted before the
+upgrade is lost or delivered again.
 
 ``RENAMENX`` keeps each key's value and time to live, never overwrites a v2 key, and is atomic per
 key: shards starting together may each move some keys, and a move stopped halfway is finished
@@ -15,7 +16,6 @@ A cluster never held a v1 layout (its scripts could not run there), so nothing m
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
 
 import redis
 
@@ -30,37 +30,37 @@ _V1 = keys.NS
 BATCH = 500  # renames per pipeline
 
 
-def _v1_names(shard_count: int) -> list[tuple[str, Callable[[str], str | None]]]:
-    """(SCAN pattern, v1 name -> v2 name or None to leave it) for each key type that moved."""
-
-    def after(prefix: str) -> Callable[[str], str]:
-        return lambda name: name[len(prefix) :]
-
-    def seen(name: str) -> str | None:
-        # il:v1:seen:<tenant>:in:<ident>; tenant ids hold no ":".
-        tenant_id, kind, ident = name[len(_V1 + "seen:") :].split(":", 2)
-        if kind != "in":
-            return None
-        return keys.accepted(ownership.owner(tenant_id, shard_count), tenant_id, ident)
-
-    def backlog(name: str) -> str:
-        tenant_id = after(_V1 + "backlog:")(name)
-        return keys.backlog(ownership.owner(tenant_id, shard_count), tenant_id)
-
-    return [
-        (_V1 + "tenants", lambda _: keys.tenant_ids()),
-        (_V1 + "idx:phone", lambda _: keys.index_phone()),
-        (_V1 + "idx:integration", lambda _: keys.index_integration()),
-        (_V1 + "idx:verify", lambda _: keys.index_verify_token()),
-        (_V1 + "tenant:*", lambda name: keys.tenant(after(_V1 + "tenant:")(name))),
-        (_V1 + "apikey:*", lambda name: keys.api_key(after(_V1 + "apikey:")(name))),
-        (
-            _V1 + "tenant-keys:*",
-            lambda name: keys.tenant_api_keys(after(_V1 + "tenant-keys:")(name)),
-        ),
-        (_V1 + "backlog:*", backlog),
-        (_V1 + "seen:*:in:*", seen),
-    ]
+def v2_name(name: str, shard_count: int) -> str | None:
+    """The v2 name of the v1 key ``name``; None for a key whose name did not change."""
+    if not name.startswith(_V1):
+        return None
+    kind, _, rest = name[len(_V1) :].partition(":")
+    if kind == "tenants" and not rest:
+        return keys.tenant_ids()
+    if kind == "idx":
+        return {
+            "phone": keys.index_phone(),
+            "integration": keys.index_integration(),
+            "verify": keys.index_verify_token(),
+        }.get(rest)
+    if kind == "tenant":
+        return keys.tenant(rest)
+    if kind == "apikey":
+        return keys.api_key(rest)
+    if kind == "tenant-keys":
+        return keys.tenant_api_keys(rest)
+    if kind == "backlog":
+        return keys.backlog(ownership.owner(rest, shard_count), rest)
+    if kind == "msg":
+        tenant_id, _, message_id = rest.partition(":")  # tenant ids hold no ":"
+        return keys.message_map(tenant_id, message_id)
+    if kind == "seen":
+        tenant_id, marker, ident = [*rest.split(":", 2), "", ""][:3]
+        if marker == "in":
+            return keys.accepted(ownership.owner(tenant_id, shard_count), tenant_id, ident)
+        if marker == "receipt":
+            return keys.receipt(tenant_id, ident)
+    return None
 
 
 def ensure(client: redis.Redis, shard_count: int) -> int:
@@ -69,32 +69,25 @@ def ensure(client: redis.Redis, shard_count: int) -> int:
     if is_cluster(client) or client.exists(keys.layout()):
         return 0
     moved = 0
-    for pattern, rename in _v1_names(shard_count):
-        for names in _batches(client, pattern):
-            moved += _move(client, names, rename)
+    batch: list[tuple[str, str]] = []
+    # One pass over the keyspace: most v1 keys are dedupe markers and message maps.
+    for raw in client.scan_iter(match=_V1 + "*", count=1000):
+        name = raw.decode() if isinstance(raw, bytes) else raw
+        new = v2_name(name, shard_count)
+        if new is not None:
+            batch.append((name, new))
+        if len(batch) >= BATCH:
+            moved += _move(client, batch)
+            batch = []
+    if batch:
+        moved += _move(client, batch)
     client.set(keys.layout(), str(VERSION))
     if moved:
         log.info("key layout moved from v1 to v2", extra={"keys": moved})
     return moved
 
 
-def _batches(client: redis.Redis, pattern: str) -> Iterator[list[str]]:
-    if "*" not in pattern:
-        if client.exists(pattern):
-            yield [pattern]
-        return
-    batch: list[str] = []
-    for raw in client.scan_iter(match=pattern, count=1000):
-        batch.append(raw.decode() if isinstance(raw, bytes) else raw)
-        if len(batch) >= BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _move(client: redis.Redis, names: list[str], rename: Callable[[str], str | None]) -> int:
-    pairs = [(name, new) for name in names if (new := rename(name)) is not None]
+def _move(client: redis.Redis, pairs: list[tuple[str, str]]) -> int:
     pipe = client.pipeline(transaction=False)
     for name, new in pairs:
         pipe.renamenx(name, new)

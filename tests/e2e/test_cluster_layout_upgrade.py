@@ -24,6 +24,12 @@ def v1_name(name: str) -> str | None:
     seen = keys.NS2 + "seen:{0}:"
     if name.startswith(seen):
         return V1 + "seen:" + name[len(seen) :]
+    for kind, v1_kind in (("msg", "msg:"), ("receipt", "seen:")):
+        prefix = f"{keys.NS2}{kind}:{{"
+        if name.startswith(prefix):
+            tenant_id, _, ident = name[len(prefix) :].partition("}:")
+            middle = "receipt:" if kind == "receipt" else ""
+            return f"{V1}{v1_kind}{tenant_id}:{middle}{ident}"
     assert not name.startswith(keys.NS2), f"a v2 key this test does not know: {name}"
     return None
 
