@@ -11,6 +11,7 @@ the shard cleanly.
 from __future__ import annotations
 
 import base64
+import functools
 import gc
 import logging
 import os
@@ -28,6 +29,8 @@ import redis
 
 from interlink import settings as settings_module
 from interlink.actors import Control, Supervisor, TenantChanged, TreeSpec
+from interlink.fleet.relay import ControlRelay
+from interlink.http.control import answer_relayed
 from interlink.inbox import Entry, InboxReader
 from interlink.services import Services
 from interlink.settings import Settings
@@ -92,6 +95,7 @@ class Shard:
         self.supervisor: pykka.ActorRef[Supervisor] | None = None
         self.server: Listener | None = None
         self.reload: ReloadListener | None = None
+        self.relay: ControlRelay | None = None
         self._stop_requested = gevent.event.Event()
 
     # -- start ----------------------------------------------------------------------------------
@@ -141,6 +145,15 @@ class Shard:
         reader.start()
         self.reload = ReloadListener(client, self._tenant_changed, self._resync)
         self.reload.start()
+        # Control messages relayed by the other shards, and this shard's heartbeat.
+        self.relay = services.relay = ControlRelay(
+            client,
+            settings.shard_id,
+            settings.shard_count,
+            functools.partial(answer_relayed, services),
+            timeout=settings.control_relay_timeout,
+        )
+        self.relay.start()
 
         self.server = self.listener(services)
         try:
@@ -254,6 +267,8 @@ class Shard:
         if self.server is not None:
             # Stop accepting; in-flight requests get until the deadline to finish.
             self.server.stop(timeout=max(0.0, deadline - time.monotonic()) / 2)
+        if self.relay is not None:
+            self.relay.stop()
         if self.reload is not None:
             self.reload.stop()
         reader = self.services.reader if self.services is not None else None

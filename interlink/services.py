@@ -21,6 +21,7 @@ from interlink.store.connection import disconnect
 from interlink.telemetry.metrics import REGISTRY
 
 if TYPE_CHECKING:
+    from interlink.fleet.relay import ControlRelay
     from interlink.http.auth import LoginThrottle
     from interlink.inbox import Inbox, InboxReader
     from interlink.store.api_keys import ApiKeys
@@ -40,6 +41,8 @@ class Services:
     metrics: CollectorRegistry = REGISTRY
     # The owner side of this shard's inbox; None until the shard starts reading it.
     reader: InboxReader | None = None
+    # Control messages to and from the other shards; None until the shard starts it.
+    relay: ControlRelay | None = None
 
     @cached_property
     def inbox(self) -> Inbox:

@@ -68,6 +68,8 @@ class Settings:
     http_idle_timeout: float = 75.0
     # Proxies whose X-Forwarded-For is believed (interlink.http.auth.login_throttle), as CIDRs.
     trusted_proxies: tuple[str, ...] = ()
+    # How long a shard waits for the owner of a tenant to answer a relayed control message.
+    control_relay_timeout: float = 8.0
     unknown: tuple[str, ...] = ()
 
     @property
@@ -88,7 +90,7 @@ KNOWN = frozenset(
         "HOST PORT REDIS_URL REDIS_CLUSTER DATA_DIR ADMIN_TOKEN SECRET_KEY SHARD_ID SHARD_COUNT PUBLIC_URL "
         "META_GRAPH_URL GENESYS_LOGIN_URL GENESYS_API_URL LOG_LEVEL LOG_FORMAT ACCESS_LOG SHUTDOWN_TIMEOUT "
         "HTTP_MAX_CONNECTIONS HTTP_HEADER_TIMEOUT HTTP_BODY_TIMEOUT HTTP_IDLE_TIMEOUT "
-        "TRUSTED_PROXIES "
+        "TRUSTED_PROXIES CONTROL_RELAY_TIMEOUT "
         # Read by the CLI and the test suite, not by the shard; known so that they raise no warning.
         "URL TEST_REDIS_URL"
     ).split()
@@ -178,6 +180,7 @@ def load(
         http_body_timeout=_seconds("HTTP_BODY_TIMEOUT", get("HTTP_BODY_TIMEOUT"), 30.0),
         http_idle_timeout=_seconds("HTTP_IDLE_TIMEOUT", get("HTTP_IDLE_TIMEOUT"), 75.0),
         trusted_proxies=_networks("TRUSTED_PROXIES", get("TRUSTED_PROXIES")),
+        control_relay_timeout=_seconds("CONTROL_RELAY_TIMEOUT", get("CONTROL_RELAY_TIMEOUT"), 8.0),
         unknown=tuple(sorted(k for k in env if k.startswith(PREFIX) and k not in KNOWN)),
     )
 

@@ -1,13 +1,17 @@
 """``interlink ctl ...``: the control endpoint from a terminal.
 
-``interlink ctl actors`` prints ``GET /control/actors``; ``interlink ctl TYPE TENANT_ID`` sends one
-admin message to a tenant (``ping``, ``stats``, ``reload``, ``stop``, ``start``,
-``invalidate-token``, ``replay-dead-letters``); ``interlink ctl shard TYPE`` sends one to the shard
-(``ping``, ``stats``, ``reload-all``, ``drain``). Each prints the JSON reply on stdout.
+``interlink ctl actors`` prints ``GET /control/actors`` (``--all``: every live shard's view);
+``interlink ctl TYPE TENANT_ID`` sends one admin message to a tenant (``ping``, ``stats``,
+``reload``, ``stop``, ``start``, ``invalidate-token``, ``replay-dead-letters``, ``dead-letters``,
+``drop-dead-letters``); ``interlink ctl shard TYPE`` sends one to the shard (``ping``, ``stats``,
+``reload-all``, ``drain``). Each prints the JSON reply on stdout.
 
 The shard is found and authenticated as by ``interlink tenants``: ``--url`` / ``INTERLINK_URL``,
 ``--token`` / ``INTERLINK_ADMIN_TOKEN``, else the shard's generated ``$INTERLINK_DATA_DIR/admin-token``.
-The control endpoint takes the operator token only.
+The control endpoint takes the operator token only. In a fleet ``--url`` may name any shard (a
+Service address that lands on a random pod): a tenant message is relayed to the tenant's owner,
+whose id is the reply's ``"shard"``. ``actors`` without ``--all`` and ``shard ...`` are about the
+shard that answers.
 
 Exit codes: 0 answered, 1 refused by the shard (its title and description on stderr) or
 unreachable, 2 usage (no token).
@@ -53,7 +57,8 @@ def _api(args: argparse.Namespace) -> Api:
 
 
 def cmd_actors(args: argparse.Namespace) -> int:
-    print_json(_api(args).call("GET", "/control/actors"))
+    path = "/control/actors?all=1" if args.all else "/control/actors"
+    print_json(_api(args).call("GET", path))
     return EXIT_OK
 
 
@@ -84,15 +89,19 @@ def register(subparsers: Any) -> None:
     common = connection_options()
     ctl = subparsers.add_parser(
         "ctl",
-        help="look into a shard's actors and send them admin messages",
-        description="Look into a shard's actor tree and send admin messages to it. Each "
-        "command prints the shard's JSON reply.",
+        help="look into the shards' actors and send them admin messages",
+        description="Look into the actor trees and send admin messages to them. Each command "
+        "prints the JSON reply. --url may name any shard of a fleet: a tenant message goes to "
+        'the shard that owns the tenant (its id is the reply\'s "shard").',
     )
     ctl.set_defaults(func=lambda args: (ctl.print_help(sys.stderr), EXIT_USAGE)[1])
     actions = ctl.add_subparsers(dest="action", metavar="ACTION")
 
     p = actions.add_parser(
         "actors", parents=[common], help="the shard's actor tree (GET /control/actors)"
+    )
+    p.add_argument(
+        "--all", action="store_true", help="every live shard's tree, not only the one answering"
     )
     p.set_defaults(func=guard(cmd_actors))
 
@@ -111,6 +120,8 @@ def register(subparsers: Any) -> None:
         if kind == "drop-dead-letters":
             p.add_argument("--yes", action="store_true", help="confirm")
 
-    p = actions.add_parser("shard", parents=[common], help="a message to the shard's supervisor")
+    p = actions.add_parser(
+        "shard", parents=[common], help="a message to the supervisor of the shard that answers"
+    )
     p.add_argument("type", choices=SHARD_MESSAGES, metavar="{" + ",".join(SHARD_MESSAGES) + "}")
     p.set_defaults(func=guard(cmd_shard))

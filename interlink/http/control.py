@@ -2,11 +2,18 @@
 
 Bodies are JSON or msgpack; the reply uses the request's type. Every ask has a deadline: a tenant
 that does not answer in time gets 504 with what the supervisor knows of it.
+
+Any shard takes a message for any tenant: one for a tenant another shard owns is relayed to the
+owner through Redis (:mod:`interlink.fleet.relay`), which answers as if asked directly; every
+tenant reply names the shard that gave it (``"shard"``). ``GET /control/actors?all=1`` gathers
+the view of every live shard the same way. Shard messages stay with the shard asked.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import re
 import time
 from typing import Any
@@ -14,6 +21,7 @@ from typing import Any
 import falcon
 import msgpack
 import pykka
+import redis
 
 from interlink.actors.messages import (
     SHARD_MESSAGES,
@@ -23,10 +31,14 @@ from interlink.actors.messages import (
     Snapshot,
     TenantControl,
 )
+from interlink.fleet.relay import RelayTimeout
 from interlink.http.auth import require_operator
 from interlink.http.bodies import ADMIN_BODY_LIMIT, read_body
 from interlink.http.tenants import tenant_id_param
 from interlink.services import Services
+from interlink.tenancy.ownership import owner
+
+log = logging.getLogger(__name__)
 
 ASK_TIMEOUT = 5.0
 SNAPSHOT_TIMEOUT = 3.0
@@ -151,10 +163,32 @@ class _Base:
 
 
 class Actors(_Base):
-    """``GET /control/actors``: the shard's tree, each tenant asked in parallel under one deadline."""
+    """``GET /control/actors``: the shard's tree, each tenant asked in parallel under one deadline.
+    With ``?all=1``: ``{"shards": [...]}``, that view of every live shard in shard order (a shard
+    that does not answer in time: ``{"shard": {"id"}, "error": {"title", "description"}}``)."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         require_operator(req)
+        relay = self.services.relay
+        if not req.get_param_as_bool("all", default=False):
+            resp.media = self.view()
+        elif relay is None:
+            resp.media = {"shards": [self.view()]}
+        else:
+            views = []
+            local = functools.partial(answer_relayed, self.services)
+            for shard_id, answer in relay.gather({"kind": "actors"}, local):
+                if isinstance(answer, RelayTimeout):
+                    error = {"title": "No answer in time", "description": str(answer)}
+                    views.append({"shard": {"id": shard_id}, "error": error})
+                elif answer["status"] == 200:
+                    views.append(answer["body"])
+                else:
+                    error = {"title": answer["title"], "description": answer["description"]}
+                    views.append({"shard": {"id": shard_id}, "error": error})
+            resp.media = {"shards": views}
+
+    def view(self) -> dict[str, Any]:
         snapshot = self.ask(self.supervisor(), Snapshot())
         futures = []
         for entry in snapshot["tenants"]:
@@ -186,20 +220,35 @@ class Actors(_Base):
                     "lastError": entry.get("lastError"),
                 }
             )
-        resp.media = {"shard": snapshot["shard"], "tenants": tenants}
+        return {"shard": snapshot["shard"], "tenants": tenants}
 
 
 class TenantMessages(_Base):
-    """``POST /control/tenants/{tenantId}/messages``."""
+    """``POST /control/tenants/{tenantId}/messages``: answered here when this shard owns the
+    tenant, else relayed to its owner."""
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, tenant_id: str) -> None:
         require_operator(req)
         tenant_id_param(tenant_id)
         message, media = decode_message(req, TENANT_MESSAGES)
+        self.check_known(tenant_id)
+        settings = self.services.settings
+        shard = owner(tenant_id, settings.shard_count)
+        relay = self.services.relay
+        if shard == settings.shard_id or relay is None:
+            result = self.run(tenant_id, message)
+        else:
+            result = relayed(relay.ask, shard, tenant_id, message)
+        reply(resp, media, message, result)
+
+    def check_known(self, tenant_id: str) -> None:
         if self.services.tenants.version_of(tenant_id) is None:
             raise falcon.HTTPNotFound(
                 title="Unknown tenant", description=f"No tenant {tenant_id!r}."
             )
+
+    def run(self, tenant_id: str, message: Control) -> dict[str, Any]:
+        """The message handled on this shard (the owner): the reply, with this shard's id."""
         supervisor = self.supervisor()
         # The operator's decision is stored before it is applied: it holds across restarts.
         if message.type == "stop":
@@ -209,7 +258,7 @@ class TenantMessages(_Base):
         result = self.ask(supervisor, TenantControl(tenant_id, message))
         if result is None:
             result = self.ask(self.tenant_ref(supervisor, tenant_id), message)
-        reply(resp, media, message, result)
+        return {**result, "shard": self.services.settings.shard_id}
 
     def tenant_ref(self, supervisor: pykka.ActorRef[Any], tenant_id: str) -> pykka.ActorRef[Any]:
         """The tenant's actor, activated if it is merely idle. An operator's question must not
@@ -251,3 +300,95 @@ class ShardMessages(_Base):
         require_operator(req)
         message, media = decode_message(req, SHARD_MESSAGES)
         reply(resp, media, message, self.ask(self.supervisor(), message, timeout=30.0))
+
+
+def relayed(ask: Any, shard: int, tenant_id: str, message: Control) -> dict[str, Any]:
+    """``message`` for ``tenant_id`` asked of its owner ``shard`` through the relay: the owner's
+    reply, or its error as ours; 504 when it does not answer in time."""
+    request = {
+        "kind": "tenant",
+        "tenant": tenant_id,
+        "type": message.type,
+        "args": dict(message.args),
+    }
+    try:
+        answer = ask(shard, request)
+    except RelayTimeout as exc:
+        raise falcon.HTTPGatewayTimeout(
+            title="No answer in time",
+            description=f"Shard {shard}, which owns tenant {tenant_id!r}, did not answer within "
+            f"{exc.timeout:g} s.",
+        ) from None
+    if answer.get("status") == 200 and isinstance(answer.get("body"), dict):
+        body: dict[str, Any] = answer["body"]
+        return body
+    raise _error_from(answer)
+
+
+def _error_from(answer: dict[str, Any]) -> falcon.HTTPError:
+    status = answer.get("status")
+    if not isinstance(status, int) or not 400 <= status <= 599:
+        status = 502
+    headers = {}
+    if isinstance(answer.get("retryAfter"), str):
+        headers["Retry-After"] = answer["retryAfter"]
+    return falcon.HTTPError(
+        status,
+        title=str(answer.get("title") or "Error"),
+        description=str(answer.get("description") or ""),
+        headers=headers or None,
+    )
+
+
+def answer_relayed(services: Services, request: dict[str, Any]) -> dict[str, Any]:
+    """This shard's answer to a request another shard relayed: ``{"status": 200, "body"}``, or
+    the error it would have answered directly as ``{"status", "title", "description"}``."""
+    try:
+        kind = request.get("kind")
+        if kind == "actors":
+            return {"status": 200, "body": Actors(services).view()}
+        if kind == "tenant":
+            return {"status": 200, "body": _relayed_tenant(services, request)}
+        raise falcon.HTTPBadRequest(title="Unknown request", description="Not a relayed request.")
+    except falcon.HTTPError as exc:
+        answer: dict[str, Any] = {
+            "status": exc.status_code,
+            "title": exc.title,
+            "description": exc.description or "",
+        }
+        retry_after = dict(exc.headers or {}).get("Retry-After")
+        if retry_after is not None:
+            answer["retryAfter"] = str(retry_after)
+        return answer
+    except redis.RedisError:
+        return {
+            "status": 503,
+            "title": "Store unavailable",
+            "description": "The tenant store is unreachable.",
+            "retryAfter": "1",
+        }
+    except Exception:
+        log.exception("relayed control request failed", extra={"kind": request.get("kind")})
+        return {"status": 500, "title": "Internal error", "description": "See the shard's log."}
+
+
+def _relayed_tenant(services: Services, request: dict[str, Any]) -> dict[str, Any]:
+    tenant_id, kind, args = request.get("tenant"), request.get("type"), request.get("args")
+    if not isinstance(tenant_id, str) or kind not in TENANT_MESSAGES or not isinstance(args, dict):
+        raise falcon.HTTPBadRequest(title="Invalid message", description="Not a tenant message.")
+    tenant_id_param(tenant_id)
+    settings = services.settings
+    if owner(tenant_id, settings.shard_count) != settings.shard_id:
+        # The shards disagree on the owner (a change of the shard count under way): this one
+        # must not start a second tree of the tenant.
+        raise falcon.HTTPServiceUnavailable(
+            title="Owner changing",
+            description=f"Shard {settings.shard_id} does not own tenant {tenant_id!r}; "
+            "try again once every shard runs with the same shard count.",
+            retry_after=5,
+        )
+    resource = TenantMessages(services)
+    resource.check_known(tenant_id)
+    if kind in DEAD_LETTER_TYPES:
+        check_dead_letter_args(args)
+    return resource.run(tenant_id, Control(kind, args))

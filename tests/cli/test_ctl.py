@@ -63,8 +63,13 @@ def test_every_ctl_command(
     code, body, err = ctl(capsys, "actors", *conn)
     assert (code, err) == (0, "")
     assert body == {"shard": body["shard"], "tenants": []}  # type: ignore[index]
+    code, every, _ = ctl(capsys, "actors", "--all", *conn)  # one shard, seen from itself
+    assert code == 0 and every == {"shards": [body]}
 
-    assert ctl(capsys, "ping", "acme", *conn)[:2] == (0, {"ok": True, "type": "ping", "pong": True})
+    assert ctl(capsys, "ping", "acme", *conn)[:2] == (
+        0,
+        {"ok": True, "type": "ping", "pong": True, "shard": 0},
+    )
 
     code, stats, _ = ctl(capsys, "stats", "acme", *conn)
     assert code == 0
@@ -88,7 +93,7 @@ def test_every_ctl_command(
 
     assert ctl(capsys, "stop", "acme", *conn)[:2] == (
         0,
-        {"ok": True, "type": "stop", "state": "stopped"},
+        {"ok": True, "type": "stop", "state": "stopped", "shard": 0},
     )
     code, body, _ = ctl(capsys, "actors", *conn)
     assert [t["state"] for t in body["tenants"]] == ["stopped"]  # type: ignore[index]
@@ -98,7 +103,7 @@ def test_every_ctl_command(
     assert "409" in err and "Tenant stopped" in err and "send 'start' first" in err
     assert ctl(capsys, "start", "acme", *conn)[:2] == (
         0,
-        {"ok": True, "type": "start", "state": "active"},
+        {"ok": True, "type": "start", "state": "active", "shard": 0},
     )
 
     code, replay, _ = ctl(capsys, "replay-dead-letters", "acme", *conn)
@@ -214,7 +219,7 @@ def test_the_installed_entry_point_speaks_ctl(url: str, services: Services, tmp_
         gevent.sleep(0.02)
     out, err = proc.communicate()
     assert proc.returncode == 0, err
-    assert json.loads(out) == {"ok": True, "type": "ping", "pong": True}
+    assert json.loads(out) == {"ok": True, "type": "ping", "pong": True, "shard": 0}
     assert services.admin_token.encode() not in out + err
 
 

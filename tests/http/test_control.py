@@ -230,6 +230,7 @@ def test_actors_shows_a_crash_and_its_restart(
     assert acme["version"] == 1
     assert tenant_msg(client, services, "acme", "ping").json == {
         "ok": True,
+        "shard": 0,
         "type": "ping",
         "pong": True,
     }
@@ -483,7 +484,7 @@ def test_tenant_ping_stats_and_reload(
     make_tenant(services, "acme")
     ping = tenant_msg(client, services, "acme", "ping", media)
     assert ping.status_code == 200
-    assert decoded(ping) == {"ok": True, "type": "ping", "pong": True}
+    assert decoded(ping) == {"ok": True, "type": "ping", "pong": True, "shard": 0}
 
     stats = decoded(tenant_msg(client, services, "acme", "stats", media))
     assert stats["ok"] is True and stats["type"] == "stats"
@@ -494,6 +495,7 @@ def test_tenant_ping_stats_and_reload(
     reload = decoded(tenant_msg(client, services, "acme", "reload", media))
     assert reload == {
         "ok": True,
+        "shard": 0,
         "type": "reload",
         "reloaded": True,
         "version": 2,
@@ -508,7 +510,7 @@ def test_tenant_stop_holds_work_and_start_delivers_it(
     tenant_msg(client, services, "acme", "ping", media)
     stopped = tenant_msg(client, services, "acme", "stop", media)
     assert stopped.status_code == 200
-    assert decoded(stopped) == {"ok": True, "type": "stop", "state": "stopped"}
+    assert decoded(stopped) == {"ok": True, "type": "stop", "state": "stopped", "shard": 0}
     assert services.holds.held() == {"acme"}  # kept in Redis: it outlives a restart
     acme = entry(client, services, "acme")
     assert acme is not None and acme["state"] == "stopped" and acme["actors"] == []
@@ -524,7 +526,7 @@ def test_tenant_stop_holds_work_and_start_delivers_it(
     assert entry(client, services, "acme")["state"] == "stopped"  # type: ignore[index]
 
     started = tenant_msg(client, services, "acme", "start", media)
-    assert decoded(started) == {"ok": True, "type": "start", "state": "active"}
+    assert decoded(started) == {"ok": True, "type": "start", "state": "active", "shard": 0}
     assert services.holds.held() == set()
     wait_for(lambda: actors(client, services)["shard"]["pending"] == 0)
     acme = entry(client, services, "acme")
@@ -541,7 +543,12 @@ def test_invalidate_token_drops_the_shared_token(
     services.redis.set(keys.token(other), secrets.token_urlsafe(32), ex=600)
     result = tenant_msg(client, services, "acme", "invalidate-token", media)
     assert result.status_code == 200
-    assert decoded(result) == {"ok": True, "type": "invalidate-token", "invalidated": True}
+    assert decoded(result) == {
+        "ok": True,
+        "type": "invalidate-token",
+        "invalidated": True,
+        "shard": 0,
+    }
     wait_for(lambda: not services.redis.exists(keys.token("acme")))
     assert services.redis.exists(keys.token(other))
 
@@ -568,6 +575,7 @@ def test_dead_letters_are_listed_replayed_into_the_inbox_and_dropped(
     )
     assert decoded(replayed) == {
         "ok": True,
+        "shard": 0,
         "type": "replay-dead-letters",
         "replayed": 1,
         "deadLetters": 2,
@@ -622,7 +630,7 @@ def test_arguments_besides_the_type_are_accepted(
         "/control/tenants/acme/messages",
         {"type": "ping", "note": "hello", "n": [1, 2]},
     )
-    assert result.json == {"ok": True, "type": "ping", "pong": True}
+    assert result.json == {"ok": True, "type": "ping", "pong": True, "shard": 0}
 
 
 def test_the_vendor_msgpack_type_is_answered_in_msgpack(
@@ -637,7 +645,7 @@ def test_the_vendor_msgpack_type_is_answered_in_msgpack(
         media="application/x-msgpack",
     )
     assert result.status_code == 200
-    assert decoded(result) == {"ok": True, "type": "ping", "pong": True}
+    assert decoded(result) == {"ok": True, "type": "ping", "pong": True, "shard": 0}
 
 
 def test_json_with_a_charset_is_json(client: Client, services: Services, tree: Any) -> None:
