@@ -301,6 +301,15 @@ def notification_send(
     return _envelope(recipient_fields(recipient), "template", template, callback_data)
 
 
+def text_send(text: str, *, recipient: str) -> dict[str, Any]:
+    """A plain text of the business's own (e.g. the tenant's welcome text), no Genesys message
+    behind it: no callback data. MappingError when it is empty or over WhatsApp's limit."""
+    if not text.strip() or len(text) > WHATSAPP_TEXT_LIMIT:
+        raise MappingError(f"a text holds 1 to {WHATSAPP_TEXT_LIMIT} characters")
+    content = {"body": text, "preview_url": _has_link(text)}
+    return _envelope(recipient_fields(recipient), "text", content, "")
+
+
 def _has_link(text: str) -> bool:
     """Meta previews the first ``http(s)://`` URL only when asked to (``preview_url``)."""
     lowered = text.lower()

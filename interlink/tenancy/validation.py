@@ -36,7 +36,13 @@ SETTINGS_DEFAULTS: dict[str, object] = {
     # {"name", "language"} of an approved template with one body parameter: an agent's text
     # outside the 24-hour window goes out in it, instead of failing with MessageExpired.
     "fallbackTemplate": None,
+    # A text sent to a user who opens the chat for the first time (request_welcome); None: none.
+    "welcomeText": None,
+    # An agent's typing shows WhatsApp's typing indicator, which also marks the user's last
+    # message read; False: neither.
+    "typingIndicator": True,
 }
+MAX_WELCOME_TEXT = 4096  # a WhatsApp text's limit
 _TEMPLATE_NAME = re.compile(r"[a-z0-9_]{1,512}")
 _TEMPLATE_LANGUAGE = re.compile(r"[a-z]{2,3}(_[A-Za-z]{2,4})?")
 _MASKED = re.compile(r"\*{4}.{0,4}", re.DOTALL)
@@ -177,7 +183,24 @@ def settings(field: str, value: object) -> dict[str, object]:
                 f"{field}.fallbackTemplate.language", "must be a language code such as en_US"
             )
         template = {"name": name, "language": language}
-    return {"messagesPerSecond": rate, "reactionsAsText": reactions, "fallbackTemplate": template}
+    welcome = value.get("welcomeText")
+    if welcome is not None:
+        if not isinstance(welcome, str) or not welcome.strip():
+            raise InvalidTenantData(f"{field}.welcomeText", "must be null or a non-blank text")
+        if len(welcome) > MAX_WELCOME_TEXT:
+            raise InvalidTenantData(
+                f"{field}.welcomeText", f"must be at most {MAX_WELCOME_TEXT} characters"
+            )
+    typing = value.get("typingIndicator", SETTINGS_DEFAULTS["typingIndicator"])
+    if not isinstance(typing, bool):
+        raise InvalidTenantData(f"{field}.typingIndicator", "must be true or false")
+    return {
+        "messagesPerSecond": rate,
+        "reactionsAsText": reactions,
+        "fallbackTemplate": template,
+        "welcomeText": welcome,
+        "typingIndicator": typing,
+    }
 
 
 # -- the declaration -----------------------------------------------------------------------------

@@ -700,6 +700,8 @@ def test_settings_default_and_are_replaced_whole_by_a_patch(
         "messagesPerSecond": 80,
         "reactionsAsText": True,
         "fallbackTemplate": None,
+        "welcomeText": None,
+        "typingIndicator": True,
     }
     result = client.simulate_patch(
         "/api/tenants/acme", json={"settings": {"messagesPerSecond": 20}}, headers=op(services)
@@ -709,6 +711,8 @@ def test_settings_default_and_are_replaced_whole_by_a_patch(
         "messagesPerSecond": 20,
         "reactionsAsText": True,
         "fallbackTemplate": None,
+        "welcomeText": None,
+        "typingIndicator": True,
     }
     assert result.json["version"] == tenant["version"] + 1
     client.simulate_patch(
@@ -720,6 +724,8 @@ def test_settings_default_and_are_replaced_whole_by_a_patch(
         "messagesPerSecond": 80,
         "reactionsAsText": False,
         "fallbackTemplate": None,
+        "welcomeText": None,
+        "typingIndicator": True,
     }
 
 
@@ -742,6 +748,11 @@ def test_settings_default_and_are_replaced_whole_by_a_patch(
         {"fallbackTemplate": {"name": "Agent Reply", "language": "en_US"}},
         {"fallbackTemplate": {"name": "agent_reply", "language": "english"}},
         {"fallbackTemplate": {"name": "agent_reply", "language": "en_US", "x": 1}},
+        {"welcomeText": ""},
+        {"welcomeText": "   "},
+        {"welcomeText": 5},
+        {"welcomeText": "x" * 4097},
+        {"typingIndicator": "off"},
     ],
 )
 def test_bad_settings_are_a_400_naming_the_field(

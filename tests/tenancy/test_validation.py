@@ -156,6 +156,10 @@ def test_keyword_names_map_to_api_names() -> None:
             {"fallbackTemplate": {"name": "hello", "language": "english"}},
             "settings.fallbackTemplate.language",
         ),
+        ({"welcomeText": ""}, "settings.welcomeText"),
+        ({"welcomeText": ["hi"]}, "settings.welcomeText"),
+        ({"welcomeText": "x" * 4097}, "settings.welcomeText"),
+        ({"typingIndicator": 0}, "settings.typingIndicator"),
     ],
 )
 def test_settings_refused(value: Any, field: str) -> None:
@@ -174,3 +178,11 @@ def test_settings_left_out_take_their_defaults() -> None:
         "messagesPerSecond": 5,
         "fallbackTemplate": template,
     }
+
+
+def test_a_welcome_text_and_typing_off_are_kept() -> None:
+    checked = SETTINGS.check(
+        SETTINGS.name, {"welcomeText": "Hello! An agent will answer soon.", "typingIndicator": False}
+    )
+    assert checked["welcomeText"] == "Hello! An agent will answer soon."
+    assert checked["typingIndicator"] is False

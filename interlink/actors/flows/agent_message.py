@@ -160,10 +160,13 @@ def show_typing(
 ) -> None:
     """Show "typing..." to the user with their last message (which it also marks read), at most
     once per TYPING_INTERVAL: Genesys repeats the event while the agent types. Best effort: with
-    no message of the user known, or on any Graph error, nothing is shown and nothing retried."""
+    no message of the user known, or on any Graph error, nothing is shown and nothing retried.
+    The tenant setting ``typingIndicator: false`` turns it (and so the read mark) off."""
     whatsapp = context.config.whatsapp
+    if whatsapp is None or context.config.settings.get("typingIndicator") is False:
+        return  # the tenant turned typing indicators, and the read marks they carry, off
     wamid = store.last_wamid(participant)
-    if whatsapp is None or not wamid:
+    if not wamid:
         return
     throttle = keys.dedupe(context.tenant_id, "typing", participant)
     if not store.redis.set(throttle, "1", nx=True, px=int(TYPING_INTERVAL * 1000)):

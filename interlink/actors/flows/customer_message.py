@@ -6,16 +6,23 @@ they wrote, which opens the 24-hour window); each inbound body is sent once: a s
 the Genesys webhook finds this tenant from it. A button or list tap answering a menu the agent
 flow mapped to a Genesys message (a bot's quick reply, a card's buttons, a date picker) goes as a
 structured response instead, and so does a text that names an option of the numbered menu the
-user was last shown. A ``system`` message that the user's number or business-scoped id changed
+user was last shown. A ``request_welcome`` opens nothing at Genesys; the tenant's
+``welcomeText``, when set, answers it on WhatsApp. A ``system`` message that the user's number or business-scoped id changed
 points the new identifiers to the same participant and readdresses the conversation, so the
 user's next messages keep their Genesys ``channel.from.id`` and replies go to the new address.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import gevent
+import pykka
+
+from interlink.actors.actor import describe
 from interlink.actors.flows.common import FlowContext, GiveUp
+from interlink.actors.whatsapp_sender import Send
 from interlink.inbox import Entry
 from interlink.mapping import identity
 from interlink.mapping.inbound import (
@@ -26,11 +33,17 @@ from interlink.mapping.inbound import (
     to_structured_response,
 )
 from interlink.mapping.media import MediaRef
+from interlink.mapping.outbound import text_send
 from interlink.mapping.structured import numbered_answer
 from interlink.mapping.wire import unix_seconds
+from interlink.providers.errors import MetaError, SendUncertain, TransientError
 from interlink.security import media_links
 from interlink.store.conversations import ConversationStore
 from interlink.tenancy.config import TenantConfig
+
+log = logging.getLogger(__name__)
+
+SEND_TIMEOUT = 120.0  # as for an agent's message: pacing may hold the send
 
 
 def customer_message(
@@ -89,6 +102,13 @@ def customer_message(
     if not bodies:
         # Nothing for the agent (request_welcome, a dropped reaction): opening a Genesys
         # conversation, or dead-lettering for want of credentials, would be wrong.
+        if message.get("type") == "request_welcome":
+            welcome(
+                context,
+                store,
+                message,
+                identity.whatsapp_recipient(participant, ids.phone, ids.bsuid),
+            )
         return
     if context.genesys is None:
         raise GiveUp("the tenant has no Genesys credentials")
@@ -104,6 +124,37 @@ def customer_message(
             str(result.get("id") or "1"),
             genesys_conversation=conversation_id if isinstance(conversation_id, str) else None,
         )
+
+
+def welcome(
+    context: FlowContext, store: ConversationStore, message: dict[str, Any], recipient: str
+) -> None:
+    """Answer a user opening the chat for the first time with the tenant's ``welcomeText``, if
+    it has one (the request opened the user's window), once. Best effort: a refusal is logged
+    and dropped, never retried into a dead letter; what may pass is retried."""
+    text = context.config.settings.get("welcomeText")
+    if not isinstance(text, str) or not text.strip() or context.config.whatsapp is None:
+        return
+    step = f"welcome:{message['id']}"
+    if not store.start(step):
+        return
+    request = Send(text_send(text, recipient=recipient), recipient)
+    context.sender().tell(request)
+    try:
+        wamid = request.reply.get(timeout=SEND_TIMEOUT)
+    except SendUncertain:
+        store.mark_done(step, "uncertain")  # Meta may have it: never send twice
+        return
+    except (gevent.Timeout, pykka.Timeout):
+        raise TransientError("the WhatsApp sender did not answer in time") from None
+    except MetaError as exc:
+        if exc.kind == "retry":
+            raise TransientError(describe(exc)) from None
+        log.info(
+            "welcome text refused", extra={"tenant": context.tenant_id, "error": describe(exc)}
+        )
+        wamid = "refused"
+    store.mark_done(step, str(wamid))
 
 
 def menu_answer(

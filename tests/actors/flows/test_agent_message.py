@@ -7,6 +7,7 @@ import json
 import time
 from typing import Any
 
+import pytest
 import redis
 import requests
 import responses
@@ -84,3 +85,24 @@ def test_a_fatal_graph_error_becomes_a_failed_receipt_not_a_retry(
 
     body = json.loads(receipt.calls[0].request.body)
     assert body["status"] == "Failed" and body["reasons"][0]["code"] == "InvalidDestination"
+
+
+@pytest.mark.parametrize("shown", [True, False])
+@responses.activate
+def test_with_typing_indicators_off_agent_typing_marks_nothing_read(
+    services: Services, redis_client: redis.Redis, shown: bool
+) -> None:
+    config = tenant_config({"typingIndicator": shown})
+    context = FakeContext(config, services.settings)
+    mark = responses.post(GRAPH_SEND, json={"success": True})
+    store = ConversationStore(redis_client, config.tenant_id)
+    store.user_wrote(PARTICIPANT, time.time() - 60, PARTICIPANT, {}, wamid="wamid.IN1")
+    typing = load("genesys_typing.json")
+    typing["channel"]["to"]["id"] = PARTICIPANT
+
+    agent_message(context, store, entry(config, "gc.message", typing),
+                  session=requests.Session())  # fmt: skip
+
+    assert mark.call_count == (1 if shown else 0)
+    if shown:
+        assert json.loads(mark.calls[0].request.body)["message_id"] == "wamid.IN1"

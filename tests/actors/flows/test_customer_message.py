@@ -16,7 +16,14 @@ from interlink.actors.flows.customer_message import customer_message
 from interlink.security import media_links
 from interlink.services import Services
 from interlink.store.conversations import ConversationStore, tenant_of_genesys_conversation
-from tests.actors.flows.conftest import GENESYS, FakeContext, entry, meta_update, tenant_config
+from tests.actors.flows.conftest import (
+    GENESYS,
+    GRAPH_SEND,
+    FakeContext,
+    entry,
+    meta_update,
+    tenant_config,
+)
 
 CONVERSATION = "1734d888-0c1f-4b8e-9d55-2a7c5b0e9f11"
 
@@ -185,3 +192,42 @@ def test_a_number_answering_a_numbered_menu_is_a_structured_response_and_other_t
         "payload": "shop-12",
     }
     assert response["originatingMessageId"] == "gc-menu"
+
+
+def _welcome_request() -> dict[str, Any]:
+    update = meta_update("meta_text.json")
+    element = {k: v for k, v in update["element"].items() if k != "text"}
+    return {**update, "element": {**element, "id": "wamid.WELCOME", "type": "request_welcome"}}
+
+
+@responses.activate
+def test_a_welcome_request_is_answered_with_the_welcome_text_once_and_opens_nothing(
+    services: Services, redis_client: redis.Redis, sender_for: Any
+) -> None:
+    config = tenant_config({"welcomeText": "Hello! An agent will be with you shortly."})
+    context = FakeContext(config, services.settings, sender_for(config))
+    store = ConversationStore(redis_client, config.tenant_id)
+    send = responses.post(GRAPH_SEND, json={"messages": [{"id": "wamid.HELLO"}]})
+    work = entry(config, "wa.message", _welcome_request())
+
+    customer_message(context, store, work, secret_keys=services.secret_keys)
+    customer_message(context, ConversationStore(redis_client, config.tenant_id), work,
+                     secret_keys=services.secret_keys)  # fmt: skip
+
+    assert send.call_count == 1  # not again on a redelivery, and nothing to Genesys
+    body = json.loads(send.calls[0].request.body)
+    assert body["to"] == "+16505551234" and body["type"] == "text"
+    assert body["text"]["body"] == "Hello! An agent will be with you shortly."
+    assert "biz_opaque_callback_data" not in body
+
+
+@responses.activate
+def test_without_a_welcome_text_a_welcome_request_sends_nothing(
+    services: Services, redis_client: redis.Redis
+) -> None:
+    config = tenant_config()
+    customer_message(FakeContext(config, services.settings),
+                     ConversationStore(redis_client, config.tenant_id),
+                     entry(config, "wa.message", _welcome_request()),
+                     secret_keys=services.secret_keys)  # fmt: skip
+    assert len(responses.calls) == 0
