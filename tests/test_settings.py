@@ -54,6 +54,11 @@ def test_defaults_match_the_interface() -> None:
         ("INTERLINK_HTTP_BODY_TIMEOUT", "nan", "INTERLINK_HTTP_BODY_TIMEOUT"),
         ("INTERLINK_HTTP_IDLE_TIMEOUT", "soon", "INTERLINK_HTTP_IDLE_TIMEOUT"),
         (
+            "INTERLINK_CONTROL_RELAY_TIMEOUT",
+            "0",
+            "INTERLINK_CONTROL_RELAY_TIMEOUT: expected seconds",
+        ),
+        (
             "INTERLINK_TRUSTED_PROXIES",
             "10.0.0.0/8,10.0.0.300",
             "INTERLINK_TRUSTED_PROXIES: expected comma-separated IP addresses or CIDR networks, "
@@ -125,6 +130,12 @@ def test_http_limits_have_defaults_and_are_read_from_the_environment() -> None:
     assert (s.http_max_connections, s.http_header_timeout) == (50, 2.5)
     assert (s.http_body_timeout, s.http_idle_timeout) == (5.0, 120.0)
     assert s.unknown == ()
+
+
+def test_the_control_relay_timeout_has_a_default_and_is_read_from_the_environment() -> None:
+    assert load({}).control_relay_timeout == 8.0
+    s = load({"INTERLINK_CONTROL_RELAY_TIMEOUT": "2.5"})
+    assert s.control_relay_timeout == 2.5 and s.unknown == ()
 
 
 def test_settings_are_frozen() -> None:
