@@ -17,6 +17,8 @@ and agents. Unauthenticated on purpose: a test tool, meant to listen on 127.0.0.
 | ``POST /_sim/meta/media`` | ``{"phoneNumberId","dataBase64","mimeType","filename"?}`` → ``{"id"}`` |
 | ``POST /_sim/meta/windows`` | ``{"phoneNumberId","user","open": true|false|null}`` → 204 |
 | ``POST /_sim/meta/users/messages`` | ``{"phoneNumberId","from":{"waId"?,"userId"?,"name"?},"messages":[{"kind", ...options}],"webhookUrl"?}`` → delivery with ``wamids`` |
+| ``POST /_sim/meta/users/identity`` | ``{"phoneNumberId","from":{...},"newWaId"?,"newUserId"?}`` → the ``system`` webhook's delivery (``user_changed_number`` with ``newWaId``, else ``user_changed_user_id``); the old address stops reaching the user |
+| ``POST /_sim/meta/templates`` | ``{"wabaId","name","language","bodyParameters"?,"headerParameters"?,"parameterNames"?}`` → 201; the account's template sends are checked against its templates from then on |
 | ``POST /_sim/meta/statuses`` | ``{"statuses":[{"wamid","status","errorCode"?}],"webhookUrl"?}`` → delivery |
 | ``GET /_sim/meta/sent?phoneNumberId=&to=`` | messages the business sent |
 | ``GET /_sim/env`` | the ``INTERLINK_*`` upstream settings for this simulator |
@@ -36,6 +38,7 @@ from typing import Any
 import falcon
 
 from interlink.sim.faults import FaultSpecError, rule_from_json
+from interlink.sim.meta import MetaTemplate
 from interlink.sim.state import SimState
 from interlink.sim.web import parse_json
 from interlink.sim.whatsapp_payloads import WhatsAppUser
@@ -292,6 +295,67 @@ class MetaWindowsResource:
         resp.status = 204
 
 
+class MetaTemplatesResource:
+    """Approve a template for an account: its template sends are checked from then on."""
+
+    def __init__(self, state: SimState) -> None:
+        self.state = state
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = _body(req)
+        names = body.get("parameterNames") or []
+        counts = [body.get(k, 0) for k in ("bodyParameters", "headerParameters")]
+        if not isinstance(names, list) or not all(
+            isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts
+        ):
+            raise falcon.HTTPBadRequest(title="Invalid field", description="bad parameter counts")
+        template = MetaTemplate(
+            name=str(_required(body, "name")),
+            language=str(_required(body, "language")),
+            body_parameters=counts[0],
+            header_parameters=counts[1],
+            parameter_names=tuple(str(n) for n in names),
+        )
+        self.state.meta.add_template(str(_required(body, "wabaId")), template)
+        resp.status = 201
+        resp.media = {"name": template.name, "language": template.language}
+
+
+class UserIdentityResource:
+    """A user changes number (``newWaId``, with ``newUserId`` when they have a BSUID) or only
+    their business-scoped id (``newUserId``): the system webhook, and the old address retired."""
+
+    def __init__(self, state: SimState) -> None:
+        self.state = state
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = _body(req)
+        phone_number_id = _required(body, "phoneNumberId")
+        sender = body.get("from") or {}
+        user = _lookup(
+            WhatsAppUser,
+            wa_id=sender.get("waId"),
+            user_id=sender.get("userId"),
+            name=sender.get("name"),
+        )
+        if body.get("newWaId"):
+            delivery, _ = _lookup(
+                self.state.user.change_number,
+                phone_number_id,
+                user,
+                str(body["newWaId"]),
+                new_user_id=body.get("newUserId"),
+            )
+        else:
+            delivery, _ = _lookup(
+                self.state.user.change_user_id,
+                phone_number_id,
+                user,
+                str(_required(body, "newUserId")),
+            )
+        resp.media = delivery.to_json()
+
+
 _MESSAGE_OPTION_NAMES = {
     "dataBase64": "data",
     "mimeType": "mime_type",
@@ -399,6 +463,8 @@ def add_routes(app: falcon.App, state: SimState) -> None:
     app.add_route("/_sim/meta/media", MetaMediaResource(state))
     app.add_route("/_sim/meta/windows", MetaWindowsResource(state))
     app.add_route("/_sim/meta/users/messages", UserMessagesResource(state))
+    app.add_route("/_sim/meta/users/identity", UserIdentityResource(state))
+    app.add_route("/_sim/meta/templates", MetaTemplatesResource(state))
     app.add_route("/_sim/meta/statuses", StatusesResource(state))
     app.add_route("/_sim/meta/sent", SentResource(state))
     app.add_route("/_sim/env", EnvResource(state))

@@ -211,9 +211,13 @@ class ConversationStore:
         *,
         parts: int = 1,
         menu: str | None = None,
+        answers_menu: bool = False,
     ) -> None:
         """``wamid`` is one of the ``parts`` WhatsApp messages Genesys message ``genesys_id``
-        went out as; ``menu``: the buttonResponse type a tap on it answers with."""
+        went out as; ``menu``: the buttonResponse type a tap on it answers with.
+        ``answers_menu``: it is (part of) the numbered menu the user was last shown; any other
+        message from Genesys makes that menu stale, and it is forgotten in the same round trip
+        (a "2" meant for a later question must not pick an old option)."""
         key = keys.message_map(self.tenant_id, wamid)
         fields: dict[Any, Any] = {"genesys": genesys_id, "participant": participant}
         if parts != 1:
@@ -223,6 +227,8 @@ class ConversationStore:
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(key, mapping=fields)
         pipe.expire(key, MESSAGE_TTL)
+        if not answers_menu:
+            pipe.hdel(keys.conversation(self.tenant_id, participant), MENU_FIELD)
         pipe.execute()
 
     def part(self, wamid: str) -> Part:

@@ -182,7 +182,8 @@ def test_settings_left_out_take_their_defaults() -> None:
 
 def test_a_welcome_text_and_typing_off_are_kept() -> None:
     checked = SETTINGS.check(
-        SETTINGS.name, {"welcomeText": "Hello! An agent will answer soon.", "typingIndicator": False}
+        SETTINGS.name,
+        {"welcomeText": "Hello! An agent will answer soon.", "typingIndicator": False},
     )
     assert checked["welcomeText"] == "Hello! An agent will answer soon."
     assert checked["typingIndicator"] is False

@@ -151,6 +151,7 @@ def agent_message(
             participant,
             parts=len(sends),
             menu=menu if body.get("type") == "interactive" else None,
+            answers_menu=bool(numbered),
         )
     return None
 

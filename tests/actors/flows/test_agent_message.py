@@ -106,3 +106,27 @@ def test_with_typing_indicators_off_agent_typing_marks_nothing_read(
     assert mark.call_count == (1 if shown else 0)
     if shown:
         assert json.loads(mark.calls[0].request.body)["message_id"] == "wamid.IN1"
+
+
+@responses.activate
+def test_a_later_agent_message_makes_a_numbered_menu_stale(
+    services: Services, redis_client: redis.Redis, sender_for: Any
+) -> None:
+    config = tenant_config()
+    context = FakeContext(config, services.settings, sender_for(config))
+    store = ConversationStore(redis_client, config.tenant_id)
+    store.user_wrote(PARTICIPANT, time.time() - 60, PARTICIPANT, {})
+    responses.post(GRAPH_SEND, json={"messages": [{"id": "wamid.OUT9"}]})
+    menu = load("genesys_structured.json")
+    menu["channel"]["to"]["id"] = PARTICIPANT
+    menu["content"] = [
+        {"contentType": "QuickReply", "quickReply": {"text": f"Shop {n}", "payload": f"s{n}"}}
+        for n in range(1, 12)
+    ]
+
+    agent_message(context, store, entry(config, "gc.message", menu), session=requests.Session())
+    remembered = store.user_wrote(PARTICIPANT, time.time(), PARTICIPANT, {})
+    assert remembered is not None and remembered["id"] == menu["id"]
+    later = {**load("genesys_text.json"), "id": "a-later-message"}
+    agent_message(context, store, entry(config, "gc.message", later), session=requests.Session())
+    assert store.user_wrote(PARTICIPANT, time.time(), PARTICIPANT, {}) is None
