@@ -60,8 +60,10 @@ def test_every_genesys_type_the_mapping_handles_is_on_the_page() -> None:
     )
     assert {"QuickReply", "Carousel", "Card", "DatePicker", "Notification"} <= content_types
     assert {"Text", "Structured", "Receipt", "Event", "Attachment", "Typing"} <= notification_types
-    # Genesys's media types, its answer to a tap, and the typing switch, named by the contract.
-    named = {"Image", "Video", "Audio", "File", "ButtonResponse", "Off"}
+    # Genesys's media types, its answer to a tap (and the types of that answer), and the typing
+    # switch, named by the contract.
+    named = {"Image", "Video", "Audio", "File", "ButtonResponse", "Off", "Postback"}
+    named |= set(inbound.BUTTON_RESPONSE_TYPES)
     assert missing_from_page(content_types | notification_types | named) == []
 
 
@@ -92,6 +94,9 @@ def test_the_limits_on_the_page_are_the_codes() -> None:
     )
     assert f'"{structured.DEFAULT_QUESTION}"' in text
     assert f'button "{structured.LIST_BUTTON_TEXT}"' in text
+    assert f'button "{structured.DATE_BUTTON_TEXT}"' in text
+    assert f'(without any: "{structured.DATE_QUESTION}")' in text
+    assert f"title such as `{structured._when('2026-05-30T12:00:00Z')}`" in text
     assert f"over {outbound.WHATSAPP_TEXT_LIMIT} characters it is cut" in text
     assert f"the text is ≤ {outbound.CAPTION_LIMIT} characters" in text
     assert f"over {outbound.TEMPLATE_PARAMETER_LIMIT} characters: Failed `GeneralError`" in text
@@ -178,3 +183,13 @@ def test_the_notices_quoted_are_what_the_agent_sees() -> None:
     for line in notices():
         assert line.startswith("[WhatsApp: ") or line == "", line
         assert f'"{line}"' in text, line
+
+
+def test_the_numbered_answers_shown_are_accepted() -> None:
+    options = [("Card", "pay-card"), ("Bank transfer", "pay-bank")]
+    shown = re.search(r"by number \(((?:`[^`]+`(?:, )?)+)\)", page())
+    assert shown, "the page names the numbered answers it accepts"
+    for answer in re.findall(r"`([^`]+)`", shown.group(1)):
+        assert structured.numbered_answer(answer, options) == options[1], answer
+    assert structured.numbered_answer(" bank  TRANSFER ", options) == options[1]
+    assert structured.numbered_answer("3", options) is None
