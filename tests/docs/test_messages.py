@@ -193,3 +193,12 @@ def test_the_numbered_answers_shown_are_accepted() -> None:
         assert structured.numbered_answer(answer, options) == options[1], answer
     assert structured.numbered_answer(" bank  TRANSFER ", options) == options[1]
     assert structured.numbered_answer("3", options) is None
+
+
+def test_every_tenant_setting_the_flows_read_is_on_the_page() -> None:
+    flows = ROOT / "interlink" / "actors" / "flows"
+    read = set()
+    for module in flows.glob("*.py"):
+        read |= set(re.findall(r"settings\.get\(\s*\"(\w+)\"", module.read_text()))
+    assert {"reactionsAsText", "fallbackTemplate"} <= read
+    assert missing_from_page(read) == []
