@@ -2,9 +2,11 @@
 down.
 
 Start order: the store (embedded Valkey unless ``INTERLINK_REDIS_URL`` is set), the supervisor,
-then the listener the caller's factory builds around the shard's services (``interlink serve``
-gives the HTTP server). Stop order is the reverse: stop accepting and finish in-flight requests,
-drain the actors within the deadline, then stop the embedded store. SIGTERM and SIGINT both stop
+the fleet's handover (which joins the recorded shard count, leases the shard's streams and starts
+the inbox reader once its own stream is handed over), then the listener the caller's factory
+builds around the shard's services (``interlink serve`` gives the HTTP server). Stop order is
+the reverse: stop accepting and finish in-flight requests, drain the actors within the deadline,
+release the stream leases, then stop the embedded store. SIGTERM and SIGINT both stop
 the shard cleanly.
 """
 
@@ -29,6 +31,7 @@ import redis
 
 from interlink import settings as settings_module
 from interlink.actors import Control, Supervisor, TenantChanged, TreeSpec
+from interlink.fleet import FleetView, Handover
 from interlink.fleet.relay import ControlRelay
 from interlink.http.control import answer_relayed
 from interlink.inbox import Entry, InboxReader
@@ -96,6 +99,7 @@ class Shard:
         self.server: Listener | None = None
         self.reload: ReloadListener | None = None
         self.relay: ControlRelay | None = None
+        self.handover: Handover | None = None
         self._stop_requested = gevent.event.Event()
 
     # -- start ----------------------------------------------------------------------------------
@@ -136,13 +140,22 @@ class Shard:
         self._wait_for_redis(client, redis_url)
         self._ensure_layout(client)
 
-        reader = InboxReader(client, settings.shard_id, self._deliver)
+        self.handover = handover = Handover(
+            client,
+            settings.shard_id,
+            settings.shard_count,
+            on_view=self._fleet_view,
+            on_fenced=self._fenced,
+        )
+        services.inbox.refresh = handover.refresh_view
+        reader = InboxReader(client, settings.shard_id, self._deliver, gate=handover)
+        handover.on_ready = reader.start
         services.reader = reader
         self.supervisor = Supervisor.start(
             self.tree_spec(services), shard_id=settings.shard_id, shard_count=settings.shard_count
         )
         services.supervisor = self.supervisor
-        reader.start()
+        handover.start()
         self.reload = ReloadListener(client, self._tenant_changed, self._resync)
         self.reload.start()
         # Control messages relayed by the other shards, and this shard's heartbeat.
@@ -193,6 +206,35 @@ class Shard:
         assert self.services is not None and self.supervisor is not None
         self.services.directory.invalidate(None)
         self.supervisor.tell(Control("reload-all"))
+
+    def _fleet_view(self, view: FleetView) -> None:
+        """Webhooks go where the fleet's recorded count puts them, whatever this shard's own."""
+        assert self.services is not None
+        inbox = self.services.inbox
+        inbox.shard_count, inbox.generation = view.count, view.generation
+
+    def _fenced(self) -> None:
+        """The fleet moved to another count: stop delivering, let the actors finish what they
+        hold (what they do not finish stays pending for the stream's next holder), write the
+        last acknowledgements. The shard goes on accepting webhooks."""
+        assert self.services is not None
+        reader = self.services.reader
+        if reader is not None:
+            reader.stop_reading()
+        if self.supervisor is not None and self.supervisor.is_alive():
+            try:
+                drained: Any = self.supervisor.ask(
+                    Control("drain"), timeout=self.settings.shutdown_timeout + 1
+                )
+                if drained.get("late"):
+                    log.error(
+                        "tenants did not drain before the handover",
+                        extra={"late": len(drained["late"])},
+                    )
+            except pykka.Timeout:
+                log.error("tenants did not drain before the handover")
+        if reader is not None:
+            reader.stop(timeout=self.settings.shutdown_timeout)
 
     def _deliver(self, work: Entry) -> bool:
         """From the inbox to the actors. Never blocks the reader: a tell only queues."""
@@ -271,6 +313,8 @@ class Shard:
             self.relay.stop()
         if self.reload is not None:
             self.reload.stop()
+        if self.handover is not None:
+            self.handover.stop()
         reader = self.services.reader if self.services is not None else None
         if reader is not None:
             reader.stop_reading()
@@ -285,6 +329,8 @@ class Shard:
                 log.warning("actors did not drain before the deadline")
         if reader is not None:
             reader.stop(timeout=max(0.1, deadline - time.monotonic()))
+        if self.handover is not None:
+            self.handover.release()
         if self.services is not None:
             self.services.close()
         if self.store is not None:

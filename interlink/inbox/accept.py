@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -39,7 +39,8 @@ DEFAULT_COMMIT_LOOP_GRACE = 5.0
 MAX_GROUP = 512  # entries per group commit (more requests wait for the next one)
 
 NEW, DUPLICATE, BACKLOGGED = 1, 0, -1
-_RESULTS = {ord("1"): NEW, ord("0"): DUPLICATE, ord("-"): BACKLOGGED}
+FENCED = -2  # inside this module only: the fleet moved to another shard count meanwhile
+_RESULTS = {ord("1"): NEW, ord("0"): DUPLICATE, ord("-"): BACKLOGGED, ord("f"): FENCED}
 
 _ACCEPT = (resources.files("interlink.inbox") / "scripts" / "accept.lua").read_text("utf-8")
 
@@ -63,6 +64,11 @@ class Inbox:
     ``max_backlog`` how many unfinished entries a tenant may have before more are refused;
     ``timeout`` (seconds) bounds each group commit as a whole; ``commit_loop_grace`` (seconds) is
     how long the group-commit loop may stay dead before ``/healthz`` reports it.
+
+    ``shard_count`` and ``generation`` are the fleet's agreed count and its generation
+    (``interlink.fleet``), which the shard keeps up to date; a stream fenced by a newer
+    generation refuses the write, and then ``refresh`` (which updates both) is called and the
+    refused entries are written once more before the request is answered 503.
     """
 
     def __init__(
@@ -74,9 +80,13 @@ class Inbox:
         max_backlog: int = DEFAULT_MAX_BACKLOG,
         timeout: float = DEFAULT_TIMEOUT,
         commit_loop_grace: float = DEFAULT_COMMIT_LOOP_GRACE,
+        generation: int = 0,
+        refresh: Callable[[], None] | None = None,
     ) -> None:
         self.redis = client
         self.shard_count = shard_count
+        self.generation = generation
+        self.refresh = refresh
         self.dedupe_ttl = dedupe_ttl
         self.max_backlog = max_backlog
         self.timeout = timeout
@@ -148,6 +158,8 @@ class Inbox:
     def _commit_group(self, batches: list[_Batch]) -> None:
         try:
             results = self._commit([entry for b in batches for entry in b.entries])
+            if FENCED in results:
+                results = self._after_fence(batches, results)
         except redis.TimeoutError:
             _fail(batches, InboxUnavailable("the store did not answer in time"))
             return
@@ -162,12 +174,33 @@ class Inbox:
             return
         offset = 0
         for batch in batches:
-            batch.done.set(results[offset : offset + len(batch.entries)])
+            if not batch.done.ready():  # a batch the fleet's fence refused was answered already
+                batch.done.set(results[offset : offset + len(batch.entries)])
             offset += len(batch.entries)
+
+    def _after_fence(self, batches: list[_Batch], results: list[int]) -> list[int]:
+        """The fleet changed its shard count: learn the new one and write the refused entries
+        again (to their new owners); a batch still refused is answered 503."""
+        if self.refresh is not None:
+            self.refresh()
+        entries = [entry for b in batches for entry in b.entries]
+        again = [i for i, result in enumerate(results) if result == FENCED]
+        for i, result in zip(again, self._commit([entries[i] for i in again]), strict=True):
+            results[i] = result
+        offset = 0
+        for batch in batches:
+            if FENCED in results[offset : offset + len(batch.entries)]:
+                _fail([batch], InboxUnavailable("the fleet is changing its shard count"))
+            offset += len(batch.entries)
+        return results
 
     def _commit_alone(self, batch: _Batch) -> None:
         try:
-            batch.done.set(self._commit(list(batch.entries)))
+            results = self._commit(list(batch.entries))
+            if FENCED in results:
+                _fail([batch], InboxUnavailable("the fleet is changing its shard count"))
+            else:
+                batch.done.set(results)
         except redis.RedisError as exc:
             _fail([batch], InboxUnavailable(f"store error: {type(exc).__name__}"))
         except Exception as exc:
@@ -200,6 +233,7 @@ class Inbox:
     def _commit_shard(self, entries: list[Entry], owners: list[int]) -> list[int]:
         script_keys: list[str] = []
         args: list[Any] = [self.dedupe_ttl, self.max_backlog, int(time.time() * 1000)]
+        args.append(self.generation)
         for entry, owner in zip(entries, owners, strict=True):
             tenant_id = entry.tenant_id
             script_keys += (
@@ -208,6 +242,7 @@ class Inbox:
                 else keys.inbox(owner),
                 keys.inbox(owner),
                 keys.backlog(owner, tenant_id),
+                keys.fence(owner),
             )
             args += (
                 "1" if entry.dedupe else "0",

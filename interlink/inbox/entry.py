@@ -25,7 +25,8 @@ class Entry(NamedTuple):
     tenant itself. On the accepting side ``dedupe`` is the provider's id of the item (e.g.
     ``"message:<wamid>"``; None: never deduplicated) and ``packed`` the payload in msgpack when the
     caller has it already. On the owner side ``entry_id`` is the stream entry to acknowledge once
-    the effect is done (None: nothing to acknowledge).
+        the effect is done (None: nothing to acknowledge), and ``stream`` the stream that holds it
+    when that is not the owner's inbox (entries forwarded during a change of the shard count).
 
     A named tuple rather than a frozen dataclass: as immutable (pykka does not copy messages
     between actors), and made in a fifth of the time on the accept path.
@@ -38,6 +39,7 @@ class Entry(NamedTuple):
     dedupe: str | None = None
     packed: bytes | None = None
     entry_id: str | None = None
+    stream: str | None = None
 
     def payload_bytes(self) -> bytes:
         """The payload in msgpack, packed now unless the caller packed it already."""
@@ -48,7 +50,7 @@ class Entry(NamedTuple):
         )
 
 
-def decode(entry_id: str, fields: dict[bytes, bytes]) -> Entry:
+def decode(entry_id: str, fields: dict[bytes, bytes], stream: str | None = None) -> Entry:
     """The entry stored as ``fields`` under ``entry_id``. Raises KeyError, ValueError or
     ``msgpack.ExtraData`` when the fields are not an entry's."""
     conversation = fields.get(b"c", b"").decode()
@@ -58,4 +60,5 @@ def decode(entry_id: str, fields: dict[bytes, bytes]) -> Entry:
         payload=msgpack.unpackb(fields[b"p"], raw=False),
         conversation=conversation or None,
         entry_id=entry_id,
+        stream=stream,
     )

@@ -4,6 +4,11 @@ The owner reads its stream through a consumer group. An entry is acknowledged (`
 ``XDEL``, its tenant's backlog released) only when its effect is done — delivered to the other
 side, or dead-lettered — so a ``kill -9`` loses nothing: on restart the shard first takes back its
 pending entries, in order.
+
+While the fleet changes its shard count (``interlink.fleet``) the reader takes a ``gate``: it
+delivers only the tenants the shard owns under the agreed count, and a tenant that moved here only
+once every stream has handed over its entries. Those arrive in the shard's handover stream and are
+delivered first, in the order they were accepted (accept generation, then original entry id).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 import gevent
 import gevent.event
@@ -38,6 +43,19 @@ MAX_ACKS = 512  # acknowledgements per script call
 _ACK = (resources.files("interlink.inbox") / "scripts" / "ack.lua").read_text("utf-8")
 
 
+class Gate(Protocol):
+    """What the reader may deliver while the fleet's shard count changes."""
+
+    def owns(self, tenant_id: str) -> bool:
+        """The tenant is this shard's under the agreed count."""
+
+    def moved(self, tenant_id: str) -> bool:
+        """The tenant's entries may still lie with other shards."""
+
+    def handed_over(self) -> bool:
+        """Every stream has handed over what it held for others."""
+
+
 class InboxReader:
     """The owner shard's side: reads its stream and hands each entry to the actors.
 
@@ -58,10 +76,15 @@ class InboxReader:
         max_inflight: int = DEFAULT_MAX_INFLIGHT,
         rescan_interval: float = DEFAULT_RESCAN_INTERVAL,
         redeliver_after: float = DEFAULT_REDELIVER_AFTER,
+        gate: Gate | None = None,
     ) -> None:
         self.redis = client
         self.shard_id = shard_id
         self.stream = keys.inbox(shard_id)
+        self.handover_stream = keys.handover(shard_id)
+        self.gate = gate
+        # Whether moved tenants are delivered: once their forwarded entries were handed over.
+        self.released = gate is None
         self.deliver = deliver
         self.batch = batch
         self.block_ms = block_ms
@@ -72,9 +95,10 @@ class InboxReader:
         self.inflight: dict[str, float] = {}
         self._room = gevent.event.Event()
         self._room.set()
-        self._acks: gevent.queue.Queue[tuple[str, str]] = gevent.queue.Queue()
+        self._acks: gevent.queue.Queue[tuple[str, str, str]] = gevent.queue.Queue()
         self._ack_script = FastScript(client, _ACK)
         self._greenlets: list[gevent.Greenlet] = []
+        self._stopping = False
         self._dead_since: float | None = None
         self._rescan_soon = False
         self.healthy = False
@@ -91,11 +115,13 @@ class InboxReader:
         return self._dead_since
 
     def _loop_ended(self, greenlet: gevent.Greenlet) -> None:
-        if self._dead_since is None:
+        # A reader stopped on purpose (the shard stops, or the fleet moved on) is not dead.
+        if self._dead_since is None and not self._stopping:
             self._dead_since = time.monotonic()
 
     def stop_reading(self, timeout: float = 5.0) -> None:
         """Take no new entries; what is in flight may still be acknowledged."""
+        self._stopping = True
         if self._greenlets:
             self._greenlets[0].kill(block=True, timeout=timeout)
 
@@ -112,7 +138,10 @@ class InboxReader:
     def release(self, entry: Entry) -> None:
         """An entry handed over was refused after all (a held tenant): offer it again at the next
         rescan, not only after ``redeliver_after``."""
-        if entry.entry_id is not None and self.inflight.pop(entry.entry_id, None) is not None:
+        if entry.entry_id is None:
+            return
+        key = entry.entry_id if entry.stream is None else f"h:{entry.entry_id}"
+        if self.inflight.pop(key, None) is not None:
             if len(self.inflight) < self.max_inflight:
                 self._room.set()
 
@@ -124,24 +153,38 @@ class InboxReader:
         """The entry's effect is done (or it is dead-lettered): forget it, durably. An entry
         acknowledged twice is counted once."""
         if entry.entry_id is not None:
-            self._acks.put((entry.entry_id, entry.tenant_id))
+            self._acks.put((entry.entry_id, entry.tenant_id, entry.stream or self.stream))
+
+    def _deliverable(self, tenant_id: str) -> bool:
+        gate = self.gate
+        return gate is None or (
+            gate.owns(tenant_id) and (self.released or not gate.moved(tenant_id))
+        )
 
     # -- loops ----------------------------------------------------------------------------------
     def _ensure_group(self) -> None:
-        try:
-            self.redis.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        for stream in (self.stream, self.handover_stream):
+            try:
+                self.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+            except redis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
 
     def _read_loop(self) -> None:
         backoff = 0.1
         next_rescan = 0.0
         while True:
             try:
-                self._ensure_group()
-                self.healthy = True
+                if not self.released and self.gate is not None and self.gate.handed_over():
+                    # Moved tenants: their forwarded entries first, then their inbox entries.
+                    self.released = True
+                    self._rescan_soon = True
                 if self._rescan_soon or time.monotonic() >= next_rescan:
+                    # The group once per rescan (a store restarted without its data loses it).
+                    self._ensure_group()
+                    self.healthy = True
+                    # Entries forwarded from other streams go before this stream's own.
+                    self._read_handover()
                     # Our own pending entries (a restart, a refused delivery, a crashed actor).
                     self._rescan_soon = False
                     self._read("0", block=None)
@@ -182,6 +225,8 @@ class InboxReader:
                     )
                     self._drop(entry_id, fields)
                     continue
+                if not self._deliverable(entry.tenant_id):
+                    continue  # forwarded to its owner, or waiting for the handover: pending
                 if self.deliver(entry):
                     self.inflight[entry_id] = time.monotonic()
                     if len(self.inflight) >= self.max_inflight:
@@ -189,6 +234,53 @@ class InboxReader:
             if start == ">" or len(entries) < self.batch:
                 return
             last = entries[-1][0].decode() if isinstance(entries[-1][0], bytes) else entries[-1][0]
+
+    def _read_handover(self) -> None:
+        """Deliver the entries forwarded here of the tenants that may be delivered, each tenant's
+        in the order they were accepted; they are read through the consumer group as well, so a
+        restart finds them pending."""
+        stream = self.handover_stream
+        while self.redis.xreadgroup(GROUP, CONSUMER, {stream: ">"}, count=self.batch):
+            pass  # claimed into the pending list, read in full below
+        found: list[tuple[str, tuple[int, int, int], str, dict[bytes, bytes]]] = []
+        last = "0"
+        while True:
+            reply: Any = self.redis.xreadgroup(GROUP, CONSUMER, {stream: last}, count=self.batch)
+            entries = reply[0][1] if reply else []
+            for raw_id, fields in entries:
+                entry_id = _text(raw_id)
+                if not fields:
+                    continue
+                try:
+                    tenant = fields[b"t"].decode()
+                    order = (int(fields.get(b"g", b"0")), *_id_parts(_text(fields[b"o"])))
+                except (KeyError, ValueError):
+                    order = (0, 0, 0)
+                    tenant = ""
+                found.append((tenant, order, entry_id, fields))
+            if len(entries) < self.batch:
+                break
+            last = _text(entries[-1][0])
+        found.sort(key=lambda item: (item[0], item[1]))
+        for tenant, _, entry_id, fields in found:
+            key = "h:" + entry_id
+            handed = self.inflight.get(key)
+            if handed is not None and time.monotonic() - handed < self.redeliver_after:
+                continue
+            if tenant and not self._deliverable(tenant):
+                continue
+            try:
+                entry = decode(entry_id, fields, stream)
+            except (KeyError, ValueError, msgpack.ExtraData) as exc:
+                log.error(
+                    "undecodable handover entry dropped",
+                    extra={"entry": entry_id, "error": type(exc).__name__},
+                )
+                self.redis.xack(stream, GROUP, entry_id)
+                self.redis.xdel(stream, entry_id)
+                continue
+            if self.deliver(entry):
+                self.inflight[key] = time.monotonic()
 
     def _drop(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
         """Forget an entry that cannot be decoded. With its tenant readable it goes through the
@@ -199,7 +291,7 @@ class InboxReader:
             self.redis.xack(self.stream, GROUP, entry_id)
             self.redis.xdel(self.stream, entry_id)
             return
-        self._acks.put((entry_id, tenant))
+        self._acks.put((entry_id, tenant, self.stream))
 
     def _ack_loop(self) -> None:
         while True:
@@ -210,14 +302,23 @@ class InboxReader:
                 try:
                     script_keys = [
                         k
-                        for _, tenant in acks
-                        for k in (self.stream, keys.backlog(self.shard_id, tenant))
+                        for _, tenant, stream in acks
+                        for k in (stream, keys.backlog(self.shard_id, tenant))
                     ]
-                    self._ack_script(script_keys, [GROUP, *(entry for entry, _ in acks)])
+                    self._ack_script(script_keys, [GROUP, *(entry for entry, _, _ in acks)])
                     break
                 except redis.RedisError:
                     gevent.sleep(0.2)  # the effect is done; only its record waits for Redis
-            for entry_id, _ in acks:
-                self.inflight.pop(entry_id, None)
+            for entry_id, _, stream in acks:
+                self.inflight.pop(entry_id if stream == self.stream else "h:" + entry_id, None)
             if len(self.inflight) < self.max_inflight:
                 self._room.set()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _id_parts(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)

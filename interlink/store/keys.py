@@ -181,3 +181,45 @@ def shard_alive(shard_id: int) -> str:
 def shard_ids() -> str:
     """Set of every shard id that ever announced itself (which heartbeats to look for)."""
     return f"{NS}shards"
+
+
+# -- The fleet: the agreed shard count and the handover of streams when it changes -------------
+# (interlink.fleet). Keys used together with a stream in one script carry the stream's hash tag
+# ``{N}``, so that Redis Cluster keeps them in the stream's slot.
+
+
+def fleet() -> str:
+    """Hash: the shard count the fleet agrees on and its generation (``generation``, ``count``,
+    ``streams``: how many streams may hold entries, ``settled``: the last generation whose
+    handover finished, ``recent``: the counts of the generations since)."""
+    return f"{NS}fleet"
+
+
+def fleet_done() -> str:
+    """Hash: stream number -> the generation whose handover that stream has finished."""
+    return f"{NS}fleet:done"
+
+
+def fence(stream: int) -> str:
+    """The generation a stream accepts writes from: a writer of an older one is refused."""
+    return f"{NS}fence:{shard_tag(stream)}"
+
+
+def lease(stream: int) -> str:
+    """Held (``SET NX PX``, refreshed) by the one shard that reads the stream."""
+    return f"{NS}lease:{shard_tag(stream)}"
+
+
+def handover(shard_id: int) -> str:
+    """Stream of entries forwarded to the shard from other streams, delivered before its inbox."""
+    return f"{NS}handover:{shard_tag(shard_id)}"
+
+
+def outbox(stream: int) -> str:
+    """Stream of entries taken out of stream ``stream`` and not yet known to have arrived."""
+    return f"{NS}outbox:{shard_tag(stream)}"
+
+
+def forwarded(shard_id: int, source: int, outbox_id: str) -> str:
+    """Marks an outbox entry of ``source`` as arrived at ``shard_id`` (a resend is dropped)."""
+    return f"{NS}fwd:{shard_tag(shard_id)}:{source}:{outbox_id}"

@@ -1,0 +1,216 @@
+"""One shard's part in the fleet: it joins the recorded generation (or starts a new one with its
+own count), holds the lease of each stream it reads, hands over what those streams hold for other
+shards, and fences itself when the fleet moves to a count other than its own.
+
+The rule, in short (docs: ``deploy/README.md``, "Changing the shard count"):
+
+- Writers (every shard's webhooks) append under the recorded generation; each stream's fence
+  refuses a writer of an older one (503, the provider redelivers to a current shard).
+- Stream ``N`` is read only by shard ``N mod count`` of the current generation, under a lease;
+  a new holder waits until the old holder released it (a fenced shard drains first) or it lapsed.
+- The holder forwards every entry its streams hold for another shard to that shard's handover
+  stream, then records the stream's handover as done for the generation.
+- A tenant that moved is delivered by its new owner only once every stream's handover is done,
+  its forwarded entries first, in the order they were accepted.
+- A shard whose count differs from a newer recorded one stops reading: it drains its actors,
+  releases its leases, and goes on accepting webhooks under the recorded count (a front end only)
+  until it is restarted with the new count.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import gevent
+import redis
+
+from interlink.fleet import record
+from interlink.fleet.forward import StaleGeneration, forward
+from interlink.fleet.lease import DEFAULT_TTL, Lease
+from interlink.fleet.record import FleetView
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHECK_INTERVAL = 1.0  # seconds between looks at the recorded generation
+DEFAULT_PASS_INTERVAL = 5.0  # seconds between forwarding passes over the streams held
+
+
+class Handover:
+    """``on_view(view)``: the accepting side follows the recorded count and generation;
+    ``on_ready()``: the shard's own stream is leased and handed over, its reader may start;
+    ``on_fenced()``: stop reading and drain the actors (leases are released after it returns)."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        shard_id: int,
+        shard_count: int,
+        *,
+        on_view: Callable[[FleetView], None] = lambda view: None,
+        on_ready: Callable[[], None] = lambda: None,
+        on_fenced: Callable[[], None] = lambda: None,
+        lease_ttl: float = DEFAULT_TTL,
+        check_interval: float = DEFAULT_CHECK_INTERVAL,
+        pass_interval: float = DEFAULT_PASS_INTERVAL,
+    ) -> None:
+        self.redis = client
+        self.shard_id = shard_id
+        self.shard_count = shard_count
+        self.on_view = on_view
+        self.on_ready = on_ready
+        self.on_fenced = on_fenced
+        self.lease_ttl = lease_ttl
+        self.check_interval = check_interval
+        self.pass_interval = pass_interval
+        self.view: FleetView | None = None  # the generation this shard reads in
+        self.latest: FleetView | None = None  # the recorded one (the accepting side's)
+        self.fenced = False
+        self.ready = False
+        self.leases: list[Lease] = []
+        self._handed_over = False
+        self._greenlet: gevent.Greenlet | None = None
+
+    # -- the reader's gate ----------------------------------------------------------------------
+    def owns(self, tenant_id: str) -> bool:
+        view = self.view
+        return view is not None and not self.fenced and view.owner(tenant_id) == self.shard_id
+
+    def moved(self, tenant_id: str) -> bool:
+        return self.view is None or self.view.moved(tenant_id)
+
+    def handed_over(self) -> bool:
+        return self._handed_over
+
+    # -- running --------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._loop)
+
+    def stop(self) -> None:
+        """Stop looking after the leases (the shard stops); :meth:`release` them once the
+        reader has written its last acknowledgements."""
+        if self._greenlet is not None:
+            self._greenlet.kill(block=True, timeout=5)
+
+    def release(self) -> None:
+        """Give the leases up now rather than let them lapse: the next holder starts at once."""
+        for lease in self.leases:
+            try:
+                lease.release()
+            except redis.RedisError:
+                pass  # it lapses by itself
+
+    def refresh_view(self) -> None:
+        """Read the recorded generation now (a write was refused by a newer fence)."""
+        try:
+            latest = record.read(self.redis)
+        except redis.RedisError:
+            return
+        if latest is not None:
+            self._seen(latest)
+
+    def _seen(self, latest: FleetView) -> None:
+        if self.latest is None or latest.generation >= self.latest.generation:
+            self.latest = latest
+            self.on_view(latest)
+
+    def _loop(self) -> None:
+        backoff = self.check_interval
+        next_refresh = next_pass = 0.0
+        while True:
+            try:
+                if self.view is None:
+                    self._join()
+                else:
+                    self._check()
+                if not self.fenced:
+                    now = time.monotonic()
+                    if now >= next_refresh:
+                        self._hold_leases()
+                        next_refresh = now + self.lease_ttl / 4
+                    if not self.fenced and now >= next_pass:
+                        self._forward_all()
+                        next_pass = now + self.pass_interval
+                    if not self.fenced and not self._handed_over and self.view is not None:
+                        self._handed_over = record.handed_over(self.redis, self.view)
+                        if self._handed_over:
+                            log.info(
+                                "handover finished; moved tenants are delivered",
+                                extra={"generation": self.view.generation},
+                            )
+                backoff = self.check_interval
+            except StaleGeneration:
+                continue  # the next look finds the newer generation
+            except redis.RedisError as exc:
+                log.warning(
+                    "fleet check failed; retrying",
+                    extra={"error": type(exc).__name__, "delay": backoff},
+                )
+                backoff = min(backoff * 2, 5.0)
+            gevent.sleep(backoff if self.view is None else self.check_interval)
+
+    def _join(self) -> None:
+        view = record.join(self.redis, self.shard_count)
+        self.view = view
+        self._seen(view)
+        self.leases = [
+            Lease(self.redis, stream, self.shard_id, view.generation, ttl=self.lease_ttl)
+            for stream in view.streams_of(self.shard_id)
+        ]
+        log.info(
+            "fleet generation %s: %s shards",
+            view.generation,
+            view.count,
+            extra={"generation": view.generation, "streams": [x.stream for x in self.leases]},
+        )
+
+    def _check(self) -> None:
+        latest = record.read(self.redis)
+        assert self.view is not None
+        if latest is None:
+            # The store lost the record (restarted without its data): put ours back.
+            record.restore(self.redis, self.latest or self.view)
+            return
+        self._seen(latest)
+        if latest.generation != self.view.generation and not self.fenced:
+            self._fence(f"the fleet moved to {latest.count} shards (gen {latest.generation})")
+
+    def _fence(self, reason: str) -> None:
+        log.warning("fenced: this shard stops reading; %s", reason)
+        self.fenced = True
+        try:
+            self.on_fenced()
+        finally:
+            self.release()
+
+    def _hold_leases(self) -> None:
+        for lease in self.leases:
+            was_held = lease.held
+            if lease.acquire():
+                if not was_held:
+                    self._take_over(lease)
+            elif was_held:
+                self._fence(f"the lease of stream {lease.stream} was lost")
+                return
+
+    def _take_over(self, lease: Lease) -> None:
+        """A stream just leased: hand over what it holds for others, then read it."""
+        assert self.view is not None
+        sent = forward(self.redis, lease.stream, self.view, regroup=not self._handed_over)
+        record.mark_done(self.redis, lease.stream, self.view.generation)
+        log.info(
+            "stream taken over",
+            extra={"stream": lease.stream, "forwarded": sent, "generation": self.view.generation},
+        )
+        if lease.stream == self.shard_id and not self.ready:
+            self.ready = True
+            self.on_ready()
+
+    def _forward_all(self) -> None:
+        """Entries that still reach a stream for another shard (a dead letter replayed under an
+        old count) are forwarded too."""
+        assert self.view is not None
+        for lease in self.leases:
+            if lease.held:
+                forward(self.redis, lease.stream, self.view, regroup=False)

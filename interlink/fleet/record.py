@@ -1,0 +1,183 @@
+"""The shard count the fleet agrees on, recorded in Redis with a generation.
+
+A shard that starts with another count than the recorded one starts a handover: it raises the
+fence of every stream to the next generation (from then on a writer of the old generation is
+refused, so nothing more lands where the old count put it), then records its count under that
+generation (compare-and-set). The last shard started decides; a shard that finds a newer
+generation with another count than its own stops reading (``interlink.fleet.handover``).
+
+A generation is *settled* once every stream has handed over what it held for others. Until then
+a tenant's entries may still lie where an earlier count put them, so ``recent`` keeps the counts
+of the generations since the last settled one: a tenant whose owner differs under any of them
+has *moved*, and its new owner waits for the handover before delivering it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from interlink.store import keys
+from interlink.tenancy import ownership
+
+# KEYS[1] = a stream's fence; ARGV[1] = a generation. Raises the fence to it, never lowers it.
+_RAISE = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+return 1
+"""
+# KEYS[1] = the done hash; ARGV = stream, generation. Records a finished handover, never lowers it.
+_DONE = """
+if tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') < tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+return 1
+"""
+# KEYS[1] = the record; ARGV[1] = the generation expected there ("0": none), then field, value
+# pairs. Compare-and-set in one step (Redis Cluster has no MULTI across a WATCH).
+_SWAP = """
+if tonumber(redis.call('HGET', KEYS[1], 'generation') or '0') ~= tonumber(ARGV[1]) then
+  return 0
+end
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+"""
+_STREAM = re.compile(r"\{(\d+)\}$")
+
+
+@dataclass(frozen=True, slots=True)
+class FleetView:
+    """One generation of the fleet: ``count`` shards; streams ``0 .. streams-1`` may hold
+    entries (the most shards there ever were); ``recent``: the counts of the generations since the
+    last settled one, before this one."""
+
+    generation: int
+    count: int
+    streams: int
+    settled: int
+    recent: tuple[int, ...] = ()
+
+    def owner(self, tenant_id: str) -> int:
+        return ownership.owner(tenant_id, self.count)
+
+    def holder(self, stream: int) -> int:
+        """The shard that reads ``stream`` in this generation (an orphan goes to N mod count)."""
+        return stream % self.count
+
+    def streams_of(self, shard_id: int) -> list[int]:
+        """The streams ``shard_id`` reads in this generation: its own first, then orphans."""
+        return [n for n in range(max(self.streams, self.count)) if self.holder(n) == shard_id]
+
+    def moved(self, tenant_id: str) -> bool:
+        """Whether the tenant's entries may still lie with another shard than its owner."""
+        owner = self.owner(tenant_id)
+        return any(ownership.owner(tenant_id, count) != owner for count in self.recent)
+
+
+def read(client: redis.Redis) -> FleetView | None:
+    """The recorded generation, or None before the first shard of the fleet started."""
+    return _parse(client.hgetall(keys.fleet()))
+
+
+def join(client: redis.Redis, count: int) -> FleetView:
+    """The generation this shard, started with ``count`` shards, takes part in: the recorded one
+    when it has the same count, else a new one with ``count`` (the handover starts)."""
+    while True:
+        current = read(client)
+        if current is not None and current.count == count:
+            return current
+        if current is None:
+            # The first start (or a store that lost the record): streams left by an earlier
+            # run, whatever its count, are still found and handed over.
+            view = FleetView(1, count, max(count, _streams_found(client)), 1)
+        else:
+            view = FleetView(
+                current.generation + 1,
+                count,
+                max(current.streams, count),
+                current.settled,
+                (current.recent if current.settled < current.generation else ()) + (current.count,),
+            )
+            # Fences first: once the new generation is visible, no writer of the old one may
+            # append anywhere any more.
+            for stream in range(view.streams):
+                client.eval(_RAISE, 1, keys.fence(stream), view.generation)
+        expected = current.generation if current is not None else 0
+        if _swap(client, expected, _fields(view)):
+            return view
+
+
+def restore(client: redis.Redis, view: FleetView) -> None:
+    """Write ``view`` back when the store lost the record (restarted without its data); the
+    fences, lost with it, are raised again by the next writers."""
+    _swap(client, 0, _fields(view))
+
+
+def mark_done(client: redis.Redis, stream: int, generation: int) -> None:
+    """Stream ``stream`` holds nothing for another shard under ``generation`` any more."""
+    client.eval(_DONE, 1, keys.fleet_done(), stream, generation)
+
+
+def handed_over(client: redis.Redis, view: FleetView) -> bool:
+    """Whether every stream has finished its handover for ``view`` (the barrier a moved tenant's
+    new owner waits for); records the generation as settled when so."""
+    if view.settled >= view.generation:
+        return True
+    done: Any = client.hgetall(keys.fleet_done())
+    finished = {int(k): int(v) for k, v in done.items()}
+    if any(finished.get(n, 0) < view.generation for n in range(view.streams)):
+        return False
+    # Another generation meanwhile: it has its own handover, and this record is left alone.
+    _swap(client, view.generation, {"settled": view.generation})
+    return True
+
+
+def _swap(client: redis.Redis, expected: int, fields: Mapping[str, Any]) -> bool:
+    args: list[Any] = [expected]
+    for name, value in fields.items():
+        args += (name, value)
+    return bool(client.eval(_SWAP, 1, keys.fleet(), *args))
+
+
+def _streams_found(client: redis.Redis) -> int:
+    found = 0
+    for pattern in (keys.inbox(0), keys.handover(0)):
+        for key in client.scan_iter(match=pattern.replace("{0}", "{*}"), count=1000):
+            match = _STREAM.search(key.decode() if isinstance(key, bytes) else key)
+            if match:
+                found = max(found, int(match.group(1)) + 1)
+    return found
+
+
+def _fields(view: FleetView) -> dict[str, Any]:
+    return {
+        "generation": view.generation,
+        "count": view.count,
+        "streams": view.streams,
+        "settled": view.settled,
+        "recent": ",".join(map(str, view.recent)),
+    }
+
+
+def _parse(raw: Any) -> FleetView | None:
+    if not raw:
+        return None
+    fields = {
+        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+        for k, v in raw.items()
+    }
+    try:
+        return FleetView(
+            int(fields["generation"]),
+            int(fields["count"]),
+            int(fields["streams"]),
+            int(fields.get("settled", "0")),
+            tuple(int(c) for c in fields.get("recent", "").split(",") if c),
+        )
+    except (KeyError, ValueError):
+        return None
