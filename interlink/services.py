@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 import redis
+import requests
 from prometheus_client import CollectorRegistry
 
 from interlink.settings import Settings
@@ -79,6 +80,14 @@ class Services:
         from interlink.tenancy.directory import TenantDirectory
 
         return TenantDirectory(self.tenants)
+
+    @cached_property
+    def http(self) -> requests.Session:
+        """The process's HTTP session to the providers: one pool of kept-alive connections per
+        provider host, shared by every tenant (``interlink.providers.session``)."""
+        from interlink.providers.session import shared_session
+
+        return shared_session()
 
     @cached_property
     def login_throttle(self) -> LoginThrottle:

@@ -24,6 +24,7 @@ import redis  # noqa: E402
 
 from interlink import settings as settings_module  # noqa: E402
 from interlink.http.app import create_app  # noqa: E402
+from interlink.providers.session import new_session  # noqa: E402
 from interlink.services import Services  # noqa: E402
 from interlink.store.connection import connect  # noqa: E402
 from interlink.store.embedded import EmbeddedValkey  # noqa: E402
@@ -70,6 +71,10 @@ def services(settings: settings_module.Settings, redis_client: redis.Redis) -> I
         admin_token=secrets.token_urlsafe(32),
         secret_keys=(secrets.token_bytes(32),),
     )
+    # A plain requests session, so that ``responses`` answers the actors' provider calls (the
+    # shared pooled one's JSON POSTs bypass requests; tests/providers/test_session.py holds it
+    # to the same wire format, and the e2e tests run it against the simulators).
+    services.http = new_session()
     yield services
     services.close()
 

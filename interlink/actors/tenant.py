@@ -30,11 +30,10 @@ from interlink.actors.messages import (
 )
 from interlink.actors.supervision import Children, ChildStatus
 from interlink.actors.token_manager import TokenManager
-from interlink.actors.tree import TreeSpec
+from interlink.actors.tree import TreeSpec, http_session
 from interlink.actors.whatsapp_sender import WhatsAppSender
 from interlink.inbox import Entry
 from interlink.providers.pacing import genesys_pacer
-from interlink.providers.session import lazy_session
 from interlink.store.dead_letters import DeadLetters
 from interlink.tenancy.config import TenantConfig
 
@@ -75,7 +74,7 @@ class TenantActor(Actor):
             self.actor_ref.stop(block=False)
             return
         self.config = config
-        self.session = lazy_session()
+        self.session = http_session(self.spec)
         self.context = self._context(config)
         spec = self.spec
         token_cls = spec.token_manager or TokenManager
@@ -91,9 +90,6 @@ class TenantActor(Actor):
         deadline = time.monotonic() + self.spec.stop_timeout
         self.conversations.stop_all(deadline)
         self.workers.stop_all(deadline, sequential=True)
-        session = getattr(self, "session", None)
-        if session is not None:
-            session.close()
 
     def _context(self, config: TenantConfig) -> TenantContext | None:
         """The clients a configuration version needs; None for a bare tree (tests)."""

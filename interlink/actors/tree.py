@@ -10,6 +10,8 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
+import requests
+
 from interlink.actors.supervision import RestartPolicy
 from interlink.tenancy.config import TenantConfig
 
@@ -50,3 +52,13 @@ class TreeSpec:
     release: Callable[[Any], None] = _no_ack
     # Ask the durable inbox to offer its pending entries again soon (a held tenant was started).
     rescan: Callable[[], None] = _no_rescan
+
+
+def http_session(spec: TreeSpec) -> requests.Session:
+    """The shard's shared provider session (``Services.http``); without services (unit tests of
+    the tree) the process's shared one."""
+    if spec.services is not None:
+        return spec.services.http
+    from interlink.providers.session import shared_session
+
+    return shared_session()

@@ -19,7 +19,7 @@ import gevent.pool
 from interlink.actors.actor import Actor
 from interlink.actors.messages import ConfigChanged
 from interlink.actors.supervision import ChildStatus
-from interlink.actors.tree import TreeSpec
+from interlink.actors.tree import TreeSpec, http_session
 from interlink.providers.errors import MetaError, PermanentError
 from interlink.providers.meta import GraphClient, send_with_retry
 from interlink.providers.pacing import (
@@ -29,7 +29,6 @@ from interlink.providers.pacing import (
     meta_number_pacer,
     pair_pacer,
 )
-from interlink.providers.session import lazy_session
 from interlink.tenancy.config import TenantConfig
 
 log = logging.getLogger(__name__)
@@ -73,15 +72,12 @@ class WhatsAppSender(Actor):
         self.sent = 0
 
     def started(self) -> None:
-        self.session = lazy_session()
+        self.session = http_session(self.spec)
         self.client = self._client(self.config)
 
     def stopping(self) -> None:
         # Sends already started finish (their replies are awaited); nothing new starts.
         self.pool.join(timeout=self.spec.stop_timeout)
-        session = getattr(self, "session", None)
-        if session is not None:
-            session.close()
 
     def _client(self, config: TenantConfig) -> GraphClient | None:
         whatsapp = config.whatsapp
