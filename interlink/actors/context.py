@@ -7,13 +7,14 @@ message, so every message finishes on the configuration it started with.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pykka
 import requests
 
-from interlink.actors.token_manager import DropToken, GetToken
+from interlink.actors.token_manager import DropToken, GetTokenLease, TokenLease
 from interlink.providers.errors import TransientError
 from interlink.providers.genesys import OpenMessagingClient
 from interlink.providers.pacing import Pacer
@@ -38,6 +39,8 @@ class TenantContext:
         self.settings = settings
         self._token_manager = token_manager
         self._sender = sender
+        self._token: str | None = None
+        self._token_until = 0.0
         self.genesys: OpenMessagingClient | None = None
         if config.genesys is not None:
             self.genesys = OpenMessagingClient(
@@ -54,17 +57,28 @@ class TenantContext:
         return self.config.tenant_id
 
     def token(self) -> str:
+        """The tenant's Genesys token, from memory while its lease runs (until its renewal
+        time), else from the token manager. A token another shard dropped in Redis is still used
+        here until Genesys answers 401 to it, which drops it here too: only the owner shard
+        delivers, so that is at most one refused call per ownership change."""
+        if self._token is not None and time.monotonic() < self._token_until:
+            return self._token
         ref = self._token_manager()
         if ref is None:
             raise TransientError("the token manager is restarting")
         try:
-            token = ref.ask(GetToken(), timeout=TOKEN_ASK_TIMEOUT)
+            lease = ref.ask(GetTokenLease(), timeout=TOKEN_ASK_TIMEOUT)
         except (pykka.ActorDeadError, pykka.Timeout):
             raise TransientError("the token manager did not answer") from None
-        return str(token)
+        if not isinstance(lease, TokenLease):
+            return str(lease)
+        self._token, self._token_until = lease.token, time.monotonic() + lease.fresh_for
+        return lease.token
 
     def drop_token(self, token: str | None) -> None:
         """Drop ``token`` (or whatever token is cached, for None) here and in Redis."""
+        if token is None or token == self._token:
+            self._token, self._token_until = None, 0.0
         ref = self._token_manager()
         if ref is not None:
             try:

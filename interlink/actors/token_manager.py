@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gevent
@@ -18,10 +18,9 @@ import gevent
 from interlink.actors.actor import Actor
 from interlink.actors.messages import ConfigChanged, Control
 from interlink.actors.supervision import ChildStatus
-from interlink.actors.tree import TreeSpec
+from interlink.actors.tree import TreeSpec, http_session
 from interlink.providers.errors import AuthError, PermanentError, TransientError
 from interlink.providers.genesys import fetch_token
-from interlink.providers.session import lazy_session
 from interlink.store.tokens import CachedToken, TokenStore
 from interlink.telemetry import metrics
 from interlink.tenancy.config import TenantConfig
@@ -42,6 +41,19 @@ class GetToken:
 
 
 @dataclass(frozen=True, slots=True)
+class GetTokenLease:
+    """Ask for a valid access token and how long it may be used without asking again: until its
+    renewal time. The tenant's conversations keep it in memory for that long (see
+    :class:`interlink.actors.context.TenantContext`) instead of asking per message."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLease:
+    token: str = field(repr=False)
+    fresh_for: float  # seconds
+
+
+@dataclass(frozen=True, slots=True)
 class DropToken:
     """Genesys answered 401 to ``token``: forget it, here and in Redis, if it is still current."""
 
@@ -56,23 +68,22 @@ class TokenManager(Actor):
         self.tenant_id = config.tenant_id
         self._token: str | None = None
         self._fresh_until = 0.0
+        self._lease_until = 0.0
         self._refused: AuthError | None = None
         self._refused_until = 0.0
         self.requests_made = 0
 
     def started(self) -> None:
-        self.session = lazy_session()
+        self.session = http_session(self.spec)
         services = self.spec.services
         self.store = TokenStore(services.redis) if services is not None else None
-
-    def stopping(self) -> None:
-        session = getattr(self, "session", None)
-        if session is not None:
-            session.close()
 
     def receive(self, message: Any) -> Any:
         if isinstance(message, GetToken):
             return self.token()
+        if isinstance(message, GetTokenLease):
+            token = self.token()
+            return TokenLease(token, max(0.0, self._lease_until - time.monotonic()))
         if isinstance(message, DropToken):
             return self.drop(message.token)
         if isinstance(message, ConfigChanged):
@@ -86,7 +97,7 @@ class TokenManager(Actor):
 
     def drop(self, token: str | None) -> None:
         if token is None or token == self._token:
-            self._token, self._fresh_until = None, 0.0
+            self._token, self._fresh_until, self._lease_until = None, 0.0, 0.0
         self._refused, self._refused_until = None, 0.0
         if self.store is not None:
             self.store.drop(self.tenant_id, token)
@@ -140,5 +151,7 @@ class TokenManager(Actor):
     def _remember(self, cached: CachedToken) -> str:
         self._token = cached.token
         fresh_for = cached.remaining - cached.renew_at(REFRESH_AHEAD)
-        self._fresh_until = time.monotonic() + min(MEMORY_TTL, fresh_for)
+        now = time.monotonic()
+        self._fresh_until = now + min(MEMORY_TTL, fresh_for)
+        self._lease_until = now + fresh_for
         return cached.token

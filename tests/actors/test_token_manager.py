@@ -173,3 +173,39 @@ def test_a_short_token_is_reused_until_it_nearly_expires(
     gevent.sleep(1.9)  # past its cache lifetime (2 s minus a tenth)
     assert ref.ask(GetToken(), timeout=10) == issued[1]
     ref.stop()
+
+
+def test_the_tenant_context_serves_the_token_from_memory_until_a_drop(
+    services: Services, login: responses.RequestsMock, secret: str
+) -> None:
+    from interlink.actors.context import TenantContext
+
+    issued = grant(login)
+    ref = start(services, secret)
+    asked: list[int] = []
+
+    def manager() -> pykka.ActorRef[Any]:
+        asked.append(1)
+        return ref
+
+    context = TenantContext(
+        config(secret),
+        services.settings,
+        token_manager=manager,
+        sender=lambda: None,
+        genesys_pacer=None,  # type: ignore[arg-type]
+        session=services.http,
+    )
+    try:
+        first = context.token()
+        for _ in range(50):
+            assert context.token() == first
+        assert len(asked) == 1  # one ask, then memory: no actor round trip or Redis read each
+        context.drop_token(first)  # Genesys answered 401 to it
+        assert services.redis.get(keys.token("acme")) is None
+        second = context.token()
+        assert second != first and issued == [first, second]
+        context.drop_token("some older token")  # not the current one: kept
+        assert context.token() == second
+    finally:
+        ref.stop()
