@@ -17,6 +17,9 @@ import gevent
 import pytest
 import redis
 
+from interlink.fleet import forward as forwarding
+from interlink.fleet import record
+from interlink.fleet.lease import Lease
 from interlink.inbox import Entry, Inbox, InboxReader
 from interlink.inbox.accept import DUPLICATE, NEW
 from interlink.store import keys, layout
@@ -154,6 +157,35 @@ def test_conversation_state_receipts_and_tokens(cluster: redis.Redis) -> None:
     assert tokens.get("acme") is None
 
 
+def test_the_shard_count_handover(cluster: redis.Redis) -> None:
+    """The fleet record, fences, leases and forwarding (interlink.fleet) from 1 shard to 2."""
+    first = record.join(cluster, 1)
+    tenants = [f"t{n}" for n in range(12)]
+    inbox = Inbox(cluster, 1, generation=first.generation)
+    try:
+        assert inbox.accept([Entry(t, "wa.message", {"n": 0}, dedupe=f"w.{t}") for t in tenants])
+    finally:
+        inbox.close()
+    assert record.join(cluster, 1) == first
+    view = record.join(cluster, 2)
+    assert [cluster.get(keys.fence(n)) for n in range(2)] == [b"2", b"2"]
+    lease = Lease(cluster, 0, 0, view.generation)
+    assert lease.acquire() and lease.refresh()
+    theirs = [t for t in tenants if view.owner(t) == 1]
+    assert theirs
+    forwarding.ensure_groups(cluster, 0)
+    assert forwarding.forward(cluster, 0, view, regroup=True) == len(theirs)
+    arrived = cluster.xrange(keys.handover(1))
+    assert sorted(f[b"t"].decode() for _, f in arrived) == sorted(theirs)
+    for tenant in theirs:
+        assert cluster.get(keys.backlog(1, tenant)) == b"1"
+    for stream in range(view.streams):
+        record.mark_done(cluster, stream, view.generation)
+    assert record.handed_over(cluster, view)
+    lease.release()
+    assert not cluster.exists(keys.lease(0))
+
+
 def test_a_cluster_has_no_v1_layout_to_move(cluster: redis.Redis) -> None:
     assert layout.ensure(cluster, SHARDS) == 0
 
@@ -169,17 +201,21 @@ def test_the_cluster_client_refuses_a_script_across_slots(cluster: redis.Redis) 
 
 
 def test_every_script_in_the_code_is_exercised_here() -> None:
-    """The scripts registered in interlink (``register_script`` / ``FastScript``), by the module
-    they live in. A new one fails this test until it runs against the cluster above."""
+    """The places that run a script in interlink (``register_script``, ``FastScript``, ``eval``),
+    by module. A new one fails this test until it runs against the cluster above."""
     root = Path(__file__).resolve().parents[2] / "interlink"
     sites: dict[str, int] = {}
     for path in root.rglob("*.py"):
         if path.name == "connection.py":  # where FastScript is defined
             continue
-        count = len(re.findall(r"register_script\(|FastScript\(", path.read_text("utf-8")))
+        text = path.read_text("utf-8")
+        count = len(re.findall(r"register_script\(|FastScript\(|\.eval\(|\.evalsha\(", text))
         if count:
             sites[str(path.relative_to(root))] = count
     assert sites == {
+        "fleet/forward.py": 2,
+        "fleet/lease.py": 3,
+        "fleet/record.py": 3,
         "inbox/accept.py": 1,
         "inbox/reader.py": 1,
         "store/api_keys.py": 2,
