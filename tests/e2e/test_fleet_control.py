@@ -6,7 +6,6 @@ while its webhooks are still accepted, then gets them all, in order, after ``sta
 
 from __future__ import annotations
 
-import itertools
 import json
 import subprocess
 import sys
@@ -19,19 +18,10 @@ import gevent
 import msgpack
 import requests
 
-from interlink.tenancy.ownership import owner
 from tests.e2e.world import World, wait_for
+from tests.support.owners import owned_by
 
 RELAY_TIMEOUT = 2.0
-
-
-def owned_by(shard: int, count: int, prefix: str = "acme") -> str:
-    """A tenant id whose owner is ``shard`` among ``count`` shards."""
-    return next(
-        tenant_id
-        for tenant_id in (f"{prefix}-{n}" for n in itertools.count())
-        if owner(tenant_id, count) == shard
-    )
 
 
 def control(world: World, shard: int, tenant_id: str, kind: str) -> requests.Response:
