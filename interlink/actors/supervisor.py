@@ -51,14 +51,18 @@ RESUME_GRACE = 30.0
 HOLDS_RETRY = 1.0  # seconds between attempts to read the holds while the store is away
 
 
+# An inbox entry's place in the order the reader offers them (see _place).
+Place = tuple[int, int, int]
+
+
 @dataclass
 class _Resume:
     """A started tenant catching up: the entries refused while it was held, oldest first, and
     the entries offered since, each waiting for its turn."""
 
-    owed: deque[str]
+    owed: deque[Place]
     since: float = field(default_factory=time.monotonic)
-    waiting: dict[str, Entry] = field(default_factory=dict)
+    waiting: dict[Place, Entry] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +100,7 @@ class Supervisor(Actor):
         # No work is taken until the holds are read: a held tenant must not run meanwhile.
         self.holds_known = False
         # Held tenant -> the ids of its inbox entries refused (they wait in the inbox).
-        self.refused_ids: dict[str, set[str]] = {}
+        self.refused_ids: dict[str, set[Place]] = {}
         self.resuming: dict[str, _Resume] = {}
         self.starting: set[str] = set()  # "start" came while the old tree was still stopping
         self.pending: dict[str, deque[Entry]] = {}
@@ -192,11 +196,10 @@ class Supervisor(Actor):
         handed over before the stop, still waiting here, is kept (offered again by a reader that
         thinks it lost)."""
         assert work.entry_id is not None
-        if any(
-            waiting.entry_id == work.entry_id for waiting in self.pending.get(work.tenant_id, ())
-        ):
+        place = _place(work)
+        if any(_place(waiting) == place for waiting in self.pending.get(work.tenant_id, ())):
             return True
-        self.refused_ids.setdefault(work.tenant_id, set()).add(work.entry_id)
+        self.refused_ids.setdefault(work.tenant_id, set()).add(place)
         self.spec.release(work)
         return False
 
@@ -205,9 +208,10 @@ class Supervisor(Actor):
         any other entry offered meanwhile waits here for its turn."""
         assert work.entry_id is not None
         resume = self.resuming[work.tenant_id]
-        if _entry_key(work.entry_id) < _entry_key(resume.owed[0]):
+        place = _place(work)
+        if place < resume.owed[0]:
             return self._hand(work)  # older than anything refused: never held back
-        resume.waiting[work.entry_id] = work
+        resume.waiting[place] = work
         self._catch_up(work.tenant_id)
         return True
 
@@ -218,8 +222,8 @@ class Supervisor(Actor):
         if resume.owed and not give_up:
             return
         del self.resuming[tenant_id]
-        for entry_id in sorted(resume.waiting, key=_entry_key):
-            self._hand(resume.waiting[entry_id])
+        for place in sorted(resume.waiting):
+            self._hand(resume.waiting[place])
 
     def _resume_timeout(self, message: _ResumeTimeout) -> None:
         resume = self.resuming.get(message.tenant_id)
@@ -234,7 +238,7 @@ class Supervisor(Actor):
         owed = self.refused_ids.pop(tenant_id, None)
         if not owed:
             return
-        resume = _Resume(deque(sorted(owed, key=_entry_key)))
+        resume = _Resume(deque(sorted(owed)))
         self.resuming[tenant_id] = resume
         gevent.spawn_later(
             RESUME_GRACE, _tell, self.actor_ref, _ResumeTimeout(tenant_id, resume.since)
@@ -249,8 +253,8 @@ class Supervisor(Actor):
             return
         refused = self.refused_ids.setdefault(tenant_id, set())
         refused.update(resume.owed)
-        for entry_id, work in resume.waiting.items():
-            refused.add(entry_id)
+        for place, work in resume.waiting.items():
+            refused.add(place)
             self.spec.release(work)
 
     def _ref(self, tenant_id: str, *, activate: bool) -> pykka.ActorRef[Any] | None:
@@ -409,9 +413,13 @@ class Supervisor(Actor):
         return {"shard": self.totals(), "tenants": tenants}
 
 
-def _entry_key(entry_id: str) -> tuple[int, ...]:
-    """A stream entry id (``ms-seq``) as something that sorts in stream order."""
-    return tuple(int(part) for part in entry_id.split("-"))
+def _place(work: Entry) -> Place:
+    """Where an inbox entry stands in the order the reader offers them: entries forwarded to
+    this shard during a change of the shard count (another stream) before its own stream's, each
+    stream in entry id (``ms-seq``) order."""
+    assert work.entry_id is not None
+    ms, _, seq = work.entry_id.partition("-")
+    return (0 if work.stream is not None else 1, int(ms), int(seq or 0))
 
 
 def _tell(ref: pykka.ActorRef[Any], message: Any) -> bool:

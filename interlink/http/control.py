@@ -233,7 +233,9 @@ class TenantMessages(_Base):
         message, media = decode_message(req, TENANT_MESSAGES)
         self.check_known(tenant_id)
         settings = self.services.settings
-        shard = owner(tenant_id, settings.shard_count)
+        # The owner under the count the fleet agreed on, which this shard's accepting side
+        # follows (during a change of the count it may differ from this shard's own).
+        shard = owner(tenant_id, self.services.inbox.shard_count)
         relay = self.services.relay
         if shard == settings.shard_id or relay is None:
             result = self.run(tenant_id, message)

@@ -188,3 +188,36 @@ def test_the_holds_store(redis_client: redis.Redis) -> None:
     assert holds.release("acme") is True
     assert holds.release("acme") is False
     assert holds.held() == {"globex"}
+
+
+def test_entries_forwarded_by_a_handover_go_before_the_shards_own() -> None:
+    """During a change of the shard count, a tenant's older entries reach its new owner through
+    the handover stream (newer stream ids, read first): they keep their place after a hold."""
+    HANDLED.clear()
+    spec = TreeSpec(
+        load_config=lambda t: TenantConfig(tenant_id=t, version=1),
+        conversation=Recording,
+        policy=FAST,
+    )
+    supervisor: pykka.ActorRef[Supervisor] = Supervisor.start(spec)
+    try:
+        supervisor.ask(TenantControl("acme", Control("stop")), timeout=5)
+        forwarded = Entry(
+            "acme",
+            "wa.message",
+            {"n": 0},
+            conversation="u1",
+            entry_id="1700000009000-0",
+            stream=keys.handover(0),
+        )
+        own = Entry("acme", "wa.message", {"n": 1}, conversation="u1", entry_id="1700000001000-0")
+        assert supervisor.ask(forwarded, timeout=5) is False
+        assert supervisor.ask(own, timeout=5) is False
+        supervisor.ask(TenantControl("acme", Control("start")), timeout=5)
+        assert supervisor.ask(own, timeout=5) is True
+        gevent.sleep(0.2)
+        assert handled("acme") == []
+        assert supervisor.ask(forwarded, timeout=5) is True
+        wait_for(lambda: handled("acme") == [0, 1])
+    finally:
+        supervisor.stop(timeout=10)
