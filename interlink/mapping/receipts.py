@@ -73,6 +73,17 @@ _REASON_BY_CODE: dict[int, str] = {
     131051: "UnsupportedMessage",
     131053: "MediaTypeNotAllowed",  # media upload error, usually a MIME mismatch
     131050: "RecipientOptedOut",  # user stopped marketing messages
+    # Templates. The message as built does not fit the approved template: its structure.
+    132000: "InvalidMessageStructure",  # parameter count differs from the template's
+    132005: "InvalidMessageStructure",  # the text with its parameters is too long
+    132012: "InvalidMessageStructure",  # a parameter's format differs from the template's
+    132018: "InvalidMessageStructure",  # a parameter holds a newline, tab or many spaces
+    # The template itself may not be sent (unknown or unapproved in that language, against
+    # the formatting policy, paused for low quality, disabled): WhatsApp does not allow it.
+    132001: "MessageNotAllowed",
+    132007: "MessageNotAllowed",
+    132015: "MessageNotAllowed",
+    132016: "MessageNotAllowed",
     2: "ServerError",
     131000: "ServerError",
     131016: "ServerError",

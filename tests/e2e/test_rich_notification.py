@@ -63,4 +63,12 @@ def test_a_template_notification_reaches_a_user_who_never_wrote(world: World) ->
     bad = post_notification(world, tenant.integration_id, "34600000042", short)
     [failed] = wait_for(lambda: state.genesys.receipts_for(bad), message="the Failed receipt")
     assert failed["status"] == "Failed" and "132000" in failed["reasons"][0]["message"]
+    assert failed["reasons"][0]["code"] == "InvalidMessageStructure"
+
+    unknown = post_notification(
+        world, tenant.integration_id, "34600000042", {**template, "id": "order_lost"}
+    )
+    [refused] = wait_for(lambda: state.genesys.receipts_for(unknown), message="the Failed receipt")
+    assert refused["status"] == "Failed" and "132001" in refused["reasons"][0]["message"]
+    assert refused["reasons"][0]["code"] == "MessageNotAllowed"
     assert len(state.meta.template_sends(pnid)) == 1

@@ -150,6 +150,12 @@ def test_failed_status_to_receipt_with_reason() -> None:
         (131049, "GeneralError"),
         (100, "GeneralError"),
         ("131026", "InvalidDestination"),
+        (132000, "InvalidMessageStructure"),
+        (132012, "InvalidMessageStructure"),
+        (132001, "MessageNotAllowed"),
+        (132015, "MessageNotAllowed"),
+        (132016, "MessageNotAllowed"),
+        (132068, "GeneralError"),
     ],
 )
 def test_failure_reason_codes(code: object, reason: str) -> None:
