@@ -1,7 +1,8 @@
 """Prove the lower bounds in setup.cfg: every runtime dependency at exactly its declared lower
 bound (``name>=X`` installed as ``name==X``) in a venv of its own, interlink on top with
 ``--no-deps``, then the end-to-end round trip (``interlink demo`` and
-``tests/e2e/test_round_trip.py``). Exit 0 only if both pass with a clean stderr.
+``tests/e2e/test_round_trip.py``, and ``tests/e2e/test_cluster.py`` on a Redis Cluster). Exit 0
+only if both pass with a clean stderr.
 
     python3.11 deploy/ci/lower_bounds.py [--dir build/lower-bounds]
 
@@ -25,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # Not runtime dependencies, so their versions are free: the e2e test's runner, and the build
 # backend that pyproject.toml names (installed once, so that each run builds without isolation).
 TOOLS = ("pytest>=8", "setuptools>=68", "wheel")
+# The round trip, and the same on a Redis Cluster (redis-py's cluster client at its lowest bound).
+E2E_TESTS = ("tests/e2e/test_round_trip.py", "tests/e2e/test_cluster.py")
 # Lines a clean run never prints (an exception swallowed at exit is still a failure).
 BAD_OUTPUT = ("Traceback (most recent call last)", "Exception ignored")
 _REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*>=\s*([0-9][0-9A-Za-z.]*)\s*(?:,.*)?$")
@@ -149,13 +152,13 @@ def main() -> int:
             "-q",
             "-p",
             "no:cacheprovider",
-            "tests/e2e/test_round_trip.py",
+            *E2E_TESTS,
         ],
         cwd=ROOT,
         capture_output=True,
         timeout=300,
     )
-    _check(e2e, "tests/e2e/test_round_trip.py")
+    _check(e2e, " ".join(E2E_TESTS))
     done = time.monotonic()
     print(
         f"lower bounds hold ({', '.join(pins)}): venv {prepared - started:.1f} s, "
