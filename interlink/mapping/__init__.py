@@ -38,6 +38,7 @@ from interlink.mapping.media import MediaRef
 from interlink.mapping.meta_webhook import MetaItem, MetaWebhook, read_meta_webhook
 from interlink.mapping.outbound import (
     MediaRejected,
+    found_too_large,
     media_limit,
     notification_send,
     notification_template,
@@ -71,6 +72,7 @@ __all__ = [
     "aliases_to_record",
     "failed_receipt",
     "failure_reasons",
+    "found_too_large",
     "genesys_participant",
     "genesys_reason",
     "genesys_route",

@@ -129,6 +129,17 @@ def media_limit(mime: str | None, size_bytes: int | None = None) -> MediaLimit:
     return limit
 
 
+def found_too_large(mime: str | None) -> MediaRejected:
+    """The refusal of an attachment that turned out larger than WhatsApp takes only while it
+    was downloaded (Genesys's ``contentSizeBytes`` was absent or wrong): how large it really is
+    was not read to the end, so the message names the limit only."""
+    limit = media_limit(mime)
+    return MediaRejected(
+        "InvalidMediaContentLength",
+        f"{limit.kind} larger than WhatsApp's {limit.max_bytes // _MB} MB limit",
+    )
+
+
 def to_meta_sends(
     notification: GenesysNotification | Mapping[str, Any],
     *,

@@ -125,6 +125,7 @@ def test_the_error_code_table_is_the_codes() -> None:
 
 def failure_texts() -> list[str]:
     texts = [agent_message.NOTHING_TO_SHOW, agent_message.OUTSIDE_WINDOW]
+    texts += [agent_message.DOWNLOAD_REFUSED, str(outbound.found_too_large("image/png"))]
     for mime, size in (("application/zip", None), ("image/png", 6 * 1024 * 1024)):
         with pytest.raises(MediaRejected) as refused:
             media_limit(mime, size)

@@ -9,6 +9,7 @@ import pytest
 from interlink.mapping import (
     MappingError,
     MediaRejected,
+    found_too_large,
     media_limit,
     parse_genesys_notification,
     to_meta_sends,
@@ -328,3 +329,18 @@ def test_template_send_refuses_what_a_parameter_cannot_hold(text: str) -> None:
         template_send(
             text, name="agent_reply", language="en", recipient="+15551234567", callback_data="g"
         )
+
+
+@pytest.mark.parametrize(
+    ("mime", "text"),
+    [
+        ("image/png", "image larger than WhatsApp's 5 MB limit"),
+        ("image/gif", "document larger than WhatsApp's 100 MB limit"),  # sent as a document
+        ("video/mp4", "video larger than WhatsApp's 16 MB limit"),
+    ],
+)
+def test_an_attachment_found_too_large_while_downloading_names_its_limit(
+    mime: str, text: str
+) -> None:
+    refused = found_too_large(mime)
+    assert refused.reason == "InvalidMediaContentLength" and str(refused) == text

@@ -7,7 +7,9 @@ Outside the 24-hour window only a template may reach the user: a text is sent as
 ``fallbackTemplate`` when it has one, else the agent gets a ``Failed`` receipt. Each send is made
 once (a step already done is skipped) and never repeated when its outcome is unknown; a refusal
 that cannot pass (a rejected attachment, a fatal Graph error) becomes a ``Failed`` receipt rather
-than a retry.
+than a retry. That receipt is the Genesys message's one final receipt, decided in the same place
+as the one its WhatsApp parts' statuses give (``flows.status``): parts sent before the failure
+never turn it into a ``Delivered``, and nothing is sent twice.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from interlink.mapping import (
     MappingError,
     MediaRejected,
     failed_receipt,
+    found_too_large,
     genesys_reason,
     identity,
     media_limit,
@@ -42,7 +45,13 @@ from interlink.mapping import (
     within_service_window,
 )
 from interlink.mapping.structured import Option, render_structured
-from interlink.providers.errors import MetaError, SendUncertain, TransientError
+from interlink.providers.errors import (
+    MetaError,
+    PermanentError,
+    SendUncertain,
+    TooLarge,
+    TransientError,
+)
 from interlink.providers.genesys import download_attachment, genesys_download_hosts
 from interlink.providers.meta import GraphClient
 from interlink.store import keys
@@ -57,6 +66,15 @@ OUTSIDE_WINDOW = (
 )
 TYPING_INTERVAL = 5.0  # seconds between two typing indicators of one conversation
 NOTHING_TO_SHOW = "The message has no content WhatsApp can show."
+DOWNLOAD_REFUSED = "Genesys refused the download of an attachment, so it could not be sent."
+# The field a failure found before or while sending takes among the parts' outcomes in the
+# Genesys message's receipt hash (the parts themselves are named by their wamids).
+UNSENT_PART = "unsent"
+
+
+class DownloadRefused(Exception):
+    """Genesys refused an attachment's download for good (401/403/404/410, or a URL outside
+    the hosts interlink may fetch from); ``str()`` says how, for the dead letter."""
 
 
 def agent_message(
@@ -131,6 +149,12 @@ def agent_message(
             wamid = request.reply.get(timeout=SEND_TIMEOUT)
         except MediaRejected as exc:
             return failed(context, store, genesys_id, participant, exc.reason, str(exc))
+        except DownloadRefused as exc:
+            failed(context, store, genesys_id, participant, "GeneralError", DOWNLOAD_REFUSED)
+            # The agent knows; the dead letter is for the operator, who may be able to remove
+            # the cause (the OAuth client lacks a role, a download host is not allowed) and
+            # replay it: the parts already sent are skipped then.
+            raise GiveUp(str(exc)) from None
         except SendUncertain:
             # Meta may have it: never send twice. Its status webhook will tell what happened.
             store.mark_done(step, "uncertain")
@@ -202,13 +226,22 @@ def upload(
         raise GiveUp("the tenant has no Genesys credentials")
     declared = next((a for a in attachments if a.url == url), None)
     mime = (declared.mime if declared is not None else None) or ""
-    data, _ = download_attachment(
-        session,
-        url,
-        allowed_hosts=genesys_download_hosts(context.settings, creds.region),
-        token=context.token(),
-        max_bytes=media_limit(mime).max_bytes,
-    )
+    token = context.token()
+    try:
+        data, _ = download_attachment(
+            session,
+            url,
+            allowed_hosts=genesys_download_hosts(context.settings, creds.region),
+            token=token,
+            max_bytes=media_limit(mime).max_bytes,
+        )
+    except TooLarge:
+        # Genesys's contentSizeBytes was absent or wrong: the limit shows only now.
+        raise found_too_large(mime) from None
+    except PermanentError as exc:
+        how = f"answered {exc.status}" if exc.status else f"may not be fetched: {exc.message}"
+        where = f" (correlation id {exc.correlation_id})" if exc.correlation_id else ""
+        raise DownloadRefused(f"attachment download {how}{where}") from None
     filename = (declared.filename if declared is not None else None) or f"{kind}"
     request = Upload(data, mime.split(";")[0].strip(), filename)
     sender.tell(request)
@@ -227,9 +260,21 @@ def failed(
     reason: str,
     text: str,
 ) -> None:
-    """Tell the agent, through a ``Failed`` receipt, that this message will not arrive."""
+    """Tell the agent, through a ``Failed`` receipt, that this message will not arrive.
+
+    It is the message's one final receipt: recorded as a failed part in the receipt hash its
+    sent parts' statuses are folded into, so that no ``Delivered`` follows it and no status
+    sends another ``Failed``; nothing is sent when the final receipt was already given."""
+    if context.genesys is None:
+        return
+    final = store.part_status(
+        UNSENT_PART, genesys_id, expected=None, new=None, outcome="f", parts=1
+    )
+    if final != "Failed":
+        return  # a final receipt was given (or a Delivered is due, sent by its status)
     step = f"receipt:{genesys_id}:Failed"
-    if context.genesys is None or not store.start(step):
+    if not store.start(step):
+        store.receipt_sent(step, genesys_id)  # sent before a crash: only the record was lost
         return
     context.genesys.send_receipt(failed_receipt(genesys_id, participant, reason, text))
-    store.mark_done(step)
+    store.receipt_sent(step, genesys_id)

@@ -12,7 +12,9 @@ import redis
 import requests
 import responses
 
-from interlink.actors.flows.agent_message import agent_message
+from interlink.actors.flows.agent_message import DOWNLOAD_REFUSED, agent_message
+from interlink.actors.flows.common import GiveUp
+from interlink.actors.flows.status import status
 from interlink.services import Services
 from interlink.store.conversations import ConversationStore
 from tests.actors.flows.conftest import (
@@ -21,6 +23,7 @@ from tests.actors.flows.conftest import (
     FakeContext,
     entry,
     load,
+    meta_update,
     tenant_config,
 )
 
@@ -130,3 +133,78 @@ def test_a_later_agent_message_makes_a_numbered_menu_stale(
     later = {**load("genesys_text.json"), "id": "a-later-message"}
     agent_message(context, store, entry(config, "gc.message", later), session=requests.Session())
     assert store.user_wrote(PARTICIPANT, time.time(), PARTICIPANT, {}) is None
+
+
+DOWNLOAD = "https://api-downloads.mypurecloud.ie/api/v2/downloads/pce9d1a2b3c4"
+
+
+def image_after_a_long_text() -> dict[str, Any]:
+    """An agent's text too long for a caption, then an image whose declared size (2444 bytes)
+    is wrong: the text goes first, alone; the image is found too large only while downloading."""
+    message = load("genesys_image.json")
+    message["text"] = "label " * 200
+    return message
+
+
+def statuses_of(wamid: str, *names: str) -> list[dict[str, Any]]:
+    update = meta_update("meta_status_delivered.json")
+    found = []
+    for name in names:
+        element = {**update["element"], "id": wamid, "status": name}
+        if name == "failed":
+            element["errors"] = [{"code": 131026, "title": "Message undeliverable"}]
+        found.append({**update, "element": element})
+    return found
+
+
+@responses.activate
+def test_an_attachment_found_too_large_while_downloading_fails_the_message_once(
+    services: Services, redis_client: redis.Redis, sender_for: Any
+) -> None:
+    config = tenant_config()
+    context = FakeContext(config, services.settings, sender_for(config))
+    store = ConversationStore(redis_client, config.tenant_id)
+    store.user_wrote(PARTICIPANT, time.time() - 60, PARTICIPANT, {})
+    send = responses.post(GRAPH_SEND, json={"messages": [{"id": "wamid.TEXT"}]})
+    responses.get(DOWNLOAD, body=b"\x89PNG" + bytes(5 * 1024 * 1024), content_type="image/png")
+    receipt = responses.post(f"{GENESYS}/receipt", json={})
+    message = image_after_a_long_text()
+
+    agent_message(context, store, entry(config, "gc.message", message),
+                  session=requests.Session())  # fmt: skip
+    # The text that went out before is delivered, then fails: the message's one final receipt
+    # stands.
+    for update in statuses_of("wamid.TEXT", "delivered", "read", "failed"):
+        status(context, store, entry(config, "wa.status", update))
+    agent_message(
+        context, store, entry(config, "gc.message", message), session=requests.Session()
+    )  # fmt: skip  (a redelivery)
+
+    assert send.call_count == 1 and json.loads(send.calls[0].request.body)["type"] == "text"
+    [failed] = [json.loads(c.request.body) for c in receipt.calls]
+    assert failed["id"] == message["id"] and failed["status"] == "Failed"
+    assert failed["reasons"] == [
+        {"code": "InvalidMediaContentLength", "message": "image larger than WhatsApp's 5 MB limit"}
+    ]
+
+
+@responses.activate
+def test_a_refused_download_fails_the_message_and_leaves_a_dead_letter(
+    services: Services, redis_client: redis.Redis, sender_for: Any
+) -> None:
+    config = tenant_config()
+    context = FakeContext(config, services.settings, sender_for(config))
+    store = ConversationStore(redis_client, config.tenant_id)
+    store.user_wrote(PARTICIPANT, time.time() - 60, PARTICIPANT, {})
+    send = responses.post(GRAPH_SEND, json={"messages": [{"id": "wamid.TEXT2"}]})
+    responses.get(DOWNLOAD, status=404, json={"code": "not.found", "status": 404})
+    receipt = responses.post(f"{GENESYS}/receipt", json={})
+
+    with pytest.raises(GiveUp, match=r"^attachment download answered 404$"):
+        agent_message(context, store, entry(config, "gc.message", image_after_a_long_text()),
+                      session=requests.Session())  # fmt: skip
+
+    assert send.call_count == 1
+    [failed] = [json.loads(c.request.body) for c in receipt.calls]
+    assert failed["status"] == "Failed"
+    assert failed["reasons"] == [{"code": "GeneralError", "message": DOWNLOAD_REFUSED}]
