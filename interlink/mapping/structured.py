@@ -56,16 +56,20 @@ class Rendered:
     numbered: tuple[Option, ...] = ()
 
 
-def render_structured(raw: Mapping[str, Any], text: str | None) -> Rendered:
+def render_structured(
+    raw: Mapping[str, Any], text: str | None, *, interactive: bool = True
+) -> Rendered:
     """The WhatsApp rendering of a Structured notification's ``content`` (``text`` is its
-    question). Malformed items are skipped, never raised on: the rest still reaches the user."""
+    question). Malformed items are skipped, never raised on: the rest still reaches the user.
+    ``interactive=False`` when only text can go (a template parameter, outside the 24-hour
+    window): every quick-reply option is then numbered, cards and date pickers are text."""
     items = [i for i in _list(raw.get("content")) if isinstance(i, Mapping)]
     options = [o for i in items if i.get("contentType") == "QuickReply" if (o := _option(i))]
     native: tuple[Mapping[str, Any], dict[str, Any], str] | None = None
-    if not options:
+    if not options and interactive:
         candidates = [i for i in items if i.get("contentType") in ("Card", "DatePicker")]
-        if len(candidates) == 1 and (menu := native_menu(candidates[0])) is not None:
-            native = (candidates[0], *menu)
+        if len(candidates) == 1 and (fitted := native_menu(candidates[0])) is not None:
+            native = (candidates[0], *fitted)
     blocks = [
         block
         for item in items
@@ -81,18 +85,17 @@ def render_structured(raw: Mapping[str, Any], text: str | None) -> Rendered:
             return Rendered(shown, native[1], native[2])
         return Rendered(shown, None)
     question = text or DEFAULT_QUESTION
-    interactive = None
-    if len(options) <= LIST_MAX and _ids_fit(options):
+    if interactive and len(options) <= LIST_MAX and _ids_fit(options):
         limit = BUTTON_BODY if len(options) <= BUTTON_MAX else LIST_BODY
         if len(question) > limit:  # the whole question still goes, as text before the menu
             blocks.insert(0, question)
             question = DEFAULT_QUESTION
-        interactive = (
+        menu = (
             buttons(question, options)
             if len(options) <= BUTTON_MAX
             else list_menu(question, options)
         )
-        return Rendered("\n\n".join(blocks), interactive, QUICK_REPLY)
+        return Rendered("\n\n".join(blocks), menu, QUICK_REPLY)
     numbered = "\n".join(f"{n}. {o.text}" for n, o in enumerate(options, 1))
     blocks.append(f"{question}\n\n{numbered}")
     return Rendered("\n\n".join(blocks), None, None, tuple(options))

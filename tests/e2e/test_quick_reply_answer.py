@@ -157,3 +157,37 @@ def test_a_card_button_and_a_date_picker_time_go_back_with_their_response_types(
         },
     ]
     assert [a.body["originatingMessageId"] for a in answers] == [card_id, picker_id]
+
+
+def test_outside_the_window_a_quick_reply_goes_as_the_template_and_a_number_answers_it(
+    world: World,
+) -> None:
+    tenant = world.add_tenant("acme", enforce_window=True)
+    template = {"name": "agent_reply", "language": "en_US"}
+    patched = world.admin(
+        "PATCH", "/api/tenants/acme", json={"settings": {"fallbackTemplate": template}}
+    )
+    assert patched.status_code == 200, patched.text
+    state = world.state
+    pnid = tenant.phone_number_id
+    user = world.user(name="Ana")  # never wrote: only a template reaches them
+    sizes = [("Small", "size-s"), ("Large", "size-l")]
+    menu_id = post_structured(world, tenant.integration_id, str(user.wa_id), "Which size?", sizes)
+    [sent] = wait_for(lambda: state.meta.sent_to(pnid), message="the template at Meta")
+    assert sent.type == "template" and sent.body["template"]["components"] == [
+        {"type": "body", "parameters": [{"type": "text", "text": "Which size? 1. Small 2. Large"}]}
+    ]
+    state.user.status(sent.wamid, "delivered")
+    wait_for(lambda: state.genesys.receipts_for(menu_id), message="the template's receipt")
+
+    state.user.say(pnid, user, "text", body="2")
+    [answer] = wait_for(
+        lambda: state.genesys.structured_responses_from(tenant.integration_id),
+        message="the structured response",
+    )
+    assert answer.body["buttonResponse"] == {
+        "type": "QuickReply",
+        "text": "Large",
+        "payload": "size-l",
+    }
+    assert answer.body["originatingMessageId"] == menu_id

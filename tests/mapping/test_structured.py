@@ -3,6 +3,7 @@
 from typing import Any
 
 from interlink.mapping import to_meta_sends
+from interlink.mapping.structured import Rendered
 
 TO = "+16505551234"
 GID = "8085cbb3f778c34de0bd14c5318ec44c"
@@ -235,3 +236,28 @@ def test_more_than_ten_options_go_as_numbered_text_remembered_for_the_answer() -
         assert numbered_answer(other, options) is None
     few = render_structured({"content": content[:3]}, "Which shop?")
     assert few.menu == "QuickReply" and few.numbered == ()
+
+
+def test_as_text_only_every_option_is_numbered_and_cards_are_text() -> None:
+    from interlink.mapping.structured import render_structured
+
+    options = [
+        {"contentType": "QuickReply", "quickReply": {"text": "Small", "payload": "size-s"}},
+        {"contentType": "QuickReply", "quickReply": {"text": "Large", "payload": "size-l"}},
+    ]
+    rendered = render_structured({"content": options}, "Which size?", interactive=False)
+    assert rendered.interactive is None and rendered.menu is None
+    assert rendered.text == "Which size?\n\n1. Small\n2. Large"
+    assert [(o.text, o.payload) for o in rendered.numbered] == [
+        ("Small", "size-s"),
+        ("Large", "size-l"),
+    ]
+    card = {
+        "contentType": "Card",
+        "card": {
+            "title": "Shoes",
+            "actions": [{"type": "Postback", "text": "Buy", "payload": "b"}],
+        },
+    }
+    as_text = render_structured({"content": [card]}, None, interactive=False)
+    assert as_text == Rendered("*Shoes*\n• Buy", None)

@@ -3,8 +3,9 @@
 A ``Notification`` naming a WhatsApp template (a proactive message) goes as that template, inside
 the 24-hour window or not.
 
-Outside the 24-hour window only a template may reach the user: a text is sent as the tenant's
-``fallbackTemplate`` when it has one, else the agent gets a ``Failed`` receipt. Each send is made
+Outside the 24-hour window only a template may reach the user: a text (a Structured message as
+its readable text, a quick reply's options numbered) is sent as the tenant's ``fallbackTemplate``
+when it has one, else the agent gets a ``Failed`` receipt. Each send is made
 once (a step already done is skipped) and never repeated when its outcome is unknown; a refusal
 that cannot pass (a rejected attachment, a fatal Graph error) becomes a ``Failed`` receipt rather
 than a retry. That receipt is the Genesys message's one final receipt, decided in the same place
@@ -44,7 +45,7 @@ from interlink.mapping import (
     with_media_id,
     within_service_window,
 )
-from interlink.mapping.structured import Option, render_structured
+from interlink.mapping.structured import Rendered, render_structured
 from interlink.providers.errors import (
     MetaError,
     PermanentError,
@@ -94,12 +95,22 @@ def agent_message(
     last_inbound, phone, bsuid = store.address(participant)
     template: dict[str, Any] | None = None  # set when only a template may reach the user
     proactive = notification_template(notification)  # a template: no window needed
+    structured = notification.type == "Structured" and proactive is None
+    rendered: Rendered | None = None  # what a Structured message shows (its menu, if any)
+    text = notification.text
     if proactive is None and not within_service_window(last_inbound, time.time()):
+        if structured:
+            # Only text goes in a template: a quick reply's options as a numbered menu in it,
+            # remembered below so that the user's answer by number or title is an answer.
+            rendered = render_structured(notification.raw, text, interactive=False)
+            text = rendered.text
         configured = context.config.settings.get("fallbackTemplate")
-        if isinstance(configured, dict) and notification.text and not notification.attachments:
+        if isinstance(configured, dict) and text and not notification.attachments:
             template = configured
         else:
             return failed(context, store, genesys_id, participant, "MessageExpired", OUTSIDE_WINDOW)
+    elif structured:
+        rendered = render_structured(notification.raw, text)
     try:
         recipient = identity.whatsapp_recipient(participant, phone, bsuid)
         if proactive is not None:
@@ -109,7 +120,7 @@ def agent_message(
         else:
             sends = [
                 template_send(
-                    str(notification.text),
+                    str(text),
                     name=str(template["name"]),
                     language=str(template["language"]),
                     recipient=recipient,
@@ -126,11 +137,8 @@ def agent_message(
         return failed(
             context, store, genesys_id, participant, "UnsupportedMessage", NOTHING_TO_SHOW
         )
-    menu: str | None = None
-    numbered: tuple[Option, ...] = ()
-    if notification.type == "Structured" and template is None and proactive is None:
-        rendered = render_structured(notification.raw, notification.text)
-        menu, numbered = rendered.menu, rendered.numbered
+    menu = rendered.menu if rendered is not None else None
+    numbered = rendered.numbered if rendered is not None else ()
     if numbered and store.start(f"menu:{genesys_id}"):
         # Shown as numbered text: the user's answer by number or title must find it.
         store.remember_menu(participant, genesys_id, [(o.text, o.payload) for o in numbered])

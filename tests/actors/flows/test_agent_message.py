@@ -208,3 +208,33 @@ def test_a_refused_download_fails_the_message_and_leaves_a_dead_letter(
     [failed] = [json.loads(c.request.body) for c in receipt.calls]
     assert failed["status"] == "Failed"
     assert failed["reasons"] == [{"code": "GeneralError", "message": DOWNLOAD_REFUSED}]
+
+
+@responses.activate
+def test_outside_the_window_a_quick_reply_goes_in_the_template_as_a_numbered_menu(
+    services: Services, redis_client: redis.Redis, sender_for: Any
+) -> None:
+    template = {"name": "agent_reply", "language": "en_US"}
+    config = tenant_config({"fallbackTemplate": template})
+    context = FakeContext(config, services.settings, sender_for(config))
+    store = ConversationStore(redis_client, config.tenant_id)
+    store.user_wrote(PARTICIPANT, time.time() - 25 * 3600, PARTICIPANT, {})
+    send = responses.post(GRAPH_SEND, json={"messages": [{"id": "wamid.TPL"}]})
+    menu = load("genesys_structured.json")
+    menu["channel"]["to"]["id"] = PARTICIPANT
+    menu["text"] = "Which size?"
+    menu["content"] = [
+        {"contentType": "QuickReply", "quickReply": {"text": t, "payload": p}}
+        for t, p in (("Small", "size-s"), ("Large", "size-l"))
+    ]
+
+    agent_message(context, store, entry(config, "gc.message", menu), session=requests.Session())
+
+    [call] = send.calls
+    body = json.loads(call.request.body)
+    assert body["type"] == "template" and body["template"]["name"] == "agent_reply"
+    [component] = body["template"]["components"]
+    assert component["parameters"] == [{"type": "text", "text": "Which size? 1. Small 2. Large"}]
+    remembered = store.user_wrote(PARTICIPANT, time.time(), PARTICIPANT, {})
+    assert remembered is not None and remembered["id"] == menu["id"]
+    assert remembered["options"] == [["Small", "size-s"], ["Large", "size-l"]]
