@@ -22,11 +22,17 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import gevent.event
+import gevent.monkey
 import requests
 
 from interlink.demo.play import SCENES, DemoFailure, Play, Scene
 from interlink.demo.stack import DemoStack, StackError
 from interlink.demo.transcript import Transcript
+
+NOT_PATCHED = (
+    "run_demo needs a gevent-patched process: call gevent.monkey.patch_all() before anything "
+    "else is imported (the interlink command does)"
+)
 
 
 @dataclass
@@ -61,7 +67,13 @@ def run_demo(
     returning (after ``until`` is set when ``keep_running``; Ctrl-C ends the wait too).
 
     Never raises for a failed step: the result says what failed. ``KeyboardInterrupt`` outside
-    the keep-running wait propagates, after the stack is stopped."""
+    the keep-running wait propagates, after the stack is stopped.
+
+    The process must be gevent-patched (``gevent.monkey.patch_all()`` first, as ``python -m
+    interlink`` does): the simulators serve from greenlets in this process, which an unpatched
+    blocking call would starve. Without it: RuntimeError at once, before anything starts."""
+    if not gevent.monkey.is_module_patched("socket"):
+        raise RuntimeError(NOT_PATCHED)
     transcript = Transcript(out, color=color)
     result = DemoResult(transcript=transcript.lines)
     stack = DemoStack()

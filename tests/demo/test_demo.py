@@ -112,6 +112,20 @@ def test_a_failed_step_stops_with_its_reason_and_cleans_up() -> None:
     assert not Path(result.data_dir).exists()
 
 
+def test_run_demo_in_an_unpatched_process_fails_at_once_saying_why() -> None:
+    """Unpatched, the in-process simulators would starve and the demo hang on its first media
+    fetch: it refuses at once instead, starting nothing."""
+    code = "import io\nfrom interlink.demo import run_demo\nrun_demo(io.StringIO())"
+    began = time.monotonic()
+    ran = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert ran.returncode == 1
+    assert f"RuntimeError: {demo.NOT_PATCHED}" in ran.stderr
+    assert "embedded Valkey" not in ran.stderr + ran.stdout
+    assert time.monotonic() - began < 30  # the import, not a 10 s media timeout and more
+
+
 def test_the_command_exits_0_with_a_plain_transcript_when_not_a_tty() -> None:
     began = time.monotonic()
     done = subprocess.run(
