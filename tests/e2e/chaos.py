@@ -48,10 +48,21 @@ class Load:
     Each message is redelivered until our webhook answers 2xx, as Meta and Genesys do.
 
     Keep each conversation's agent side under Meta's pair rate (a burst of 45, then one message
-    per 6 s to one user): beyond it interlink paces the replies, correctly, but slowly."""
+    per 6 s to one user): beyond it interlink paces the replies, correctly, but slowly.
 
-    def __init__(self, world: World, conversations: list[Conversation], rate: float) -> None:
+    ``route()`` names the shard (its base URL) each webhook and each redelivery goes to, as a
+    load balancer in front of a fleet would; by default the one the simulators are configured
+    with."""
+
+    def __init__(
+        self,
+        world: World,
+        conversations: list[Conversation],
+        rate: float,
+        route: Callable[[], str] | None = None,
+    ) -> None:
         self.world = world
+        self.route = route
         self.conversations = conversations
         self.rate = rate
         self.counts = Counts()
@@ -84,15 +95,23 @@ class Load:
         self.counts.sent += 1
         state = self.world.state
         driver = state.user if inbound else state.agent
+        path = "/webhooks/whatsapp" if inbound else "/webhooks/genesys"
+        url = self.route() + path if self.route is not None else None
         if inbound:
-            delivery = state.user.say(tenant.phone_number_id, user, "text", body=label)
+            delivery = state.user.say(
+                tenant.phone_number_id, user, "text", body=label, webhook_url=url
+            )
         else:
-            delivery = state.agent.send(tenant.integration_id, str(user.wa_id), text=label)
+            delivery = state.agent.send(
+                tenant.integration_id, str(user.wa_id), text=label, webhook_url=url
+            )
         while not 200 <= delivery.status < 300:
             # The same message again, as the providers redeliver: a first attempt that was
             # stored but not acknowledged (a 503, a dropped connection) is recognised.
             self.counts.redeliveries += 1
             gevent.sleep(REDELIVERY_DELAY)
+            if self.route is not None:
+                delivery.url = self.route() + path
             delivery = driver.redeliver(delivery)
         self.counts.acknowledged += 1
         (conversation.sent_in if inbound else conversation.sent_out).append(label)
