@@ -45,6 +45,9 @@ from interlink.tenancy.changes import ReloadListener
 log = logging.getLogger("interlink.runtime")
 
 ADMIN_TOKEN_FILE = "admin-token"
+# A fenced shard whose count the fleet agrees on again stops with this code (EX_TEMPFAIL), so
+# that its supervisor (Kubernetes, systemd's Restart=on-failure) starts it afresh.
+RESTART_EXIT_CODE = 75
 SECRET_KEY_FILE = "secret-key"
 
 
@@ -100,6 +103,7 @@ class Shard:
         self.reload: ReloadListener | None = None
         self.relay: ControlRelay | None = None
         self.handover: Handover | None = None
+        self.exit_code = 0  # what ``interlink serve`` exits with once stopped
         self._stop_requested = gevent.event.Event()
 
     # -- start ----------------------------------------------------------------------------------
@@ -146,6 +150,7 @@ class Shard:
             settings.shard_count,
             on_view=self._fleet_view,
             on_fenced=self._fenced,
+            on_rejoin=self._rejoin,
         )
         services.inbox.refresh = handover.refresh_view
         reader = InboxReader(client, settings.shard_id, self._deliver, gate=handover)
@@ -235,6 +240,12 @@ class Shard:
                 log.error("tenants did not drain before the handover")
         if reader is not None:
             reader.stop(timeout=self.settings.shutdown_timeout)
+
+    def _rejoin(self) -> None:
+        """Fenced, and the fleet is back at this shard's count: start afresh (a fenced shard
+        never reads again in the same process)."""
+        self.exit_code = RESTART_EXIT_CODE
+        self.request_stop()
 
     def _deliver(self, work: Entry) -> bool:
         """From the inbox to the actors. Never blocks the reader: a tell only queues."""

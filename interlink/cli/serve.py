@@ -68,4 +68,4 @@ def serve_command(args: argparse.Namespace) -> int:
         print(f"interlink: {exc}", file=sys.stderr)
         return 1
     shard.run()
-    return 0
+    return shard.exit_code

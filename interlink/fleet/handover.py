@@ -40,7 +40,8 @@ DEFAULT_PASS_INTERVAL = 5.0  # seconds between forwarding passes over the stream
 class Handover:
     """``on_view(view)``: the accepting side follows the recorded count and generation;
     ``on_ready()``: the shard's own stream is leased and handed over, its reader may start;
-    ``on_fenced()``: stop reading and drain the actors (leases are released after it returns)."""
+    ``on_fenced()``: stop reading and drain the actors (leases are released after it returns);
+    ``on_rejoin()``: fenced, the fleet has come back to this shard's count: restart the process."""
 
     def __init__(
         self,
@@ -51,6 +52,7 @@ class Handover:
         on_view: Callable[[FleetView], None] = lambda view: None,
         on_ready: Callable[[], None] = lambda: None,
         on_fenced: Callable[[], None] = lambda: None,
+        on_rejoin: Callable[[], None] = lambda: None,
         lease_ttl: float = DEFAULT_TTL,
         check_interval: float = DEFAULT_CHECK_INTERVAL,
         pass_interval: float = DEFAULT_PASS_INTERVAL,
@@ -61,6 +63,7 @@ class Handover:
         self.on_view = on_view
         self.on_ready = on_ready
         self.on_fenced = on_fenced
+        self.on_rejoin = on_rejoin
         self.lease_ttl = lease_ttl
         self.check_interval = check_interval
         self.pass_interval = pass_interval
@@ -173,8 +176,16 @@ class Handover:
             record.restore(self.redis, self.latest or self.view)
             return
         self._seen(latest)
-        if latest.generation != self.view.generation and not self.fenced:
+        if latest.generation == self.view.generation:
+            return
+        if not self.fenced:
             self._fence(f"the fleet moved to {latest.count} shards (gen {latest.generation})")
+        elif latest.count == self.shard_count:
+            log.warning(
+                "the fleet is back at this shard's count; restarting to read again",
+                extra={"generation": latest.generation},
+            )
+            self.on_rejoin()
 
     def _fence(self, reason: str) -> None:
         log.warning("fenced: this shard stops reading; %s", reason)

@@ -243,7 +243,7 @@ def test_a_moved_tenant_waits_for_the_handover_and_its_old_entries_go_first(
         reader.stop()
 
 
-def test_a_shard_whose_count_the_fleet_left_fences_itself_and_releases_its_leases(
+def test_a_shard_whose_count_the_fleet_left_fences_itself_until_the_fleet_comes_back(
     redis_client: redis.Redis,
 ) -> None:
     events: list[str] = []
@@ -255,6 +255,7 @@ def test_a_shard_whose_count_the_fleet_left_fences_itself_and_releases_its_lease
         on_view=views.append,
         on_ready=lambda: events.append("ready"),
         on_fenced=lambda: events.append("fenced"),
+        on_rejoin=lambda: events.append("rejoin"),
         check_interval=0.05,
     )
     shard.start()
@@ -266,5 +267,9 @@ def test_a_shard_whose_count_the_fleet_left_fences_itself_and_releases_its_lease
         assert not redis_client.exists(keys.lease(0))
         assert views[-1].count == 3  # the accepting side follows the fleet
         assert not shard.owns("anyone")
+        gevent.sleep(0.2)
+        assert events == ["ready", "fenced"]  # fenced it stays, a front end only
+        record.join(redis_client, 2)  # back at its count: it asks to be started afresh
+        wait_for(lambda: events[-1] == "rejoin")
     finally:
         shard.stop()
