@@ -1,6 +1,9 @@
 """``make chaos``: the long drills. A steady two-way load across several tenants through a real
 shard process, while the shard is killed with SIGKILL again and again, then while its Redis is
-stopped and started; every acknowledged message is then counted at the simulators.
+stopped and started; then the fleet drill: shards on one Redis, every webhook sent to a random
+running shard, kill -9 of random shards, a change from 2 to 3 shards and back to 2 (a rolling
+restart with the new count, one shard frozen and killed each time so that work is left in its
+stream) and a Redis restart. Every acknowledged message is then counted at the simulators.
 
 Prints a table and writes ``bench/chaos.json``; the goal is lost = duplicates = out-of-order = 0.
 """
@@ -12,21 +15,32 @@ monkey.patch_all()
 import json  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
+import signal  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
 
 from interlink.store.embedded import EmbeddedValkey  # noqa: E402
-from tests.e2e.chaos import Conversation, Load, repeats_announced, wait_until  # noqa: E402
+from tests.e2e.chaos import (  # noqa: E402
+    Conversation,
+    Load,
+    add_shard,
+    repeats_announced,
+    restart,
+    wait_until,
+)
 from tests.e2e.world import World, start_world  # noqa: E402
+from tests.support.shard import ShardProcess  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 KILLS = int(os.environ.get("CHAOS_KILLS", "20"))
 REDIS_RESTARTS = int(os.environ.get("CHAOS_REDIS_RESTARTS", "3"))
 RATE = float(os.environ.get("CHAOS_RATE", "60"))
+FLEET_KILLS = int(os.environ.get("CHAOS_FLEET_KILLS", "4"))  # per phase, four phases
 
 
 def conversations(
@@ -39,8 +53,17 @@ def conversations(
     return found
 
 
-def drill(name: str, world: World, disrupt: Any, *, kills: int = 0) -> dict[str, Any]:
-    load = Load(world, conversations(world, name.split()[0].replace("-", "")), RATE)
+def drill(
+    name: str,
+    world: World,
+    disrupt: Any,
+    *,
+    kills: int = 0,
+    route: Callable[[], str] | None = None,
+    tenants: int = 4,
+) -> dict[str, Any]:
+    prefix = name.split()[0].replace("-", "")
+    load = Load(world, conversations(world, prefix, tenants), RATE, route)
     started = time.monotonic()
     load.start()
     disrupt()
@@ -55,6 +78,61 @@ def drill(name: str, world: World, disrupt: Any, *, kills: int = 0) -> dict[str,
         "repeats": repeats_announced(world),
         **counts,
     }
+
+
+def fleet_drill(world: World, store: EmbeddedValkey, rng: random.Random) -> dict[str, Any]:
+    """2 shards, then 3, then 2 again, under load sent to every running shard, with kill -9 of
+    random shards in each phase and a Redis restart while there are three."""
+    up: list[ShardProcess] = list(world.shards)
+    kills = 0
+
+    def route() -> str:
+        return rng.choice(up).url
+
+    def kill_some(count: int | None = None) -> None:
+        nonlocal kills
+        for _ in range(FLEET_KILLS):
+            gevent.sleep(rng.uniform(0.5, 1.5))
+            shard = rng.choice(up)
+            restart(shard, count, sig=signal.SIGKILL)
+            kills += 1
+
+    def freeze_and_kill(shard: ShardProcess) -> None:
+        """Work left in its stream: the others accept into it while it is frozen."""
+        assert shard.process is not None
+        shard.process.send_signal(signal.SIGSTOP)
+        gevent.sleep(1.5)
+        shard.kill()
+
+    def disrupt() -> None:
+        kill_some()
+        # 2 -> 3: a new shard with 3, then the old ones restarted with 3, one of them killed.
+        up.remove(world.shards[1])
+        freeze_and_kill(world.shards[1])
+        third = add_shard(world, 2, 3)
+        third.start()
+        up.append(third)
+        restart(world.shards[1], 3)
+        up.append(world.shards[1])
+        gevent.sleep(1.0)
+        restart(world.shards[0], 3)
+        kill_some(3)
+        gevent.sleep(rng.uniform(0.5, 1.5))
+        store.stop()
+        gevent.sleep(rng.uniform(0.5, 2.0))
+        store.start()
+        kill_some(3)
+        # 3 -> 2: shard 2 goes away with work in its stream; 1 and 0 restarted with 2.
+        up.remove(third)
+        freeze_and_kill(third)
+        restart(world.shards[1], 2)
+        gevent.sleep(1.0)
+        restart(world.shards[0], 2)
+        kill_some(2)
+
+    result = drill(f"fleet 2-3-2 kill -9 x{FLEET_KILLS * 4} redis x1", world, disrupt, route=route, tenants=6)
+    result["kills"] = kills
+    return result
 
 
 def main() -> None:
@@ -87,6 +165,12 @@ def main() -> None:
                     store.start()
 
             results.append(drill(f"redis restart x{REDIS_RESTARTS}", world, redis_restarts))
+        finally:
+            world.close()
+
+        world = start_world(Path(tmp) / "fleet", store.url, shards=2)
+        try:
+            results.append(fleet_drill(world, store, rng))
         finally:
             world.close()
             store.stop()

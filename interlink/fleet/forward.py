@@ -48,9 +48,12 @@ def ensure_groups(client: redis.Redis, stream: int) -> None:
                 raise
 
 
-def forward(client: redis.Redis, stream: int, view: FleetView, *, regroup: bool) -> int:
-    """Send every entry of ``stream`` (its handover stream, then its inbox) that another shard
-    owns under ``view`` to that shard's handover stream; returns how many were sent.
+def forward(
+    client: redis.Redis, stream: int, view: FleetView, *, regroup: bool, inbox: bool = True
+) -> int:
+    """Send every entry of ``stream`` (its handover stream, then its inbox unless ``inbox`` is
+    False) that another shard owns under ``view`` to that shard's handover stream; returns how
+    many were sent.
 
     ``regroup`` (the pass that finishes the stream's handover) also moves the inbox entries of
     tenants that moved, accepted under an earlier generation, into the handover stream of the
@@ -58,7 +61,8 @@ def forward(client: redis.Redis, stream: int, view: FleetView, *, regroup: bool)
     same tenant that come from elsewhere. Raises :class:`StaleGeneration`."""
     ensure_groups(client, stream)
     sent = send_outbox(client, stream)
-    for source in (keys.handover(stream), keys.inbox(stream)):
+    sources = (keys.handover(stream), keys.inbox(stream)) if inbox else (keys.handover(stream),)
+    for source in sources:
         regroup_here = regroup and source == keys.inbox(stream)
         last = "-"
         while True:
@@ -71,6 +75,10 @@ def forward(client: redis.Redis, stream: int, view: FleetView, *, regroup: bool)
             backlogs: list[str] = []
             for raw_id, fields in entries:
                 entry_id = _text(raw_id)
+                if b"t" not in fields and stream >= view.count:
+                    # Not an entry, in a stream nobody reads any more: nothing to deliver.
+                    client.xdel(source, entry_id)
+                    continue
                 destination = _destination(stream, fields, view, regroup_here)
                 if destination is not None:
                     moves += (entry_id, destination)

@@ -219,9 +219,13 @@ class Handover:
             self.on_ready()
 
     def _forward_all(self) -> None:
-        """Entries that still reach a stream for another shard (a dead letter replayed under an
-        old count) are forwarded too."""
+        """What reaches a stream for another shard after its handover: an outbox entry sent
+        again after a crash to the destination it was taken out for, under an older count. Only
+        handover streams and the streams of shards that no longer exist can get such entries
+        (the fences keep every other write where the current count puts it), so the own inbox,
+        which may be long, is not scanned again."""
         assert self.view is not None
         for lease in self.leases:
             if lease.held:
-                forward(self.redis, lease.stream, self.view, regroup=False)
+                orphan = lease.stream >= self.view.count
+                forward(self.redis, lease.stream, self.view, regroup=False, inbox=orphan)

@@ -125,13 +125,21 @@ def mark_done(client: redis.Redis, stream: int, generation: int) -> None:
 
 def handed_over(client: redis.Redis, view: FleetView) -> bool:
     """Whether every stream has finished its handover for ``view`` (the barrier a moved tenant's
-    new owner waits for); records the generation as settled when so."""
+    new owner waits for): each recorded done for the generation, every outbox empty and nothing
+    left in the streams beyond the count. Records the generation as settled when so."""
     if view.settled >= view.generation:
         return True
     done: Any = client.hgetall(keys.fleet_done())
     finished = {int(k): int(v) for k, v in done.items()}
     if any(finished.get(n, 0) < view.generation for n in range(view.streams)):
         return False
+    # Nothing still on its way (an outbox entry sent again after a crash), and nothing left in
+    # the streams of shards that no longer exist.
+    if any(client.xlen(keys.outbox(n)) for n in range(view.streams)):
+        return False
+    for n in range(view.count, view.streams):
+        if client.xlen(keys.inbox(n)) or client.xlen(keys.handover(n)):
+            return False
     # Another generation meanwhile: it has its own handover, and this record is left alone.
     _swap(client, view.generation, {"settled": view.generation})
     return True

@@ -7,6 +7,7 @@ Used by the end-to-end guarantee tests (short runs) and by ``make chaos`` (long 
 from __future__ import annotations
 
 import itertools
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -17,6 +18,7 @@ import gevent
 
 from interlink.sim.driver import WhatsAppUser
 from tests.e2e.world import Tenant, World
+from tests.support.shard import ShardProcess
 
 REDELIVERY_DELAY = 0.3
 
@@ -177,3 +179,33 @@ def repeats_announced(world: World) -> int:
     return sum(
         shard.log_text().count("provider call repeated after a crash") for shard in world.shards
     )
+
+
+def add_shard(world: World, shard_id: int, count: int) -> ShardProcess:
+    """A new shard process of the world's fleet (same store, keys and simulators), not started;
+    stopped with the world and counted in its repeats."""
+    env = {
+        name: value
+        for name, value in world.shards[0].env.items()
+        if name not in ("INTERLINK_PORT", "INTERLINK_DATA_DIR", "INTERLINK_PUBLIC_URL")
+    }
+    shard = ShardProcess(
+        world.shards[0].data_dir.parent / f"shard-{shard_id}",
+        {**env, "INTERLINK_SHARD_ID": str(shard_id), "INTERLINK_SHARD_COUNT": str(count)},
+    )
+    shard.env["INTERLINK_PUBLIC_URL"] = shard.url
+    world.shards.append(shard)
+    return shard
+
+
+def restart(shard: ShardProcess, count: int | None = None, *, sig: int = signal.SIGTERM) -> None:
+    """Stop the shard (SIGTERM, or SIGKILL: a crash) and start it again, with ``count`` shards
+    in its settings when given (a rolling change of the shard count)."""
+    if shard.process is not None and shard.process.poll() is None:
+        if sig == signal.SIGKILL:
+            shard.kill()
+        else:
+            shard.stop(sig)
+    if count is not None:
+        shard.env["INTERLINK_SHARD_COUNT"] = str(count)
+    shard.start()

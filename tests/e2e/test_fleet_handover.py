@@ -17,9 +17,15 @@ import redis
 from interlink.fleet import record
 from interlink.store import keys
 from interlink.tenancy.ownership import owner
-from tests.e2e.chaos import Conversation, Load, repeats_announced, wait_until
+from tests.e2e.chaos import (
+    Conversation,
+    Load,
+    add_shard,
+    repeats_announced,
+    restart,
+    wait_until,
+)
 from tests.e2e.world import World, wait_for
-from tests.support.shard import ShardProcess
 
 RATE = 16.0  # messages per second in all, both directions
 
@@ -36,13 +42,6 @@ def tenant_ids() -> list[str]:
         if sum(len(v) for v in chosen.values()) == 4:
             return [t for v in chosen.values() for t in v]
     raise AssertionError
-
-
-def restart(shard: ShardProcess, count: int, *, sig: int = signal.SIGTERM) -> None:
-    if shard.process is not None and shard.process.poll() is None:
-        shard.stop(sig) if sig != signal.SIGKILL else shard.kill()
-    shard.env["INTERLINK_SHARD_COUNT"] = str(count)
-    shard.start()
 
 
 def fleet_count(client: redis.Redis) -> int:
@@ -73,17 +72,7 @@ def test_scaling_from_two_to_three_shards_and_back_loses_nothing_and_keeps_order
         up.remove(world.shards[1])
 
         # Shard 2 starts with 3 shards: the handover starts, shard 0 (still at 2) fences itself.
-        env = {
-            name: value
-            for name, value in world.shards[0].env.items()
-            if name not in ("INTERLINK_PORT", "INTERLINK_DATA_DIR")
-        }
-        third = ShardProcess(
-            world.shards[0].data_dir.parent / "shard-2",
-            {**env, "INTERLINK_SHARD_ID": "2", "INTERLINK_SHARD_COUNT": "3"},
-        )
-        third.env["INTERLINK_PUBLIC_URL"] = third.url
-        world.shards.append(third)  # stopped with the world, counted in the repeats
+        third = add_shard(world, 2, 3)
         third.start()
         up.append(third)
         wait_for(lambda: fleet_count(redis_client) == 3, 10, "the fleet records 3 shards")

@@ -189,6 +189,20 @@ def test_the_handover_is_finished_once_every_stream_is_done(redis_client: redis.
     assert record.join(redis_client, 2).recent == (3,)
 
 
+def test_the_handover_waits_for_entries_still_on_their_way(redis_client: redis.Redis) -> None:
+    record.join(redis_client, 3)
+    Inbox(redis_client, 3, generation=1).accept([item(f"t{n}", 0) for n in range(12)])
+    view = record.join(redis_client, 2)
+    for n in range(3):
+        record.mark_done(redis_client, n, 2)
+    assert not record.handed_over(redis_client, view)  # stream 2 (no shard 2 any more) holds some
+    forwarding.forward(redis_client, 2, view, regroup=True)
+    redis_client.xadd(keys.outbox(1), {"t": "t1", "to": "0"})  # one sent again after a crash
+    assert not record.handed_over(redis_client, view)
+    redis_client.delete(keys.outbox(1))
+    assert record.handed_over(redis_client, view)
+
+
 class Gate:
     def __init__(self, view: FleetView, shard_id: int) -> None:
         self.view = view
