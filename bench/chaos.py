@@ -130,7 +130,9 @@ def fleet_drill(world: World, store: EmbeddedValkey, rng: random.Random) -> dict
         restart(world.shards[0], 2)
         kill_some(2)
 
-    result = drill(f"fleet 2-3-2 kill -9 x{FLEET_KILLS * 4} redis x1", world, disrupt, route=route, tenants=6)
+    result = drill(
+        f"fleet 2-3-2 kill -9 x{FLEET_KILLS * 4} redis x1", world, disrupt, route=route, tenants=6
+    )
     result["kills"] = kills
     return result
 
