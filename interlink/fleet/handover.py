@@ -73,6 +73,7 @@ class Handover:
         self.ready = False
         self.leases: list[Lease] = []
         self._handed_over = False
+        self._taken: set[int] = set()  # streams leased and handed over
         self._greenlet: gevent.Greenlet | None = None
 
     # -- the reader's gate ----------------------------------------------------------------------
@@ -144,12 +145,16 @@ class Handover:
                             )
                 backoff = self.check_interval
             except StaleGeneration:
-                continue  # the next look finds the newer generation
+                pass  # the next look finds the newer generation
             except redis.RedisError as exc:
                 log.warning(
                     "fleet check failed; retrying",
                     extra={"error": type(exc).__name__, "delay": backoff},
                 )
+                backoff = min(backoff * 2, 5.0)
+            except Exception:
+                # A bug must not end the loop: the shard would never read, and nothing would say.
+                log.exception("fleet check failed")
                 backoff = min(backoff * 2, 5.0)
             gevent.sleep(backoff if self.view is None else self.check_interval)
 
@@ -190,17 +195,31 @@ class Handover:
     def _fence(self, reason: str) -> None:
         log.warning("fenced: this shard stops reading; %s", reason)
         self.fenced = True
+        # The leases stay ours while the actors finish (the drain may outlast a lease's life):
+        # the next holder must not deliver a tenant this shard is still delivering.
+        keeper = gevent.spawn(self._keep_leases)
         try:
             self.on_fenced()
         finally:
+            keeper.kill()
             self.release()
+
+    def _keep_leases(self) -> None:
+        while True:
+            gevent.sleep(self.lease_ttl / 4)
+            for lease in self.leases:
+                try:
+                    lease.refresh()
+                except redis.RedisError:
+                    pass
 
     def _hold_leases(self) -> None:
         for lease in self.leases:
             was_held = lease.held
             if lease.acquire():
-                if not was_held:
-                    self._take_over(lease)
+                if lease.stream not in self._taken:
+                    self._take_over(lease)  # again after a failure half-way
+                    self._taken.add(lease.stream)
             elif was_held:
                 self._fence(f"the lease of stream {lease.stream} was lost")
                 return
@@ -226,6 +245,6 @@ class Handover:
         which may be long, is not scanned again."""
         assert self.view is not None
         for lease in self.leases:
-            if lease.held:
+            if lease.held and lease.stream in self._taken:
                 orphan = lease.stream >= self.view.count
                 forward(self.redis, lease.stream, self.view, regroup=False, inbox=orphan)

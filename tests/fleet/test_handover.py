@@ -287,3 +287,27 @@ def test_a_shard_whose_count_the_fleet_left_fences_itself_until_the_fleet_comes_
         wait_for(lambda: events[-1] == "rejoin")
     finally:
         shard.stop()
+
+
+def test_a_fenced_shard_keeps_its_lease_while_its_actors_finish(redis_client: redis.Redis) -> None:
+    draining: list[bool] = []
+
+    def drain() -> None:  # longer than a lease lives
+        draining.append(True)
+        gevent.sleep(1.0)
+        draining.append(False)
+
+    shard = Handover(redis_client, 0, 1, on_fenced=drain, lease_ttl=0.4, check_interval=0.05)
+    shard.start()
+    try:
+        wait_for(lambda: shard.ready)
+        record.join(redis_client, 2)
+        wait_for(lambda: draining == [True])
+        for _ in range(8):
+            gevent.sleep(0.1)
+            if draining == [True]:
+                assert redis_client.exists(keys.lease(0))  # nobody else may take stream 0 yet
+        wait_for(lambda: draining == [True, False])
+        wait_for(lambda: not redis_client.exists(keys.lease(0)))
+    finally:
+        shard.stop()
