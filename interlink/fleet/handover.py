@@ -161,6 +161,8 @@ class Handover:
     def _join(self) -> None:
         view = record.join(self.redis, self.shard_count)
         self.view = view
+        # A restart after the handover finished: nothing to wait for, nothing to regroup.
+        self._handed_over = view.settled >= view.generation
         self._seen(view)
         self.leases = [
             Lease(self.redis, stream, self.shard_id, view.generation, ttl=self.lease_ttl)
