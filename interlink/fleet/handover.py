@@ -75,6 +75,7 @@ class Handover:
         self._handed_over = False
         self._taken: set[int] = set()  # streams leased and handed over
         self._greenlet: gevent.Greenlet | None = None
+        self._keeper: gevent.Greenlet | None = None  # refreshes the leases while actors drain
 
     # -- the reader's gate ----------------------------------------------------------------------
     def owns(self, tenant_id: str) -> bool:
@@ -92,13 +93,17 @@ class Handover:
         self._greenlet = gevent.spawn(self._loop)
 
     def stop(self) -> None:
-        """Stop looking after the leases (the shard stops); :meth:`release` them once the
-        reader has written its last acknowledgements."""
+        """Stop the loop (the shard stops). The leases are still refreshed while the actors
+        finish: :meth:`release` them once the reader has written its last acknowledgements."""
         if self._greenlet is not None:
             self._greenlet.kill(block=True, timeout=5)
+        self._keep_leases()
 
     def release(self) -> None:
         """Give the leases up now rather than let them lapse: the next holder starts at once."""
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None:
+            keeper.kill()
         for lease in self.leases:
             try:
                 lease.release()
@@ -198,22 +203,29 @@ class Handover:
         log.warning("fenced: this shard stops reading; %s", reason)
         self.fenced = True
         # The leases stay ours while the actors finish (the drain may outlast a lease's life):
-        # the next holder must not deliver a tenant this shard is still delivering.
-        keeper = gevent.spawn(self._keep_leases)
+        # the next holder must not deliver a tenant this shard is still delivering. Should the
+        # shard stop meanwhile, its stop releases them once done.
+        self._keep_leases()
         try:
             self.on_fenced()
-        finally:
-            keeper.kill()
-            self.release()
+        except Exception:
+            log.exception("stopping the reader failed")
+        self.release()
 
     def _keep_leases(self) -> None:
+        """Refresh the leases held, in the background, until :meth:`release`."""
+        if self._keeper is None:
+            self._keeper = gevent.spawn(self._refresh_forever)
+
+    def _refresh_forever(self) -> None:
         while True:
             gevent.sleep(self.lease_ttl / 4)
             for lease in self.leases:
-                try:
-                    lease.refresh()
-                except redis.RedisError:
-                    pass
+                if lease.held:
+                    try:
+                        lease.refresh()
+                    except redis.RedisError:
+                        pass
 
     def _hold_leases(self) -> None:
         for lease in self.leases:

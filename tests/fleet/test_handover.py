@@ -311,3 +311,14 @@ def test_a_fenced_shard_keeps_its_lease_while_its_actors_finish(redis_client: re
         wait_for(lambda: not redis_client.exists(keys.lease(0)))
     finally:
         shard.stop()
+
+
+def test_a_stopping_shard_keeps_its_lease_until_it_releases_it(redis_client: redis.Redis) -> None:
+    shard = Handover(redis_client, 0, 1, lease_ttl=0.4, check_interval=0.05)
+    shard.start()
+    wait_for(lambda: shard.ready)
+    shard.stop()  # the actors drain now, longer than a lease lives
+    gevent.sleep(0.8)
+    assert redis_client.exists(keys.lease(0))
+    shard.release()
+    assert not redis_client.exists(keys.lease(0))
