@@ -48,6 +48,7 @@ ADMIN_TOKEN_FILE = "admin-token"
 # A fenced shard whose count the fleet agrees on again stops with this code (EX_TEMPFAIL), so
 # that its supervisor (Kubernetes, systemd's Restart=on-failure) starts it afresh.
 RESTART_EXIT_CODE = 75
+READER_START_WAIT = 2.0  # seconds the start waits for the shard's stream to be handed over
 SECRET_KEY_FILE = "secret-key"
 
 
@@ -161,6 +162,10 @@ class Shard:
         )
         services.supervisor = self.supervisor
         handover.start()
+        # Usually a few milliseconds; while the stream's lease is another's (a handover), the
+        # shard serves meanwhile and its reader starts once the lease is free.
+        if not handover.wait_ready(READER_START_WAIT):
+            log.info("inbox reader waits for its stream's lease (a change of the shard count)")
         self.reload = ReloadListener(client, self._tenant_changed, self._resync)
         self.reload.start()
         # Control messages relayed by the other shards, and this shard's heartbeat.

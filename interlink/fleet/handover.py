@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 
 import gevent
+import gevent.event
 import redis
 
 from interlink.fleet import record
@@ -76,6 +77,7 @@ class Handover:
         self._taken: set[int] = set()  # streams leased and handed over
         self._greenlet: gevent.Greenlet | None = None
         self._keeper: gevent.Greenlet | None = None  # refreshes the leases while actors drain
+        self._ready = gevent.event.Event()
 
     # -- the reader's gate ----------------------------------------------------------------------
     def owns(self, tenant_id: str) -> bool:
@@ -91,6 +93,12 @@ class Handover:
     # -- running --------------------------------------------------------------------------------
     def start(self) -> None:
         self._greenlet = gevent.spawn(self._loop)
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait until the shard's own stream is leased and handed over (the reader started),
+        at most ``timeout`` seconds; the usual start takes milliseconds, a handover up to a
+        lease's life."""
+        return bool(self._ready.wait(timeout))
 
     def stop(self) -> None:
         """Stop the loop (the shard stops). The leases are still refreshed while the actors
@@ -250,6 +258,7 @@ class Handover:
         if lease.stream == self.shard_id and not self.ready:
             self.ready = True
             self.on_ready()
+            self._ready.set()
 
     def _forward_all(self) -> None:
         """What reaches a stream for another shard after its handover: an outbox entry sent
