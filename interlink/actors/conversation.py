@@ -107,7 +107,7 @@ class Conversation(Actor):
 
     def _handle(self, work: Entry, context: TenantContext) -> None:
         flow = self.flows.get(work.kind)
-        store = ConversationStore(self.spec.services.redis, context.tenant_id)
+        store = ConversationStore(self.spec.services.redis, context.tenant_id, write_behind=True)
         if flow is None:
             log.warning(
                 "unknown work kind dropped", extra={"tenant": context.tenant_id, "kind": work.kind}
@@ -142,6 +142,9 @@ class Conversation(Actor):
         for attempt in itertools.count():
             try:
                 flow(context, store, work)
+                # Its writes are stored before it is acknowledged; Redis failing here retries
+                # the flow, which skips the steps this store knows are done.
+                store.flush()
                 return None
             except (TransientError, redis.RedisError, pykka.ActorDeadError) as exc:
                 # pykka.ActorDeadError: the sender is between crash and restart.

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import redis
@@ -92,7 +92,11 @@ class Part(NamedTuple):
 
 
 class ConversationStore:
-    def __init__(self, client: redis.Redis, tenant_id: str) -> None:
+    def __init__(self, client: redis.Redis, tenant_id: str, *, write_behind: bool = False) -> None:
+        """``write_behind``: done markers, the Genesys conversation and the message map wait in
+        memory and go with this object's next step check, or with :meth:`flush`, which the
+        conversation actor calls before it acknowledges the message (a Genesys -> WhatsApp message
+        then costs one round trip less). Without it (the flows' unit tests) they go at once."""
         self.redis = client
         self.tenant_id = tenant_id
         self._advance = client.register_script(_ADVANCE)
@@ -101,6 +105,8 @@ class ConversationStore:
         self._done: dict[str, str] = {}
         self._unsaved: dict[str, str] = {}
         self._begun: set[str] = set()  # steps this object started (its own retries are no repeat)
+        self._write_behind = write_behind
+        self._queued: list[Callable[[Any], object]] = []  # writes waiting for a round trip
 
     # -- identity -------------------------------------------------------------------------------
     def known_alias(self, alias_keys: Sequence[str]) -> str | None:
@@ -224,12 +230,17 @@ class ConversationStore:
             fields["parts"] = str(parts)
         if menu:
             fields["menu"] = menu
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(key, mapping=fields)
-        pipe.expire(key, MESSAGE_TTL)
-        if not answers_menu:
-            pipe.hdel(keys.conversation(self.tenant_id, participant), MENU_FIELD)
-        pipe.execute()
+        conversation = keys.conversation(self.tenant_id, participant)
+
+        def write(pipe: Any) -> None:
+            pipe.hset(key, mapping=fields)
+            pipe.expire(key, MESSAGE_TTL)
+            if not answers_menu:
+                pipe.hdel(conversation, MENU_FIELD)
+
+        self._queued.append(write)
+        if not self._write_behind:
+            self.flush()
 
     def part(self, wamid: str) -> Part:
         """Everything the message map holds about ``wamid``, in one round trip."""
@@ -296,13 +307,17 @@ class ConversationStore:
         such duplicate can be accounted for; it is the one window the README documents.
         """
         if step in self._done:
-            self._flush()
+            self.flush()
             return False
-        # One round trip: is it done, and (marking it begun) was it begun before?
+        # One round trip: is it done, and (marking it begun) was it begun before? The writes
+        # waiting for a round trip go first in it.
         pipe = self.redis.pipeline(transaction=False)
+        self._add_waiting(pipe)
+        waiting = len(pipe)
         pipe.exists(keys.dedupe(self.tenant_id, "done", step))
         pipe.set(keys.dedupe(self.tenant_id, "begun", step), "1", ex=DONE_TTL, get=True)
-        done, previous = pipe.execute()
+        done, previous = pipe.execute()[waiting:]
+        self._written()
         if done:
             return False
         if previous is not None and step not in self._begun:
@@ -322,30 +337,44 @@ class ConversationStore:
         finds this tenant from it."""
         self._done[step] = value
         self._unsaved[step] = value
-        self._flush(genesys_conversation)
+        if genesys_conversation:
+            tenant_id = self.tenant_id
+            self._queued.append(
+                lambda pipe: pipe.set(
+                    keys.genesys_conversation(genesys_conversation), tenant_id, ex=CONVERSATION_TTL
+                )
+            )
+        if not self._write_behind:
+            self.flush()
 
-    def _flush(self, genesys_conversation: str | None = None) -> None:
-        if not self._unsaved:
+    def flush(self) -> None:
+        """Store every write still waiting (done markers, receipts sent, conversation and message
+        maps) in one round trip."""
+        if not (self._unsaved or self._acks or self._queued):
             return
         pipe = self.redis.pipeline(transaction=False)
+        self._add_waiting(pipe)
+        pipe.execute()
+        self._written()
+
+    def _add_waiting(self, pipe: Any) -> None:
         for step, value in self._unsaved.items():
             pipe.set(keys.dedupe(self.tenant_id, "done", step), value, ex=DONE_TTL)
         for genesys_id in self._acks:
             pipe.hset(keys.receipt(self.tenant_id, genesys_id), "acked", "1")
-        if genesys_conversation:
-            pipe.set(
-                keys.genesys_conversation(genesys_conversation),
-                self.tenant_id,
-                ex=CONVERSATION_TTL,
-            )
-        pipe.execute()
+        for write in self._queued:
+            write(pipe)
+
+    def _written(self) -> None:
         self._unsaved.clear()
         self._acks.clear()
+        self._queued.clear()
 
     # -- dead letters ---------------------------------------------------------------------------
     def dead_letter(
         self, kind: str, payload: Mapping[str, Any], conversation: str | None, reason: str
     ) -> None:
+        self.flush()
         DeadLetters(self.redis, self.tenant_id).add(kind, payload, conversation, reason)
 
 
