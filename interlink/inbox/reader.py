@@ -26,6 +26,7 @@ import msgpack
 import redis
 
 from interlink.inbox.entry import Entry, decode
+from interlink.inbox.pressure import HubPressure
 from interlink.store import keys
 from interlink.store.connection import FastScript
 
@@ -102,8 +103,11 @@ class InboxReader:
         self._dead_since: float | None = None
         self._rescan_soon = False
         self.healthy = False
+        # Accept before delivery: hand over only while the hub keeps up (pressure.py).
+        self.pressure = HubPressure()
 
     def start(self) -> None:
+        self.pressure.start()
         self._greenlets = [gevent.spawn(self._read_loop), gevent.spawn(self._ack_loop)]
         for greenlet in self._greenlets:
             greenlet.link(self._loop_ended)
@@ -122,6 +126,7 @@ class InboxReader:
     def stop_reading(self, timeout: float = 5.0) -> None:
         """Take no new entries; what is in flight may still be acknowledged."""
         self._stopping = True
+        self.pressure.stop()
         if self._greenlets:
             self._greenlets[0].kill(block=True, timeout=timeout)
 
@@ -227,6 +232,7 @@ class InboxReader:
                     continue
                 if not self._deliverable(entry.tenant_id):
                     continue  # forwarded to its owner, or waiting for the handover: pending
+                self.pressure.wait()
                 if self.deliver(entry):
                     self.inflight[entry_id] = time.monotonic()
                     if len(self.inflight) >= self.max_inflight:

@@ -1,0 +1,64 @@
+"""Accept before delivery: the reader's hand-over waits while the hub is queued with work."""
+
+from __future__ import annotations
+
+import time
+
+import gevent
+
+from interlink.inbox.pressure import HubPressure
+
+
+def test_an_idle_hub_hands_over_at_once() -> None:
+    pressure = HubPressure()
+    pressure.start()
+    try:
+        gevent.sleep(0.05)
+        began = time.perf_counter()
+        for _ in range(pressure.burst):
+            pressure.wait()
+        assert time.perf_counter() - began < 0.05
+        assert pressure.waited == 0.0
+    finally:
+        pressure.stop()
+
+
+def handed_in(pressure: HubPressure, seconds: float) -> int:
+    handed, until = 0, time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        pressure.wait()
+        handed += 1
+        gevent.sleep(0)  # as the reader yields between entries (a tell can switch)
+    return handed
+
+
+def test_a_queued_hub_holds_the_hand_over_back() -> None:
+    pressure = HubPressure(limit=0.002, interval=0.005)
+    pressure.start()
+    def busy(until: float) -> None:
+        # Runnable work of 10 ms a turn: the hub runs late for every other greenlet. (It
+        # yields through a timer, as delivery yields through I/O: the hub goes round its loop.)
+        while time.perf_counter() < until:
+            deadline = time.perf_counter() + 0.01
+            while time.perf_counter() < deadline:
+                pass
+            gevent.sleep(0.001)
+
+    try:
+        gevent.sleep(0.05)
+        idle = handed_in(pressure, 0.2)
+        until = time.perf_counter() + 0.4
+        workers = [gevent.spawn(busy, until) for _ in range(4)]
+        gevent.sleep(0.05)
+        queued = handed_in(pressure, 0.2)  # held back until the work is done
+        gevent.joinall(workers)
+        assert queued * 10 < idle, (queued, idle)
+        assert pressure.waited > 0.1
+    finally:
+        pressure.stop()
+
+
+def test_a_stopped_pressure_never_blocks() -> None:
+    pressure = HubPressure()
+    for _ in range(1000):
+        pressure.wait()
