@@ -65,7 +65,12 @@ def kill_supervisor(shard: Shard) -> None:
 
 def kill_inbox_reader(shard: Shard) -> None:
     assert shard.services is not None and shard.services.reader is not None
-    read_loop = shard.services.reader._greenlets[0]
+    reader = shard.services.reader
+    # The reader starts once the shard's stream is leased, which may come just after /healthz.
+    deadline = time.monotonic() + 5
+    while not reader._greenlets and time.monotonic() < deadline:
+        time.sleep(0.01)
+    read_loop = reader._greenlets[0]
     read_loop.kill(Bug("read loop"))
     assert read_loop.dead
 
