@@ -1,8 +1,9 @@
 """Prove the lower bounds in setup.cfg: every runtime dependency at exactly its declared lower
 bound (``name>=X`` installed as ``name==X``) in a venv of its own, interlink on top with
 ``--no-deps``, then the end-to-end round trip (``interlink demo`` and
-``tests/e2e/test_round_trip.py``, and ``tests/e2e/test_cluster.py`` on a Redis Cluster). Exit 0
-only if both pass with a clean stderr.
+``tests/e2e/test_round_trip.py``, ``tests/e2e/test_cluster.py`` on a Redis Cluster, and
+``tests/docs/test_security_acl.py``: the documented ACL with the oldest client). Exit 0 only if
+both pass with a clean stderr.
 
     python3.11 deploy/ci/lower_bounds.py [--dir build/lower-bounds]
 
@@ -26,8 +27,13 @@ ROOT = Path(__file__).resolve().parents[2]
 # Not runtime dependencies, so their versions are free: the e2e test's runner, and the build
 # backend that pyproject.toml names (installed once, so that each run builds without isolation).
 TOOLS = ("pytest>=8", "setuptools>=68", "wheel")
-# The round trip, and the same on a Redis Cluster (redis-py's cluster client at its lowest bound).
-E2E_TESTS = ("tests/e2e/test_round_trip.py", "tests/e2e/test_cluster.py")
+# The round trip, and the same on a Redis Cluster (redis-py's cluster client at its lowest bound);
+# the documented ACL, whose cluster additions older clients need more of.
+E2E_TESTS = (
+    "tests/e2e/test_round_trip.py",
+    "tests/e2e/test_cluster.py",
+    "tests/docs/test_security_acl.py",
+)
 # Lines a clean run never prints (an exception swallowed at exit is still a failure).
 BAD_OUTPUT = ("Traceback (most recent call last)", "Exception ignored")
 _REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*>=\s*([0-9][0-9A-Za-z.]*)\s*(?:,.*)?$")
