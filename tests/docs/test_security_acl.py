@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import gevent
 import pytest
 import redis
 
@@ -228,6 +229,8 @@ def fleet_work(world: World, store: redis.Redis, *, cluster: bool = False) -> No
     # A hold: stopped through the relay, a webhook waits, start delivers it.
     assert control(world, 0, b.tenant_id, type="stop")["state"] == "stopped"
     world.state.user.say(b.phone_number_id, bob, "text", body="held")
+    gevent.sleep(0.5)
+    assert "held" not in texts(world, b)
     assert control(world, 0, b.tenant_id, type="start")["state"] == "active"
     wait_for(lambda: texts(world, b)[-1:] == ["held"], message="held message")
 
