@@ -223,12 +223,18 @@ class Shard:
         inbox = self.services.inbox
         inbox.shard_count, inbox.generation = view.count, view.generation
 
-    def _fenced(self) -> None:
+    def _fenced(self) -> bool:
         """The fleet moved to another count: stop delivering, let the actors finish what they
         hold (what they do not finish stays pending for the stream's next holder), write the
-        last acknowledgements. The shard goes on accepting webhooks."""
+        last acknowledgements. The shard goes on accepting webhooks.
+
+        False when some tenants did not stop in time: they may still deliver (a conversation
+        retries for minutes), so the next holder must not start while they run. The process
+        ends then (exit 75, restarted afresh), keeping its leases until it is gone: the crash
+        window, where what was in flight is delivered again and announced as a repeat."""
         assert self.services is not None
         reader = self.services.reader
+        stopped = True
         if reader is not None:
             reader.stop_reading()
         if self.supervisor is not None and self.supervisor.is_alive():
@@ -237,14 +243,20 @@ class Shard:
                     Control("drain"), timeout=self.settings.shutdown_timeout + 1
                 )
                 if drained.get("late"):
+                    stopped = False
                     log.error(
-                        "tenants did not drain before the handover",
+                        "tenants did not drain before the handover; the shard restarts",
                         extra={"late": len(drained["late"])},
                     )
             except pykka.Timeout:
-                log.error("tenants did not drain before the handover")
+                stopped = False
+                log.error("tenants did not drain before the handover; the shard restarts")
         if reader is not None:
             reader.stop(timeout=self.settings.shutdown_timeout)
+        if not stopped:
+            self.exit_code = RESTART_EXIT_CODE
+            self.request_stop()
+        return stopped
 
     def _rejoin(self) -> None:
         """Fenced, and the fleet is back at this shard's count: start afresh (a fenced shard
@@ -342,7 +354,12 @@ class Shard:
                 self.supervisor.stop(timeout=max(0.1, deadline - time.monotonic()))
             except pykka.Timeout:
                 # What did not finish stays unacknowledged in the inbox: the next start takes it.
+                # The leases are not given up while those actors may still deliver: they lapse
+                # a lease's life after the process ends (the same shard restarted takes them
+                # back at once).
                 log.warning("actors did not drain before the deadline")
+                if self.handover is not None:
+                    self.handover.keep_until_exit()
         if reader is not None:
             reader.stop(timeout=max(0.1, deadline - time.monotonic()))
         if self.handover is not None:

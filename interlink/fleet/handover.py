@@ -14,7 +14,14 @@ The rule, in short (docs: ``deploy/README.md``, "Changing the shard count"):
   its forwarded entries first, in the order they were accepted.
 - A shard whose count differs from a newer recorded one stops reading: it drains its actors,
   releases its leases, and goes on accepting webhooks under the recorded count (a front end only)
-  until it is restarted with the new count.
+  until it is restarted with the new count. Actors that do not stop in time keep the leases
+  refreshed until the process ends (it exits with 75): a lease is released only once nothing of
+  this shard delivers any more.
+- A lease lost in the same generation (the store went back) is taken back; one another shard
+  holds ends the process (exit 75, a fresh join). A record older than the newest this shard saw
+  (the store lost its last writes, not the fences) is written back, not obeyed; a join left
+  pending (its shard died between its steps) is finished by the first writer it refuses, or by
+  any shard after a lease's life.
 """
 
 from __future__ import annotations
@@ -41,8 +48,11 @@ DEFAULT_PASS_INTERVAL = 5.0  # seconds between forwarding passes over the stream
 class Handover:
     """``on_view(view)``: the accepting side follows the recorded count and generation;
     ``on_ready()``: the shard's own stream is leased and handed over, its reader may start;
-    ``on_fenced()``: stop reading and drain the actors (leases are released after it returns);
-    ``on_rejoin()``: fenced, the fleet has come back to this shard's count: restart the process."""
+    ``on_fenced()``: stop reading and drain the actors; the leases are released after it returns
+    unless it returns False (some actors still run: the process is ending, and the leases stay
+    refreshed until then and lapse after it);
+    ``on_rejoin()``: fenced, the fleet has come back to this shard's count (or a lease was lost
+    to another shard): restart the process."""
 
     def __init__(
         self,
@@ -52,7 +62,7 @@ class Handover:
         *,
         on_view: Callable[[FleetView], None] = lambda view: None,
         on_ready: Callable[[], None] = lambda: None,
-        on_fenced: Callable[[], None] = lambda: None,
+        on_fenced: Callable[[], bool | None] = lambda: None,
         on_rejoin: Callable[[], None] = lambda: None,
         lease_ttl: float = DEFAULT_TTL,
         check_interval: float = DEFAULT_CHECK_INTERVAL,
@@ -78,6 +88,8 @@ class Handover:
         self._greenlet: gevent.Greenlet | None = None
         self._keeper: gevent.Greenlet | None = None  # refreshes the leases while actors drain
         self._ready = gevent.event.Event()
+        self._keep_until_exit = False  # fenced with actors still running: never release
+        self._pending_since: float | None = None  # when a pending join was first seen
 
     # -- the reader's gate ----------------------------------------------------------------------
     def owns(self, tenant_id: str) -> bool:
@@ -109,6 +121,8 @@ class Handover:
 
     def release(self) -> None:
         """Give the leases up now rather than let them lapse: the next holder starts at once."""
+        if self._keep_until_exit:
+            return  # refreshed until the process ends; they lapse one lease's life after it
         keeper, self._keeper = self._keeper, None
         if keeper is not None:
             keeper.kill()
@@ -118,10 +132,17 @@ class Handover:
             except redis.RedisError:
                 pass  # it lapses by itself
 
+    def keep_until_exit(self) -> None:
+        """Actors of this shard may still deliver: never release the leases, refresh them until
+        the process ends (the next holder starts a lease's life after that)."""
+        self._keep_until_exit = True
+        self._keep_leases()
+
     def refresh_view(self) -> None:
-        """Read the recorded generation now (a write was refused by a newer fence)."""
+        """Read the recorded generation now (a write was refused by a newer fence); a join left
+        pending behind that fence is finished first."""
         try:
-            latest = record.read(self.redis)
+            latest = record.finish(self.redis)
         except redis.RedisError:
             return
         if latest is not None:
@@ -189,12 +210,31 @@ class Handover:
         )
 
     def _check(self) -> None:
-        latest = record.read(self.redis)
+        latest, joining = record.read_pending(self.redis)
         assert self.view is not None
+        newest = self.latest or self.view
         if latest is None:
             # The store lost the record (restarted without its data): put ours back.
-            record.restore(self.redis, self.latest or self.view)
+            record.restore(self.redis, newest)
             return
+        if latest.generation < newest.generation:
+            # The store lost the last writes but not every fence (an AOF's last second, a
+            # failover): the generation this shard saw is the fleet's; obeying the older one
+            # would fence the newest shard and leave writers refused.
+            log.warning(
+                "the fleet record went back to generation %s; writing %s again",
+                latest.generation,
+                newest.generation,
+            )
+            record.put_back(self.redis, latest, newest)
+            return
+        if joining is None:
+            self._pending_since = None
+        elif self._pending_since is None:
+            self._pending_since = time.monotonic()
+        elif time.monotonic() - self._pending_since > self.lease_ttl:
+            log.warning("finishing a join of %s shards left pending", joining)
+            latest = record.finish(self.redis) or latest
         self._seen(latest)
         if latest.generation == self.view.generation:
             return
@@ -215,9 +255,15 @@ class Handover:
         # shard stop meanwhile, its stop releases them once done.
         self._keep_leases()
         try:
-            self.on_fenced()
+            stopped = self.on_fenced()
         except Exception:
             log.exception("stopping the reader failed")
+            stopped = None
+        if stopped is False:
+            # Actors still deliver (a conversation may retry for minutes): the next holder must
+            # not start meanwhile. The process ends; the leases lapse after it.
+            self.keep_until_exit()
+            return
         self.release()
 
     def _keep_leases(self) -> None:
@@ -243,7 +289,15 @@ class Handover:
                     self._take_over(lease)  # again after a failure half-way
                     self._taken.add(lease.stream)
             elif was_held:
-                self._fence(f"the lease of stream {lease.stream} was lost")
+                # Lost without a change of generation (the store went back to a value of this
+                # shard's earlier run, or a refresh came after the lease lapsed): nobody else
+                # reads this stream in this generation, so it is ours to take back.
+                lease.held = False
+                if lease.acquire():
+                    log.warning("the lease of stream %s was lost and taken back", lease.stream)
+                    continue
+                self._fence(f"the lease of stream {lease.stream} was taken by another")
+                self.on_rejoin()
                 return
 
     def _take_over(self, lease: Lease) -> None:
@@ -271,3 +325,7 @@ class Handover:
             if lease.held and lease.stream in self._taken:
                 orphan = lease.stream >= self.view.count
                 forward(self.redis, lease.stream, self.view, regroup=False, inbox=orphan)
+                if not self._handed_over:
+                    # Again at each pass (idempotent): a done mark the store lost would
+                    # otherwise keep the generation from ever settling.
+                    record.mark_done(self.redis, lease.stream, self.view.generation)

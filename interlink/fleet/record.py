@@ -1,10 +1,14 @@
 """The shard count the fleet agrees on, recorded in Redis with a generation.
 
-A shard that starts with another count than the recorded one starts a handover: it raises the
-fence of every stream to the next generation (from then on a writer of the old generation is
-refused, so nothing more lands where the old count put it), then records its count under that
-generation (compare-and-set). The last shard started decides; a shard that finds a newer
-generation with another count than its own stops reading (``interlink.fleet.handover``).
+A shard that starts with another count than the recorded one starts a handover in three steps:
+it records a *pending join* (the next generation and its count) next to the current record, raises
+the fence of every stream to that generation (from then on a writer of the old generation is
+refused, so nothing more lands where the old count put it), then commits its count under that
+generation (compare-and-set). A writer refused by a fence ahead of the record finds the pending
+join and finishes it (:func:`finish`: the same fences, the same commit), so a joiner killed
+between its steps, or a store that lost the commit, does not leave the fleet refusing every
+write. The last shard started decides; a shard that finds a newer generation with another count
+than its own stops reading (``interlink.fleet.handover``).
 
 A generation is *settled* once every stream has handed over what it held for others. Until then
 a tenant's entries may still lie where an earlier count put them, so ``recent`` keeps the counts
@@ -47,6 +51,7 @@ end
 for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 1
 """
+_SCAN_BATCH = 512
 _STREAM = re.compile(r"\{(\d+)\}$")
 
 
@@ -84,6 +89,21 @@ def read(client: redis.Redis) -> FleetView | None:
     return _parse(client.hgetall(keys.fleet()))
 
 
+def read_pending(client: redis.Redis) -> tuple[FleetView | None, int | None]:
+    """The recorded generation and the count of a join pending on it (None: none pending)."""
+    raw: Any = client.hgetall(keys.fleet())
+    view = _parse(raw)
+    if view is None:
+        return None, None
+    fields = _texts(raw)
+    try:
+        joining = int(fields.get("joining", "0"))
+        joining_count = int(fields.get("joining_count", "0"))
+    except ValueError:
+        return view, None
+    return view, (joining_count if joining > view.generation and joining_count > 0 else None)
+
+
 def join(client: redis.Redis, count: int) -> FleetView:
     """The generation this shard, started with ``count`` shards, takes part in: the recorded one
     when it has the same count, else a new one with ``count`` (the handover starts)."""
@@ -95,21 +115,69 @@ def join(client: redis.Redis, count: int) -> FleetView:
             # The first start (or a store that lost the record): streams left by an earlier
             # run, whatever its count, are still found and handed over.
             view = FleetView(1, count, max(count, _streams_found(client)), 1)
-        else:
-            view = FleetView(
-                current.generation + 1,
-                count,
-                max(current.streams, count),
-                current.settled,
-                (current.recent if current.settled < current.generation else ()) + (current.count,),
-            )
-            # Fences first: once the new generation is visible, no writer of the old one may
-            # append anywhere any more.
-            for stream in range(view.streams):
-                client.eval(_RAISE, 1, keys.fence(stream), view.generation)
-        expected = current.generation if current is not None else 0
-        if _swap(client, expected, _fields(view)):
+            if _swap(client, 0, _fields(view)):
+                return view
+            continue
+        # The join is recorded before any fence is raised: whoever a raised fence refuses
+        # finds it, and can finish it should this shard die before it commits.
+        if not begin(client, current, count):
+            continue
+        view = following(current, count)
+        raise_fences(client, view)
+        if commit(client, current.generation, view):
             return view
+
+
+def following(current: FleetView, count: int) -> FleetView:
+    """The generation after ``current`` with ``count`` shards."""
+    return FleetView(
+        current.generation + 1,
+        count,
+        max(current.streams, count),
+        current.settled,
+        (current.recent if current.settled < current.generation else ()) + (current.count,),
+    )
+
+
+def begin(client: redis.Redis, current: FleetView, count: int) -> bool:
+    """Record a join of ``count`` shards pending on ``current`` (step 1 of 3)."""
+    return _swap(
+        client,
+        current.generation,
+        {"joining": current.generation + 1, "joining_count": count},
+    )
+
+
+def raise_fences(client: redis.Redis, view: FleetView) -> None:
+    """Every stream refuses writers older than ``view`` (step 2 of 3; never lowers a fence)."""
+    for stream in range(view.streams):
+        client.eval(_RAISE, 1, keys.fence(stream), view.generation)
+
+
+def commit(client: redis.Redis, expected: int, view: FleetView) -> bool:
+    """Record ``view`` if the recorded generation is still ``expected`` (step 3 of 3); clears a
+    pending join."""
+    return _swap(client, expected, {**_fields(view), "joining": 0, "joining_count": 0})
+
+
+def finish(client: redis.Redis) -> FleetView | None:
+    """Finish a join another shard left pending (killed between its steps, or its commit lost
+    by the store): raise the fences again and commit it. Returns the recorded generation."""
+    current, joining = read_pending(client)
+    if current is None or joining is None:
+        return current
+    view = following(current, joining)
+    raise_fences(client, view)
+    if commit(client, current.generation, view):
+        return view
+    return read(client)
+
+
+def put_back(client: redis.Redis, recorded: FleetView, view: FleetView) -> bool:
+    """The store went back to ``recorded`` (it lost the last writes, not the fences): record
+    ``view``, newer, again and raise its fences (they may be lost as well)."""
+    raise_fences(client, view)
+    return commit(client, recorded.generation, view)
 
 
 def restore(client: redis.Redis, view: FleetView) -> None:
@@ -126,7 +194,9 @@ def mark_done(client: redis.Redis, stream: int, generation: int) -> None:
 def handed_over(client: redis.Redis, view: FleetView) -> bool:
     """Whether every stream has finished its handover for ``view`` (the barrier a moved tenant's
     new owner waits for): each recorded done for the generation, every outbox empty and nothing
-    left in the streams beyond the count. Records the generation as settled when so."""
+    left in the streams beyond the count, and no handover stream holding an entry for another
+    shard (one sent late to the destination an earlier count gave it: its stream's holder sends it
+    on at its next pass). Records the generation as settled when so."""
     if view.settled >= view.generation:
         return True
     done: Any = client.hgetall(keys.fleet_done())
@@ -140,9 +210,27 @@ def handed_over(client: redis.Redis, view: FleetView) -> bool:
     for n in range(view.count, view.streams):
         if client.xlen(keys.inbox(n)) or client.xlen(keys.handover(n)):
             return False
+    for n in range(view.count):
+        if _holds_for_others(client, n, view):
+            return False
     # Another generation meanwhile: it has its own handover, and this record is left alone.
     _swap(client, view.generation, {"settled": view.generation})
     return True
+
+
+def _holds_for_others(client: redis.Redis, stream: int, view: FleetView) -> bool:
+    """Whether stream ``stream``'s handover stream holds an entry another shard owns."""
+    last = "-"
+    while True:
+        entries: Any = client.xrange(keys.handover(stream), min=last, max="+", count=_SCAN_BATCH)
+        for _, fields in entries:
+            tenant = fields.get(b"t")
+            if tenant is not None and view.owner(tenant.decode()) != stream:
+                return True
+        if len(entries) < _SCAN_BATCH:
+            return False
+        raw = entries[-1][0]
+        last = "(" + (raw.decode() if isinstance(raw, bytes) else str(raw))
 
 
 def _swap(client: redis.Redis, expected: int, fields: Mapping[str, Any]) -> bool:
@@ -175,10 +263,7 @@ def _fields(view: FleetView) -> dict[str, Any]:
 def _parse(raw: Any) -> FleetView | None:
     if not raw:
         return None
-    fields = {
-        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-        for k, v in raw.items()
-    }
+    fields = _texts(raw)
     try:
         return FleetView(
             int(fields["generation"]),
@@ -189,3 +274,10 @@ def _parse(raw: Any) -> FleetView | None:
         )
     except (KeyError, ValueError):
         return None
+
+
+def _texts(raw: Any) -> dict[str, str]:
+    return {
+        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+        for k, v in raw.items()
+    }
