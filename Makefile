@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # The oldest Python setup.cfg admits, for proving the lower bounds (the newest one otherwise).
 LOWER_PYTHON ?= $(shell command -v python3.11 2>/dev/null || echo $(PYTHON))
 
-.PHONY: run test lint typecheck unit lower-bounds image-check bench bench-delivery profile demo simulate chaos clean
+.PHONY: run test lint typecheck unit lower-bounds image-check bench bench-delivery bench-tenants profile demo simulate chaos clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -n "$(PYTHON)" || { echo "interlink needs Python 3.11 or newer on PATH" >&2; exit 1; }
@@ -45,6 +45,9 @@ bench: $(STAMP)
 
 bench-delivery: $(STAMP)
 	$(BIN)/python -m bench.delivery
+
+bench-tenants: $(STAMP)
+	$(BIN)/python -m bench.active_tenants
 
 # A flame graph of the shard under the delivery load: bench/profile/shard.svg (stdlib sampler).
 profile: $(STAMP)

@@ -222,6 +222,10 @@ def main() -> None:
 
     results["delivery"] = delivered = delivery.measure()
     rows += delivery.table(delivered)
+    from bench import active_tenants
+
+    results["active_tenants"] = active = active_tenants.measure()
+    rows += active_tenants.table(active)
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'result':>14}  {'target':>10}  ok")
     for name, value, target, ok in rows:

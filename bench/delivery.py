@@ -111,13 +111,14 @@ def world(
         procs.append(shard)
         _wait(shard_url + "/readyz")
         session = requests.Session()
-        with ThreadPoolExecutor(4) as pool:
+        with ThreadPoolExecutor(8) as pool:
             made = list(pool.map(lambda n: _tenant(session, shard_url, admin, n), range(tenants)))
         yield {
             "fake": fake,
             "shard": shard_url,
             "port": shard_port,
             "pid": shard.pid,
+            "shard_proc": shard,
             "hello_port": hello_port,
             "hello_pid": procs[1].pid,
             "tenants": made,
