@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import http.cookiejar
 import json as jsonlib
+import logging
 import os
 from typing import Any, cast
 
@@ -37,9 +38,20 @@ from urllib3.exceptions import SSLError as Urllib3SSLError
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 POOL_HOSTS = 32
 """Provider hosts kept pooled per process (Graph, Genesys login and API per region)."""
-POOL_CONNECTIONS = 64
+POOL_CONNECTIONS = 128
 """Kept-alive connections per host. More may be open at once under a burst; the surplus is
 closed after use instead of kept, so idle sockets stay bounded whatever the tenant count."""
+
+
+class _QuietPoolFull(logging.Filter):
+    """urllib3 warns each time a burst's surplus connection is closed instead of kept ("pool is
+    full, discarding connection"): by design here, so not worth a warning per request."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Connection pool is full")
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_QuietPoolFull())
 
 
 def new_session() -> requests.Session:
