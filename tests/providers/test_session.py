@@ -94,6 +94,25 @@ def test_the_fast_post_sends_what_requests_sends(server: Server) -> None:
     }
 
 
+def test_the_fast_form_post_sends_what_requests_sends(server: Server) -> None:
+    """The OAuth token request: Basic auth and a form body, as requests builds them."""
+    kwargs: dict[str, Any] = {
+        "auth": ("client-é1", "s3cret:with colon"),
+        "data": {"grant_type": "client_credentials", "scope": "a b&c"},
+        "headers": {"Accept": "application/json"},
+        "timeout": 5,
+    }
+    fast = PooledSession().post(server.url + "/oauth/token", **kwargs)
+    plain = new_session().post(server.url + "/oauth/token", **kwargs)
+    assert fast.status_code == plain.status_code == 200
+    ours, theirs = server.requests
+    assert ours["line"] == theirs["line"] == "POST /oauth/token HTTP/1.1"
+    assert ours["body"] == theirs["body"] == b"grant_type=client_credentials&scope=a+b%26c"
+    assert {k.lower(): v for k, v in ours["headers"].items()} == {
+        k.lower(): v for k, v in theirs["headers"].items()
+    }
+
+
 def test_connections_are_reused_and_survive_keep_alive_closes() -> None:
     server = Server(close_every=3)
     server.server.start()
