@@ -52,7 +52,7 @@ HOLDS_RETRY = 1.0  # seconds between attempts to read the holds while the store 
 
 
 # An inbox entry's place in the order the reader offers them (see _place).
-Place = tuple[int, int, int]
+Place = tuple[int, int, int, int]
 
 
 @dataclass
@@ -415,11 +415,14 @@ class Supervisor(Actor):
 
 def _place(work: Entry) -> Place:
     """Where an inbox entry stands in the order the reader offers them: entries forwarded to
-    this shard during a change of the shard count (another stream) before its own stream's, each
-    stream in entry id (``ms-seq``) order."""
+    this shard during a change of the shard count (another stream) before its own stream's, in
+    the order they were accepted (accept generation, original id: not their handover stream's
+    ids, which say when they were forwarded); the shard's own in entry id (``ms-seq``) order."""
     assert work.entry_id is not None
+    if work.stream is not None and work.order is not None:
+        return (0, *work.order)
     ms, _, seq = work.entry_id.partition("-")
-    return (0 if work.stream is not None else 1, int(ms), int(seq or 0))
+    return (0 if work.stream is not None else 1, 0, int(ms), int(seq or 0))
 
 
 def _tell(ref: pykka.ActorRef[Any], message: Any) -> bool:

@@ -26,7 +26,10 @@ class Entry(NamedTuple):
     ``"message:<wamid>"``; None: never deduplicated) and ``packed`` the payload in msgpack when the
     caller has it already. On the owner side ``entry_id`` is the stream entry to acknowledge once
         the effect is done (None: nothing to acknowledge), and ``stream`` the stream that holds it
-    when that is not the owner's inbox (entries forwarded during a change of the shard count).
+    when that is not the owner's inbox (entries forwarded during a change of the shard count);
+    such an entry's ``order`` is its accept generation and original entry id (ms, seq), the order
+    its tenant's entries were accepted in (its id in the handover stream only says when it was
+    forwarded).
 
     A named tuple rather than a frozen dataclass: as immutable (pykka does not copy messages
     between actors), and made in a fifth of the time on the accept path.
@@ -40,6 +43,7 @@ class Entry(NamedTuple):
     packed: bytes | None = None
     entry_id: str | None = None
     stream: str | None = None
+    order: tuple[int, int, int] | None = None
 
     def payload_bytes(self) -> bytes:
         """The payload in msgpack, packed now unless the caller packed it already."""
@@ -54,6 +58,10 @@ def decode(entry_id: str, fields: dict[bytes, bytes], stream: str | None = None)
     """The entry stored as ``fields`` under ``entry_id``. Raises KeyError, ValueError or
     ``msgpack.ExtraData`` when the fields are not an entry's."""
     conversation = fields.get(b"c", b"").decode()
+    order = None
+    if stream is not None and b"o" in fields:
+        ms, _, seq = fields[b"o"].decode().partition("-")
+        order = (int(fields.get(b"g", b"0")), int(ms), int(seq or 0))
     return Entry(
         tenant_id=fields[b"t"].decode(),
         kind=cast(Kind, fields[b"k"].decode()),
@@ -61,4 +69,5 @@ def decode(entry_id: str, fields: dict[bytes, bytes], stream: str | None = None)
         conversation=conversation or None,
         entry_id=entry_id,
         stream=stream,
+        order=order,
     )

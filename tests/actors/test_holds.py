@@ -221,3 +221,40 @@ def test_entries_forwarded_by_a_handover_go_before_the_shards_own() -> None:
         wait_for(lambda: handled("acme") == [0, 1])
     finally:
         supervisor.stop(timeout=10)
+
+
+def test_forwarded_entries_keep_the_order_they_were_accepted_in_after_a_hold() -> None:
+    """Their handover stream's ids say when they were forwarded, not when they were accepted: a
+    held tenant's forwarded entries resume in accept order (generation, original id)."""
+    HANDLED.clear()
+    spec = TreeSpec(
+        load_config=lambda t: TenantConfig(tenant_id=t, version=1),
+        conversation=Recording,
+        policy=FAST,
+    )
+    supervisor: pykka.ActorRef[Supervisor] = Supervisor.start(spec)
+
+    def forwarded(n: int, entry_id: str, order: tuple[int, int, int]) -> Entry:
+        return Entry(
+            "acme",
+            "wa.message",
+            {"n": n},
+            conversation="u1",
+            entry_id=entry_id,
+            stream=keys.handover(0),
+            order=order,
+        )
+
+    # Accepted first (generation 1), forwarded last (a later pass, a higher id).
+    older = forwarded(0, "1700000009000-0", (1, 1700000001000, 0))
+    newer = forwarded(1, "1700000005000-0", (2, 1700000000500, 0))
+    try:
+        supervisor.ask(TenantControl("acme", Control("stop")), timeout=5)
+        assert supervisor.ask(newer, timeout=5) is False
+        assert supervisor.ask(older, timeout=5) is False
+        supervisor.ask(TenantControl("acme", Control("start")), timeout=5)
+        assert supervisor.ask(older, timeout=5) is True  # the reader's order
+        assert supervisor.ask(newer, timeout=5) is True
+        wait_for(lambda: handled("acme") == [0, 1])
+    finally:
+        supervisor.stop(timeout=10)
