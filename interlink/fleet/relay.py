@@ -56,6 +56,15 @@ class RelayTimeout(Exception):
         self.timeout = timeout
 
 
+class OwnerDown(RelayTimeout):
+    """The shard asked has no live heartbeat: nobody would read the request."""
+
+    def __init__(self, shard_id: int) -> None:
+        Exception.__init__(self, f"shard {shard_id} is down (no heartbeat)")
+        self.shard_id = shard_id
+        self.timeout = 0.0
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -89,6 +98,10 @@ class ControlRelay:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
+        try:
+            self.beat()  # at once: the other shards ask only a shard that beats
+        except redis.RedisError:
+            pass  # the loop beats again
         self._greenlets = [gevent.spawn(self._beat_loop), gevent.spawn(self._listen_loop)]
 
     def stop(self, timeout: float = 2.0) -> None:
@@ -187,7 +200,10 @@ class ControlRelay:
         self, shard_id: int, request: dict[str, Any], timeout: float | None = None
     ) -> dict[str, Any]:
         """``shard_id``'s reply to ``request``; :class:`RelayTimeout` past ``timeout`` (default:
-        the relay's), ``redis.RedisError`` when the store does not answer."""
+        the relay's), :class:`OwnerDown` at once when ``shard_id`` has no heartbeat (requests to
+        a shard that is down would only pile up), ``redis.RedisError`` when the store does not
+        answer. A request not answered in time is taken back from the owner's list: unless the
+        owner started it already, it never runs."""
         timeout = self.timeout if timeout is None else timeout
         request_id = secrets.token_hex(16)
         started = time.monotonic()
@@ -202,6 +218,8 @@ class ControlRelay:
         )
         target = keys.control_requests(shard_id)
         reply_key = keys.control_reply(shard_id, request_id)
+        if shard_id != self.shard_id and not self.redis.exists(keys.shard_alive(shard_id)):
+            raise OwnerDown(shard_id)
         pipe = self.redis.pipeline(transaction=False)
         pipe.rpush(target, payload)
         pipe.pexpire(target, int(REQUEST_TTL * 1000))
@@ -209,7 +227,10 @@ class ControlRelay:
         while True:
             left = timeout - (time.monotonic() - started)
             if left <= 0:
-                self.redis.delete(reply_key)  # a late reply would only wait to expire
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.lrem(target, 1, payload)  # not started later, after the asker gave up
+                pipe.delete(reply_key)  # a late reply would only wait to expire
+                pipe.execute()
                 raise RelayTimeout(shard_id, timeout)
             popped = self.redis.blpop([reply_key], timeout=max(0.01, min(left, POLL)))
             if popped:
