@@ -301,7 +301,8 @@ class TenantActor(Actor):
         services = self.spec.services
         if services is None:
             return {"deadLetters": 0}
-        letters = DeadLetters(services.redis, self.tenant_id, services.settings.shard_count)
+        inbox = services.inbox
+        letters = DeadLetters(services.redis, self.tenant_id, inbox.shard_count, inbox.generation)
         limit = message.args.get("limit", 100)
         ids = message.args.get("ids")
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 10_000:

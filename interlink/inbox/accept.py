@@ -211,15 +211,22 @@ class Inbox:
         """One script call for the whole group: one round trip, one command to encode. On Redis
         Cluster one call per owner shard instead (each shard's keys share its slot), made
         concurrently."""
-        owners = [ownership.owner(entry.tenant_id, self.shard_count) for entry in entries]
+        # The count and the generation together: the fleet may move on (``refresh``) while the
+        # calls of a Redis Cluster are under way, and an owner of one count must not be written
+        # under the generation of another.
+        count, generation = self.shard_count, self.generation
+        owners = [ownership.owner(entry.tenant_id, count) for entry in entries]
         if not self.cluster or len(set(owners)) == 1:
-            return self._commit_shard(entries, owners)
+            return self._commit_shard(entries, owners, generation)
         by_shard: dict[int, list[int]] = {}
         for index, owner in enumerate(owners):
             by_shard.setdefault(owner, []).append(index)
         calls = {
             shard: gevent.spawn(
-                self._commit_shard, [entries[i] for i in indexes], [shard] * len(indexes)
+                self._commit_shard,
+                [entries[i] for i in indexes],
+                [shard] * len(indexes),
+                generation,
             )
             for shard, indexes in by_shard.items()
         }
@@ -230,10 +237,10 @@ class Inbox:
                 results[index] = result
         return results
 
-    def _commit_shard(self, entries: list[Entry], owners: list[int]) -> list[int]:
+    def _commit_shard(self, entries: list[Entry], owners: list[int], generation: int) -> list[int]:
         script_keys: list[str] = []
         args: list[Any] = [self.dedupe_ttl, self.max_backlog, int(time.time() * 1000)]
-        args.append(self.generation)
+        args.append(generation)
         for entry, owner in zip(entries, owners, strict=True):
             tenant_id = entry.tenant_id
             script_keys += (

@@ -282,22 +282,23 @@ class InboxReader:
                     "undecodable handover entry dropped",
                     extra={"entry": entry_id, "error": type(exc).__name__},
                 )
-                self.redis.xack(stream, GROUP, entry_id)
-                self.redis.xdel(stream, entry_id)
+                self._drop(entry_id, fields, stream)
                 continue
             if self.deliver(entry):
                 self.inflight[key] = time.monotonic()
 
-    def _drop(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
-        """Forget an entry that cannot be decoded. With its tenant readable it goes through the
-        acknowledgement (deleted, the tenant's backlog released); else it is deleted alone."""
+    def _drop(self, entry_id: str, fields: dict[bytes, bytes], stream: str | None = None) -> None:
+        """Forget an entry (of ``stream``, the inbox by default) that cannot be decoded. With its
+        tenant readable it goes through the acknowledgement (deleted, the tenant's backlog
+        released); else it is deleted alone."""
+        stream = stream or self.stream
         try:
             tenant = fields[b"t"].decode()
         except (KeyError, ValueError, AttributeError):
-            self.redis.xack(self.stream, GROUP, entry_id)
-            self.redis.xdel(self.stream, entry_id)
+            self.redis.xack(stream, GROUP, entry_id)
+            self.redis.xdel(stream, entry_id)
             return
-        self._acks.put((entry_id, tenant, self.stream))
+        self._acks.put((entry_id, tenant, stream))
 
     def _ack_loop(self) -> None:
         while True:

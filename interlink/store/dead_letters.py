@@ -28,8 +28,8 @@ _REPLAY = """
 local appended = 0
 for i = 0, #KEYS / 3 - 1 do
   if redis.call('SET', KEYS[3 * i + 1], '1', 'NX', 'EX', ARGV[1]) then
-    local a = 2 + 5 * i
-    redis.call('XADD', KEYS[3 * i + 2], '*', 't', ARGV[a], 'k', ARGV[a + 1], 'c', ARGV[a + 2], 'a', ARGV[a + 3], 'p', ARGV[a + 4])
+    local a = 3 + 5 * i
+    redis.call('XADD', KEYS[3 * i + 2], '*', 't', ARGV[a], 'k', ARGV[a + 1], 'c', ARGV[a + 2], 'a', ARGV[a + 3], 'g', ARGV[2], 'p', ARGV[a + 4])
     redis.call('INCR', KEYS[3 * i + 3])
     appended = appended + 1
   end
@@ -40,10 +40,15 @@ REPLAY_MARKER_TTL = 8 * 24 * 3600  # a replay interrupted between its two steps 
 
 
 class DeadLetters:
-    def __init__(self, client: redis.Redis, tenant_id: str, shard_count: int = 1) -> None:
+    def __init__(
+        self, client: redis.Redis, tenant_id: str, shard_count: int = 1, generation: int = 0
+    ) -> None:
         self.redis = client
         self.tenant_id = tenant_id
         self.shard_count = shard_count
+        # The fleet's generation a replayed entry is accepted under (interlink.fleet): at the
+        # next change of the shard count it is ordered among the tenant's entries by it.
+        self.generation = generation
         self.key = keys.dead_letters(tenant_id)
         self._replay = client.register_script(_REPLAY)
 
@@ -108,7 +113,7 @@ class DeadLetters:
             return 0
         shard = ownership.owner(self.tenant_id, self.shard_count)
         script_keys: list[str] = []
-        args: list[Any] = [REPLAY_MARKER_TTL]
+        args: list[Any] = [REPLAY_MARKER_TTL, self.generation]
         for entry_id, fields in found:
             script_keys += (
                 keys.accepted(shard, self.tenant_id, f"dead-letter:{entry_id}"),
