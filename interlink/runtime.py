@@ -154,6 +154,7 @@ class Shard:
             on_rejoin=self._rejoin,
         )
         services.inbox.refresh = handover.refresh_view
+        services.fleet = handover
         reader = InboxReader(client, settings.shard_id, self._deliver, gate=handover)
         handover.on_ready = reader.start
         services.reader = reader

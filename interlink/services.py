@@ -22,6 +22,7 @@ from interlink.store.connection import disconnect
 from interlink.telemetry.metrics import REGISTRY
 
 if TYPE_CHECKING:
+    from interlink.fleet.handover import Handover
     from interlink.fleet.relay import ControlRelay
     from interlink.http.auth import LoginThrottle
     from interlink.inbox import Inbox, InboxReader
@@ -44,6 +45,8 @@ class Services:
     reader: InboxReader | None = None
     # Control messages to and from the other shards; None until the shard starts it.
     relay: ControlRelay | None = None
+    # This shard's part in the fleet's shard count (fenced or not); None until the shard starts.
+    fleet: Handover | None = None
 
     @cached_property
     def inbox(self) -> Inbox:

@@ -26,9 +26,11 @@ The rule, in short (docs: ``deploy/README.md``, "Changing the shard count"):
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import gevent
 import gevent.event
@@ -38,11 +40,15 @@ from interlink.fleet import record
 from interlink.fleet.forward import StaleGeneration, forward
 from interlink.fleet.lease import DEFAULT_TTL, Lease
 from interlink.fleet.record import FleetView
+from interlink.store import keys
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CHECK_INTERVAL = 1.0  # seconds between looks at the recorded generation
 DEFAULT_PASS_INTERVAL = 5.0  # seconds between forwarding passes over the streams held
+# Seconds a fenced shard waits while no shard beats at the recorded count (a rollout reverted
+# part-way: the pods of the new count are gone) before it restarts to record its own count.
+DEFAULT_ALONE_AFTER = 30.0
 
 
 class Handover:
@@ -67,6 +73,7 @@ class Handover:
         lease_ttl: float = DEFAULT_TTL,
         check_interval: float = DEFAULT_CHECK_INTERVAL,
         pass_interval: float = DEFAULT_PASS_INTERVAL,
+        alone_after: float = DEFAULT_ALONE_AFTER,
     ) -> None:
         self.redis = client
         self.shard_id = shard_id
@@ -78,6 +85,8 @@ class Handover:
         self.lease_ttl = lease_ttl
         self.check_interval = check_interval
         self.pass_interval = pass_interval
+        self.alone_after = alone_after
+        self._alone_since: float | None = None  # fenced, and no shard beats at the count
         self.view: FleetView | None = None  # the generation this shard reads in
         self.latest: FleetView | None = None  # the recorded one (the accepting side's)
         self.fenced = False
@@ -246,6 +255,35 @@ class Handover:
                 extra={"generation": latest.generation},
             )
             self.on_rejoin()
+        elif self._nobody_at(latest.count):
+            log.warning(
+                "no shard runs the fleet's count of %s for %.0f s; restarting to record %s",
+                latest.count,
+                self.alone_after,
+                self.shard_count,
+                extra={"generation": latest.generation},
+            )
+            self.on_rejoin()
+
+    def _nobody_at(self, count: int) -> bool:
+        """Whether, for ``alone_after`` seconds, no shard's heartbeat says it runs with ``count``
+        (``interlink.fleet.relay``): the shards of that count are gone, as after a rollout
+        reverted part-way, and this fenced shard would never read again."""
+        pipe = self.redis.pipeline(transaction=False)
+        for shard_id in range(count):
+            pipe.get(keys.shard_alive(shard_id))
+        beats: list[Any] = pipe.execute()
+        for beat in beats:
+            try:
+                if beat is not None and json.loads(beat).get("count") == count:
+                    self._alone_since = None
+                    return False
+            except (ValueError, AttributeError):
+                continue
+        now = time.monotonic()
+        if self._alone_since is None:
+            self._alone_since = now
+        return now - self._alone_since >= self.alone_after
 
     def _fence(self, reason: str) -> None:
         log.warning("fenced: this shard stops reading; %s", reason)

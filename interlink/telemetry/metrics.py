@@ -264,7 +264,12 @@ class ShardState:
 
     def collect(self) -> Iterator[Metric]:
         pending, oldest = self._inbox()
-        yield _gauge("interlink_inbox_pending", "Inbox entries not yet acknowledged.", pending)
+        yield _gauge(
+            "interlink_inbox_pending",
+            "Inbox entries not yet acknowledged, with those forwarded here or on their way out"
+            " during a change of the shard count.",
+            pending + self._handover(),
+        )
         yield _gauge(
             "interlink_inbox_oldest_age_seconds",
             "Age of the oldest unacknowledged inbox entry (0 when none).",
@@ -282,6 +287,34 @@ class ShardState:
         for state in TENANT_STATES:
             tenants.add_metric([state], sum(1 for s in states.values() if s == state))
         yield tenants
+        fleet = self.services.fleet
+        if fleet is not None:
+            yield _gauge(
+                "interlink_fleet_fenced",
+                "1 while this shard does not read because the fleet's count is not its own.",
+                1.0 if fleet.fenced else 0.0,
+            )
+            view = fleet.latest or fleet.view
+            yield _gauge(
+                "interlink_fleet_generation",
+                "The fleet's recorded generation as this shard last saw it (0: not joined).",
+                float(view.generation if view is not None else 0),
+            )
+
+    def _handover(self) -> float:
+        """Entries in this shard's handover stream and outbox: every one there is unfinished
+        (an acknowledged or sent entry is deleted)."""
+        from interlink.store import keys
+
+        shard_id = self.services.settings.shard_id
+        try:
+            pipe = self.services.redis.pipeline(transaction=False)
+            pipe.xlen(keys.handover(shard_id))
+            pipe.xlen(keys.outbox(shard_id))
+            return float(sum(int(n) for n in pipe.execute()))
+        except Exception as exc:
+            log.debug("handover gauge unavailable", extra={"error": type(exc).__name__})
+            return 0.0
 
     def _inbox(self) -> tuple[float, float]:
         """``XPENDING`` in its summary form: a count and the oldest id, without a scan."""

@@ -221,3 +221,63 @@ def test_a_fenced_shard_whose_actors_still_run_never_releases_its_leases(
     finally:
         shard.stop()
         shard.release()
+
+
+def test_a_fenced_shard_restarts_once_no_shard_runs_the_fleets_count(
+    redis_client: redis.Redis,
+) -> None:
+    """A rollout reverted part-way: pod 2 (count 3) fenced pods 0 and 1 (count 2), then went
+    away. The fenced pods restart, and record their count again, once nobody beats at 3."""
+    events: list[str] = []
+    record.join(redis_client, 2)
+    shard = Handover(
+        redis_client,
+        0,
+        2,
+        on_rejoin=lambda: events.append("rejoin"),
+        alone_after=0.5,
+        **FAST,
+    )
+    shard.start()
+    try:
+        assert shard.wait_ready(3)
+        record.join(redis_client, 3)
+        alive = keys.shard_alive(2)
+        redis_client.set(alive, '{"id": 2, "count": 3}', px=1500)  # pod 2 runs
+        wait_for(lambda: shard.fenced)
+        gevent.sleep(0.8)
+        assert events == []  # a shard beats at the recorded count: fenced it stays
+        wait_for(lambda: events[:1] == ["rejoin"], timeout=3)  # its beat expired: restart
+    finally:
+        shard.stop()
+        shard.release()
+
+
+def test_a_replayed_dead_letter_is_accepted_under_the_current_generation(
+    redis_client: redis.Redis,
+) -> None:
+    from interlink.store.dead_letters import DeadLetters
+
+    letters = DeadLetters(redis_client, "acme", 1, generation=3)
+    letters.add("wa.message", {"n": 1}, "u1", "refused")
+    assert letters.replay() == 1
+    [(_, fields)] = redis_client.xrange(keys.inbox(0))
+    assert fields[b"g"] == b"3" and fields[b"t"] == b"acme"
+
+
+def test_an_undecodable_handover_entry_is_dropped_with_its_backlog(
+    redis_client: redis.Redis,
+) -> None:
+    from interlink.inbox import InboxReader
+
+    forwarding.ensure_groups(redis_client, 0)
+    # What bring_in appends (and counts) for a tenant, with a payload no handler can read.
+    redis_client.xadd(keys.handover(0), {"t": "acme", "k": "wa.message", "o": "1-0", "g": "1"})
+    redis_client.incr(keys.backlog(0, "acme"))
+    reader = InboxReader(redis_client, 0, lambda entry: True, rescan_interval=0.05)
+    reader.start()
+    try:
+        wait_for(lambda: redis_client.xlen(keys.handover(0)) == 0)
+        wait_for(lambda: not redis_client.exists(keys.backlog(0, "acme")))
+    finally:
+        reader.stop()

@@ -154,3 +154,36 @@ def test_the_lock_free_histogram_counts_like_prometheus() -> None:
         for le in before
     }
     assert {le: after[le] - before[le] for le in before} == {"0.001": 1, "0.005": 2, "+Inf": 3}
+
+
+def test_inbox_pending_counts_what_waits_in_the_handover_stream_and_outbox(
+    client: falcon.testing.TestClient, services: Services, redis_client: redis.Redis
+) -> None:
+    shard_id = services.settings.shard_id
+    assert scrape(client)["interlink_inbox_pending"] == 0
+    redis_client.xadd(keys.handover(shard_id), {"t": "acme", "o": "1-0", "g": "1"})
+    redis_client.xadd(keys.outbox(shard_id), {"t": "globex", "to": "1"})
+    assert scrape(client)["interlink_inbox_pending"] == 2
+
+
+def test_the_fleet_gauges_say_whether_the_shard_is_fenced_and_its_generation(
+    client: falcon.testing.TestClient, services: Services, redis_client: redis.Redis
+) -> None:
+    from interlink.fleet import record
+    from interlink.fleet.handover import Handover
+
+    fleet = services.fleet = Handover(redis_client, 0, 1, check_interval=0.05)
+    fleet.start()
+    try:
+        assert fleet.wait_ready(3)
+        shown = scrape(client)
+        assert (shown["interlink_fleet_fenced"], shown["interlink_fleet_generation"]) == (0, 1)
+        record.join(redis_client, 2)
+        deadline = time.monotonic() + 3
+        while not fleet.fenced and time.monotonic() < deadline:
+            time.sleep(0.02)
+        shown = scrape(client)
+        assert (shown["interlink_fleet_fenced"], shown["interlink_fleet_generation"]) == (1, 2)
+    finally:
+        fleet.stop()
+        fleet.release()
