@@ -32,6 +32,7 @@ import pytest
 import redis
 
 from interlink.fleet import record
+from interlink.fleet.relay import ControlRelay, RelayTimeout
 from interlink.store import keys
 from interlink.store.connection import connect as connect_store
 from interlink.store.embedded import EmbeddedValkey
@@ -210,6 +211,12 @@ def fleet_work(world: World, store: redis.Redis, *, cluster: bool = False) -> No
     assert control(world, 1, a.tenant_id, type="ping")["shard"] == 0
     gathered = world.admin("GET", "/control/actors?all=1", shard=1)
     assert [v["shard"]["id"] for v in gathered.json()["shards"]] == [0, 1]
+    # A shard that beats but does not answer: the asker takes its request back (LREM).
+    asker = ControlRelay(store, 0, 2, lambda request: {}, timeout=0.2)
+    store.set(keys.shard_alive(9), '{"id": 9, "count": 2}', px=2000)
+    with pytest.raises(RelayTimeout):
+        asker.ask(9, {"kind": "shard", "type": "ping"})
+    store.delete(keys.shard_alive(9))
     poisoned = post_meta(world, b, poison_message(world, b, world.user()))
     assert poisoned.status_code == 200, poisoned.text
     wait_for(lambda: control(world, 0, b.tenant_id, type="dead-letters")["deadLetters"] == 1)
