@@ -7,10 +7,12 @@ from __future__ import annotations
 import gevent
 import redis
 
+from interlink.actors.messages import Control
 from interlink.fleet import forward as forwarding
 from interlink.fleet import record
 from interlink.fleet.handover import Handover
 from interlink.inbox import Entry, Inbox
+from interlink.services import Services
 from interlink.store import keys
 from interlink.tenancy import ownership
 from tests.fleet.test_handover import item, wait_for
@@ -281,3 +283,36 @@ def test_an_undecodable_handover_entry_is_dropped_with_its_backlog(
         wait_for(lambda: not redis_client.exists(keys.backlog(0, "acme")))
     finally:
         reader.stop()
+
+
+def test_a_shard_whose_tenants_do_not_drain_when_fenced_restarts_instead_of_releasing(
+    services: Services, redis_client: redis.Redis
+) -> None:
+    """``Shard._fenced`` tells the handover that actors still run (False): the leases are kept
+    until the process ends, and the process ends (exit 75) rather than run on beside them."""
+    from interlink.actors import RestartPolicy, Supervisor, TreeSpec
+    from interlink.actors.tenant import TenantActor
+    from interlink.runtime import RESTART_EXIT_CODE, Shard
+    from interlink.tenancy.config import TenantConfig
+
+    class Lingering(TenantActor):
+        def stopping(self) -> None:
+            gevent.sleep(1.0)  # a conversation still retrying
+            super().stopping()
+
+    spec = TreeSpec(
+        load_config=lambda t: TenantConfig(tenant_id=t, version=1),
+        tenant=Lingering,
+        policy=RestartPolicy(max_restarts=3, period=10.0, min_backoff=0.01, max_backoff=0.05),
+        stop_timeout=0.2,
+    )
+    shard = Shard(services.settings, lambda s: None)  # type: ignore[arg-type,return-value]
+    shard.services = services
+    shard.supervisor = Supervisor.start(spec)
+    try:
+        shard.supervisor.tell(Entry("acme", "wa.message", {}, conversation="u1"))
+        wait_for(lambda: shard.supervisor.ask(Control("stats"))["tenantsActive"] == 1)
+        assert shard._fenced() is False
+        assert shard.exit_code == RESTART_EXIT_CODE and shard._stop_requested.is_set()
+    finally:
+        shard.supervisor.stop(timeout=5)
