@@ -6,7 +6,7 @@ a webhook's few steps each wait behind every runnable delivery: acks took second
 providers, timing out, sent everything again. Accepted work is durable in the inbox stream, so it
 may as well wait there: :class:`HubPressure` measures how late the hub wakes a greenlet that
 sleeps a few milliseconds (its lag: the queue of runnable work) and lets the reader hand over a
-burst per measurement while the lag is under ``limit``, none while above, the burst growing by
+burst per measurement while the lag is under ``limit``, one while above, the burst growing by
 one while the hub keeps up and halving when it does not (as TCP finds its window). Delivery then
 takes what CPU the front end leaves; a backlog drains once the arrivals fall back. A tenant whose
 provider is slow costs no CPU and does not slow this down (only CPU queues the hub).
@@ -59,7 +59,9 @@ class HubPressure:
                 self._budget = self._allowed
             else:
                 self._allowed = max(1, self._allowed // 2)
-                self._budget = 0
+                # One entry per measurement still: a hub that is only ever late (a throttled
+                # container, a noisy host) slows delivery down but never stops it.
+                self._budget = 1
 
     def wait(self) -> None:
         """Before handing one entry over: return at once while the hub keeps up, else wait

@@ -62,3 +62,15 @@ def test_a_stopped_pressure_never_blocks() -> None:
     pressure = HubPressure()
     for _ in range(1000):
         pressure.wait()
+
+
+def test_a_hub_that_is_always_late_still_hands_over() -> None:
+    # A lag limit no measurement can meet: a throttled container, a noisy host.
+    pressure = HubPressure(limit=-1.0, interval=0.005)
+    pressure.start()
+    try:
+        with gevent.Timeout(3):  # one per measurement: slowed, not stopped
+            for _ in range(pressure.burst + 20):  # past the first burst
+                pressure.wait()
+    finally:
+        pressure.stop()
