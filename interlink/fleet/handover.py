@@ -245,7 +245,7 @@ class Handover:
             log.warning("finishing a join of %s shards left pending", joining)
             latest = record.finish(self.redis) or latest
         self._seen(latest)
-        if latest.generation == self.view.generation:
+        if latest.generation == self.view.generation and latest.count == self.view.count:
             return
         if not self.fenced:
             self._fence(f"the fleet moved to {latest.count} shards (gen {latest.generation})")
