@@ -37,6 +37,14 @@ SEND_TYPES = (
     "contacts",
 )
 MEDIA_SEND_TYPES = ("image", "audio", "video", "document", "sticker")
+# What each media send type may carry (Meta's "Supported media types"): an uploaded GIF may go as a
+# document, never as an image. A document takes any uploaded file.
+SEND_MIME_TYPES: dict[str, frozenset[str]] = {
+    "image": frozenset({"image/jpeg", "image/png"}),
+    "sticker": frozenset({"image/webp"}),
+    "video": frozenset({"video/mp4", "video/3gpp"}),
+    "audio": frozenset({"audio/aac", "audio/amr", "audio/mpeg", "audio/mp4", "audio/ogg"}),
+}
 UPLOAD_MIME_TYPES = {
     "audio/aac",
     "audio/amr",
@@ -446,6 +454,11 @@ class MetaWorld:
                 return GraphRefusal(100, f"Param {kind} must have exactly one of id or link.")
             if has_id and payload["id"] not in self.media:
                 return GraphRefusal(131053, "Media id not found.")
+            allowed = SEND_MIME_TYPES.get(kind)
+            if has_id and allowed is not None:
+                mime = self.media[payload["id"]].mime_type.split(";")[0].strip().lower()
+                if mime not in allowed:
+                    return GraphRefusal(131053, f"Unsupported {kind} media type: {mime}.")
             if has_link and not str(payload["link"]).startswith(("http://", "https://")):
                 return GraphRefusal(100, f"Param {kind}['link'] is not a valid URI.")
             if "caption" in payload and kind in ("audio", "sticker"):

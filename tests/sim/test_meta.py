@@ -160,6 +160,27 @@ def test_media_link_reaction_and_template_sends(world: World) -> None:
     assert send(world, unknown_id).json["error"]["code"] == 131053
 
 
+def test_a_gif_goes_as_a_document_never_as_an_image(world: World) -> None:
+    """Meta's image sends take JPEG and PNG only; an uploaded GIF is refused as an image (131053)
+    and taken as a document."""
+    owner = world.number.phone_number_id
+    gif = world.state.meta.add_media(owner, b"GIF89a" + bytes(32), "image/gif", "funny.gif")
+    as_image = {"messaging_product": "whatsapp", "to": "1", "type": "image", "image": {"id": gif.id}}
+    refused = send(world, as_image)
+    assert refused.status_code == 400
+    assert refused.json["error"]["code"] == 131053
+    as_document = {
+        "messaging_product": "whatsapp",
+        "to": "1",
+        "type": "document",
+        "document": {"id": gif.id, "filename": "funny.gif"},
+    }
+    assert send(world, as_document).status_code == 200
+    png = world.state.meta.add_media(owner, b"\x89PNG" + bytes(32), "image/png", "a.png")
+    as_image["image"] = {"id": png.id}
+    assert send(world, as_image).status_code == 200
+
+
 def test_window_enforced_per_recipient(world: World) -> None:
     number = _number(world.state, enforce_window=True)
     closed = send(world, text(), number=number)
