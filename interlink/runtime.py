@@ -285,7 +285,11 @@ class Shard:
             layout.ensure(client, shard_count)
             return
         except redis.RedisError as exc:
-            log.warning("key layout not checked yet", extra={"error": type(exc).__name__})
+            # A refusal (an ACL without RENAMENX, say) is named: it will not pass by itself.
+            log.warning(
+                "key layout not checked yet",
+                extra={"error": type(exc).__name__, "detail": str(exc)[:200]},
+            )
 
         def retry() -> None:
             while True:

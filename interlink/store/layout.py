@@ -94,7 +94,10 @@ def _move(client: redis.Redis, pairs: list[tuple[str, str]]) -> int:
     moved = 0
     for (_, new), result in zip(pairs, pipe.execute(raise_on_error=False), strict=True):
         if isinstance(result, redis.ResponseError):
-            continue  # moved meanwhile by another shard starting at the same time
+            if "no such key" in str(result).lower():
+                continue  # moved meanwhile by another shard starting at the same time
+            # Anything else (a NOPERM from an ACL without RENAMENX, say) must not pass for done.
+            raise result
         if result:
             moved += 1
         else:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
 import redis
 
 from interlink.store import keys, layout
@@ -53,3 +58,28 @@ def test_the_move_keeps_values_and_ttls_never_overwrites_and_runs_once(
     redis_client.set(V1 + "backlog:late", "1")
     assert layout.ensure(redis_client, 1) == 0
     assert redis_client.exists(V1 + "backlog:late")
+
+
+def test_a_refused_rename_is_an_error_not_a_key_moved_meanwhile(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    """Only "no such key" means another shard moved the key first; any other refusal (an ACL
+    without RENAMENX) must stop the move, or the v1 keys would silently stay unread."""
+    if os.environ.get("INTERLINK_TEST_REDIS_URL"):
+        pytest.skip("creates an ACL user: only on the suite's own Valkey")
+    user, password = f"no-rename-{secrets.token_hex(4)}", secrets.token_urlsafe(16)
+    redis_client.execute_command(
+        "ACL", "SETUSER", user, "on", f">{password}", "~*", "+@all", "-renamenx"
+    )
+    redis_client.set(V1 + "backlog:acme", "2")
+    url = urlsplit(redis_url)
+    netloc = f"{user}:{password}@{url.hostname}:{url.port}"
+    limited = redis.Redis.from_url(urlunsplit(url._replace(netloc=netloc)))
+    try:
+        with pytest.raises(redis.ResponseError, match=r"(?i)noperm|no permissions"):
+            layout.ensure(limited, 1)
+        assert redis_client.get(V1 + "backlog:acme") == b"2"
+        assert not redis_client.exists(keys.layout())  # not recorded as done
+    finally:
+        limited.close()
+        redis_client.execute_command("ACL", "DELUSER", user)
