@@ -321,6 +321,18 @@ class MetaTemplatesResource:
         resp.media = {"name": template.name, "language": template.language}
 
 
+def _sender(body: dict[str, Any]) -> WhatsAppUser:
+    """The WhatsApp user a control request speaks for: ``from {waId, userId, name}``."""
+    sender = body.get("from") or {}
+    user: WhatsAppUser = _lookup(
+        WhatsAppUser,
+        wa_id=sender.get("waId"),
+        user_id=sender.get("userId"),
+        name=sender.get("name"),
+    )
+    return user
+
+
 class UserIdentityResource:
     """A user changes number (``newWaId``, with ``newUserId`` when they have a BSUID) or only
     their business-scoped id (``newUserId``): the system webhook, and the old address retired."""
@@ -331,13 +343,7 @@ class UserIdentityResource:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = _body(req)
         phone_number_id = _required(body, "phoneNumberId")
-        sender = body.get("from") or {}
-        user = _lookup(
-            WhatsAppUser,
-            wa_id=sender.get("waId"),
-            user_id=sender.get("userId"),
-            name=sender.get("name"),
-        )
+        user = _sender(body)
         if body.get("newWaId"):
             delivery, _ = _lookup(
                 self.state.user.change_number,
@@ -370,13 +376,7 @@ class UserMessagesResource:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = _body(req)
         phone_number_id = _required(body, "phoneNumberId")
-        sender = body.get("from") or {}
-        user = _lookup(
-            WhatsAppUser,
-            wa_id=sender.get("waId"),
-            user_id=sender.get("userId"),
-            name=sender.get("name"),
-        )
+        user = _sender(body)
         items = []
         for spec in body.get("messages") or [{"kind": "text", "body": "hello"}]:
             options = {_MESSAGE_OPTION_NAMES.get(k, k): v for k, v in spec.items() if k != "kind"}
