@@ -33,6 +33,7 @@ from typing import Any
 
 import requests
 
+from bench.webhooks import wait_ready
 from interlink.store.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,18 +67,6 @@ def _spawn(args: list[str], env: dict[str, str] | None = None) -> subprocess.Pop
     )
 
 
-def _wait(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} not ready")
-
-
 @contextmanager
 def world(
     tenants: int = TENANTS, users: int = USERS, *, shard_module: str = "interlink"
@@ -92,8 +81,8 @@ def world(
     ]
     admin = secrets.token_urlsafe(32)
     try:
-        _wait(fake + "/_stats")
-        _wait(f"http://127.0.0.1:{hello_port}/")
+        wait_ready(fake + "/_stats")
+        wait_ready(f"http://127.0.0.1:{hello_port}/")
         shard = _spawn(
             [sys.executable, "-m", shard_module, "serve"],
             {
@@ -109,7 +98,7 @@ def world(
             },
         )
         procs.append(shard)
-        _wait(shard_url + "/readyz")
+        wait_ready(shard_url + "/readyz")
         session = requests.Session()
         with ThreadPoolExecutor(8) as pool:
             made = list(pool.map(lambda n: _tenant(session, shard_url, admin, n), range(tenants)))

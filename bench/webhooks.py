@@ -62,7 +62,7 @@ def world(*, front_end_only: bool = False, tenants: int = TENANTS) -> Iterator[d
             "INTERLINK_SECRET_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         }
     try:
-        _wait(sim_url + "/_sim/env")
+        wait_ready(sim_url + "/_sim/env")
         env = requests.get(sim_url + "/_sim/env", timeout=5).json()
         admin = secrets.token_urlsafe(32)
         shard = subprocess.Popen(
@@ -84,7 +84,7 @@ def world(*, front_end_only: bool = False, tenants: int = TENANTS) -> Iterator[d
             stderr=subprocess.DEVNULL,
         )
         procs.append(shard)
-        _wait(shard_url + "/readyz")
+        wait_ready(shard_url + "/readyz")
         names = (f"bench-{n}" for n in itertools.count())
         if front_end_only:
             names = (name for name in names if ownership.owner(name, 2) == 1)
@@ -111,7 +111,8 @@ def world(*, front_end_only: bool = False, tenants: int = TENANTS) -> Iterator[d
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def _wait(url: str, timeout: float = 30) -> None:
+def wait_ready(url: str, timeout: float = 30) -> None:
+    """Until ``url`` answers 200 (a server started as a process), at most ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
