@@ -49,7 +49,7 @@ bench-delivery: $(STAMP)
 bench-tenants: $(STAMP)
 	$(BIN)/python -m bench.active_tenants
 
-# A flame graph of the shard under the delivery load: bench/profile/shard.svg (stdlib sampler).
+# Flame graphs of the shard under the delivery load, one per direction: bench/profile/shard-{wa,gc}.svg.
 profile: $(STAMP)
 	$(BIN)/python -m bench.profile
 

@@ -2,8 +2,9 @@
 
 The delivery world of :mod:`bench.delivery`, with the shard run under :mod:`bench.sampled`;
 ``BENCH_PROFILE_RATE`` messages per second (default 300) in each direction for
-``BENCH_DELIVERY_SECONDS``. Writes ``bench/profile/shard.collapsed`` (collapsed stacks),
-``bench/profile/shard.svg`` (a flame graph, open it in a browser) and prints the functions with
+``BENCH_DELIVERY_SECONDS``, profiled one direction at a time. Writes
+``bench/profile/shard-wa.collapsed`` and ``shard-gc.collapsed`` (collapsed stacks) and
+``shard-wa.svg``, ``shard-gc.svg`` (flame graphs, open them in a browser) and prints the functions with
 the largest inclusive and own shares.
 """
 
@@ -12,7 +13,9 @@ from __future__ import annotations
 import collections
 import html
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "profile"
@@ -26,16 +29,26 @@ def main() -> None:
     from bench import delivery
 
     rate = float(os.environ.get("BENCH_PROFILE_RATE", "300"))
+    written = []
     with delivery.world(shard_module="bench.sampled") as w:
         phases = delivery.Phases(w)
         phases.run("wa", 250, delivery.TENANTS * delivery.USERS / 250)
         for direction in ("wa", "gc"):
+            # Only the measured phase: not the tenants' creation nor the first messages.
+            os.kill(w["pid"], signal.SIGUSR1)
             row = phases.run(direction, rate, delivery.SECONDS)
+            os.kill(w["pid"], signal.SIGUSR2)
+            time.sleep(1.0)  # the shard writes between two greenlet switches
             print(f"{direction}@{rate:.0f}: {row['cpu_us_per_message']} us CPU per message")
-    stacks = read(collapsed)
-    report(stacks)
-    (OUT / "shard.svg").write_text(svg(stacks), encoding="utf-8")
-    print(f"\nwritten {collapsed} and {OUT / 'shard.svg'}")
+            path = OUT / f"shard-{direction}.collapsed"
+            collapsed.replace(path)
+            stacks = read(path)
+            print(f"\n==== {direction} ====")
+            report(stacks)
+            svg_path = path.with_suffix(".svg")
+            svg_path.write_text(svg(stacks), encoding="utf-8")
+            written += [path, svg_path]
+    print(f"\nwritten {', '.join(str(p) for p in written)}")
 
 
 def read(path: Path) -> dict[str, int]:

@@ -2,7 +2,7 @@
 
 A ``SIGPROF`` interval timer (process CPU time, ``BENCH_PROFILE_HZ``, default 250 Hz) interrupts
 the process; the handler records the Python stack that was running (under gevent: the current
-greenlet's). At exit the stacks are written, collapsed (``a;b;c count``, the input of
+greenlet's). ``SIGUSR1`` forgets the stacks so far; ``SIGUSR2`` and the exit write the stacks are written, collapsed (``a;b;c count``, the input of
 flamegraph.pl and speedscope), to ``BENCH_PROFILE_OUT``. No dependency, and no ptrace permission
 needed (which py-spy needs and containers often deny).
 """
@@ -35,15 +35,26 @@ def _sample(_signum: int, frame: FrameType | None) -> None:
 
 def _write() -> None:
     signal.setitimer(signal.ITIMER_PROF, 0)
+    _dump()
+
+
+def _dump(*_: object) -> None:
     path = os.environ.get("BENCH_PROFILE_OUT", "shard.collapsed")
     with open(path, "w", encoding="utf-8") as out:
         for stack, count in _stacks.most_common():
             out.write(f"{stack} {count}\n")
 
 
+def _reset(*_: object) -> None:
+    _stacks.clear()
+
+
 if __name__ == "__main__":
     interval = 1.0 / float(os.environ.get("BENCH_PROFILE_HZ", "250"))
     signal.signal(signal.SIGPROF, _sample)
+    # The bench profiles one phase at a time: SIGUSR1 forgets what was sampled, SIGUSR2 writes it.
+    signal.signal(signal.SIGUSR1, _reset)
+    signal.signal(signal.SIGUSR2, _dump)
     signal.setitimer(signal.ITIMER_PROF, interval, interval)
     atexit.register(_write)
     sys.argv = ["interlink", *sys.argv[1:]]
