@@ -1,15 +1,24 @@
 """The connection a FastScript keeps for itself, seen from the server: what it sends is only what
-the caller asked for (no idle PING, no maintenance handshake), on any redis-py from 5.0."""
+the caller asked for (no idle PING, no maintenance handshake), on any redis-py from 5.0. And the
+pool's connections: their check before a loan (one poll) still finds a connection the server
+closed or one left with a reply unread."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
 
+import gevent
 import pytest
 import redis
 
-from interlink.store.connection import FastScript, own_connection_options
+from interlink.store.connection import (
+    FastScript,
+    QuickCheckConnection,
+    QuickCheckUnixConnection,
+    connect,
+    own_connection_options,
+)
 
 
 @pytest.fixture
@@ -93,3 +102,60 @@ def test_own_connection_options_keep_the_server_and_set_only_public_arguments(
         assert connection.read_response() in (b"PONG", "PONG", True)
     finally:
         connection.disconnect()
+
+
+def _with_query(url: str, query: str) -> str:
+    return url + ("&" if "?" in url else "?") + query
+
+
+def test_the_pool_connections_check_by_poll_for_the_schemes_whose_socket_is_plain() -> None:
+    # Only built, never connected: the URL's scheme picks the class.
+    for url, expected in (
+        ("redis://127.0.0.1:1/0", QuickCheckConnection),
+        ("unix:///tmp/nothing.sock", QuickCheckUnixConnection),
+        ("rediss://127.0.0.1:1/0", redis.SSLConnection),  # TLS may buffer: redis-py's own check
+    ):
+        client = connect(url)
+        assert client.connection_pool.connection_class is expected, url
+        client.close()
+
+
+def test_a_pooled_connection_the_server_closed_is_replaced_before_use(
+    redis_url: str, spy: redis.Redis
+) -> None:
+    # As after a Redis restart: the pool's idle connection was closed by the server. No retry is
+    # configured, so a command sent over it would fail; the check must see the close first.
+    client = connect(redis_url)
+    try:
+        client.set("quick-check", "1")
+        own = client.client_id()
+        spy.client_kill_filter(_id=own)
+        gevent.sleep(0.05)  # the close reaches this side
+        assert client.get("quick-check") in (b"1", "1")
+        assert client.client_id() != own
+    finally:
+        client.close()
+        client.connection_pool.disconnect()
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_a_pooled_connection_with_a_reply_unread_is_not_loaned_as_is(
+    redis_url: str, protocol: int
+) -> None:
+    client = connect(_with_query(redis_url, f"protocol={protocol}"))
+    try:
+        client.set("quick-check", "right")
+        # A command whose reply nobody reads, on the connection the pool loans next.
+        connection = client.connection_pool.get_connection()
+        connection.send_command("ECHO", "left over")
+        gevent.sleep(0.05)  # the reply arrives
+        client.connection_pool.release(connection)
+        value = client.get("quick-check")
+    finally:
+        client.close()
+        client.connection_pool.disconnect()
+    if protocol == 3 and redis.VERSION >= (7,) and value in (b"left over", "left over"):
+        # redis-py 7+ with maintenance notifications (RESP3) loans such a connection by design
+        # (its own check's answer is ignored then): not ours to change, but not made worse.
+        pytest.skip("redis-py ignores unread data on RESP3 pools with maintenance notifications")
+    assert value in (b"right", "right")
