@@ -38,7 +38,11 @@ def _calls(spy: redis.Redis) -> dict[str, int]:
 
 
 def _errors(spy: redis.Redis) -> int:
-    return sum(stats["count"] for stats in spy.info("errorstats").values())
+    # redis-py 5.0 leaves an errorstats line unparsed ("count=1"); newer ones give a dict.
+    return sum(
+        int(stats.partition("=")[2]) if isinstance(stats, str) else stats["count"]
+        for stats in spy.info("errorstats").values()
+    )
 
 
 def test_the_scripts_connection_sends_no_idle_ping(redis_url: str, spy: redis.Redis) -> None:
@@ -142,11 +146,18 @@ def test_a_pooled_connection_the_server_closed_is_replaced_before_use(
 def test_a_pooled_connection_with_a_reply_unread_is_not_loaned_as_is(
     redis_url: str, protocol: int
 ) -> None:
+    if protocol == 3 and redis.VERSION < (6,):
+        # Seen on 5.0: a RESP3 handshake with the URL's password is refused. interlink never
+        # asks redis-py 5.x for RESP3 (its default is RESP2).
+        pytest.skip("redis-py 5.x: RESP3 with a password in the URL does not authenticate")
     client = connect(_with_query(redis_url, f"protocol={protocol}"))
     try:
         client.set("quick-check", "right")
         # A command whose reply nobody reads, on the connection the pool loans next.
-        connection = client.connection_pool.get_connection()
+        # redis-py before 5.3 requires a command name, later ones deprecate it.
+        connection = client.connection_pool.get_connection(
+            *(("ECHO",) if redis.VERSION < (5, 3) else ())
+        )
         connection.send_command("ECHO", "left over")
         gevent.sleep(0.05)  # the reply arrives
         client.connection_pool.release(connection)
