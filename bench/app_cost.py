@@ -61,7 +61,7 @@ def main() -> None:
             secret_keys=(secret_key,),
         )
         # A directory that never expires during the run: valgrind slows it fiftyfold, and
-        # reloads every 5 s would count as per-request cost.
+        # reloads every minute would count as per-request cost.
         services.directory = TenantDirectory(services.tenants, ttl=3600)
         app = create_app(services)
         tenants = [_tenant(services, n) for n in range(TENANTS)]

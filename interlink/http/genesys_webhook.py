@@ -1,7 +1,8 @@
 """Genesys's Open Messaging webhook: agent messages, accepted durably before the 2xx.
 
 The tenant is found from the conversation mapping first (Genesys conversation id, recorded when
-the customer's first message was delivered), then from the integration id. The signature is
+the customer's first message was delivered; cached by the tenant directory once known, and asked
+of Redis again before a request it routed is refused), then from the integration id. The signature is
 ``sha256=<base64 HMAC>`` with the tenant's webhook secret (Meta's header of the same name is hex:
 two verifiers on purpose). Any non-2xx makes Genesys fail the whole chat, so once a request is
 authentic, trouble with one message later becomes a ``Failed`` receipt, never an error status.
@@ -69,7 +70,10 @@ class GenesysWebhook:
             config = self._verified(tenant_id, raw, signature)
             body = parsed_json(services, ROUTE, raw)
             notification = mapped(services, ROUTE, lambda: parse_genesys_notification(body))
-            owner = self._owner(mapped(services, ROUTE, lambda: genesys_route(body)))
+            route = mapped(services, ROUTE, lambda: genesys_route(body))
+            owner, cached = self._owner(route)
+            if cached and owner != tenant_id:
+                owner, _ = self._owner(route, cache=False)
             if owner is None:
                 refuse_unknown("This conversation or integration belongs to no tenant.")
             if owner != tenant_id:
@@ -81,25 +85,63 @@ class GenesysWebhook:
             # Before the signature only the few fields that name the tenant are read: the rest
             # of an unsigned body (attachments, sizes, texts) is nobody's business yet.
             body = parsed_json(services, ROUTE, raw)
-            owner = self._owner(mapped(services, ROUTE, lambda: genesys_route(body)))
-            if owner is None:
-                refuse_unknown("No tenant owns this conversation or integration.")
-            config = self._verified(owner, raw, signature)
+            route = mapped(services, ROUTE, lambda: genesys_route(body))
+            owner, cached = self._owner(route)
+            signed = self._signed(owner, raw, signature) if cached else None
+            if signed is not None:
+                config = signed
+                logs.bind(config.tenant_id)
+            else:
+                if cached:
+                    owner, _ = self._owner(route, cache=False)
+                if owner is None:
+                    refuse_unknown("No tenant owns this conversation or integration.")
+                config = self._verified(owner, raw, signature)
             notification = mapped(services, ROUTE, lambda: parse_genesys_notification(body))
         self._accept(config, notification, resp)
 
-    def _owner(self, route: GenesysRoute) -> str | None:
+    def _owner(self, route: GenesysRoute, *, cache: bool = True) -> tuple[str | None, bool]:
+        """The tenant the notification names, and whether that came from this process's cache
+        of the conversation mapping. A cached answer that leads to a refusal is checked again
+        with ``cache=False`` (which also drops it): the cache must never refuse what Redis
+        would route, nor send a conversation to a tenant Redis no longer names."""
         # Conversation ids are UUIDs: anything else (a lone surrogate Redis cannot encode, 500 kB
         # of text) is not looked up.
-        if route.conversation_id and is_provider_id(route.conversation_id):
-            found = tenant_of_genesys_conversation(self.services.redis, route.conversation_id)
+        conversation_id = route.conversation_id
+        directory = self.services.directory
+        if conversation_id and is_provider_id(conversation_id):
+            if cache:
+                known = directory.cached_genesys_conversation(conversation_id)
+                if known is not None:
+                    return known, True
+            else:
+                directory.forget_genesys_conversation(conversation_id)
+            found = directory.by_genesys_conversation(conversation_id, self._mapping)
             if found is not None:
-                return found
+                return found, False
         for integration_id in route.integration_ids:
-            owner = self.services.directory.by_integration(integration_id)
+            owner = directory.by_integration(integration_id)
             if owner is not None:
-                return owner
-        return None
+                return owner, False
+        return None, False
+
+    def _mapping(self, conversation_id: str) -> str | None:
+        # Through this shard's own client: a lookup that fails is a 503, never a guess.
+        return tenant_of_genesys_conversation(self.services.redis, conversation_id)
+
+    def _signed(
+        self, tenant_id: str | None, raw: bytes, signature: str | None
+    ) -> TenantConfig | None:
+        """The tenant's configuration if ``signature`` is its own; None otherwise, quietly (the
+        caller tries the conversation mapping again, then refuses through ``_verified``)."""
+        if tenant_id is None:
+            return None
+        config = self.services.directory.config(tenant_id)
+        if config is None or config.genesys is None:
+            return None
+        if not verify_genesys(config.genesys.webhook_secret, raw, signature):
+            return None
+        return config
 
     def _verified(self, tenant_id: str, raw: bytes, signature: str | None) -> TenantConfig:
         logs.bind(tenant_id)  # for the rest of the request (reset by http.app.RequestLog)

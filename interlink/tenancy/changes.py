@@ -3,8 +3,12 @@
 The admin API publishes ``{"tenantId", "version", "kind"}`` on ``keys.tenant_events()`` after each
 committed change. Here each event drops the front end's cached view of that tenant and goes to the
 supervisor, which passes it through the tenant actor's own mailbox (so messages before it finish
-on the old configuration). Pub/sub forgets what it sent while we were disconnected, so after any
-reconnect every cached tenant is dropped and every active tenant reloads from its stored version.
+on the old configuration). Pub/sub forgets what it sent while we were not subscribed, so after
+every subscription, the first one included, every cached tenant is dropped and every active tenant
+reloads from its stored version: the shard serves webhooks and starts tenants before this
+greenlet first subscribes, and a change committed in between would otherwise go unheard. The
+front end's cache then lives a minute (``interlink.tenancy.directory``): only an event lost on a
+connection that stays up waits that long.
 """
 
 from __future__ import annotations
@@ -49,18 +53,24 @@ class ReloadListener:
         backoff = 0.1
         first = True
         while True:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = self.redis.pubsub()
             try:
                 pubsub.subscribe(keys.tenant_events())
-                if not first:
-                    log.info("tenant events resubscribed; resynchronising")
-                    self.on_resync()
-                first = False
-                backoff = 0.1
                 while True:
                     message = pubsub.get_message(timeout=POLL_TIMEOUT)
-                    if message is not None:
+                    if message is None:
+                        continue
+                    if message["type"] == "message":
                         self._handle(message)
+                    elif message["type"] == "subscribe":
+                        # Redis confirmed: every change from here on is heard. Resynchronise
+                        # now, also the first time (what was read before may predate a change
+                        # announced before), never before (a change in between would be lost).
+                        if not first:
+                            log.info("tenant events resubscribed; resynchronising")
+                        first = False
+                        backoff = 0.1
+                        self.on_resync()
             except redis.RedisError as exc:
                 log.warning(
                     "tenant events unavailable; retrying", extra={"error": type(exc).__name__}

@@ -598,3 +598,106 @@ def test_an_unsigned_body_is_read_only_for_its_tenant(
         assert post(client, encode(junk), None).status_code == 401
     assert post(client, encode({**body, "channel": "x"}), None).status_code == 400
     assert stored(redis_client) == []
+
+
+# -- the cached conversation mapping -------------------------------------------------------------
+def _on_conversation(integration_id: str, conversation_id: str) -> bytes:
+    body = sample("genesys_text", integration_id)
+    body["conversationId"] = conversation_id
+    return encode(body)
+
+
+def test_a_known_conversation_is_read_from_redis_once(
+    client: Client, redis_client: redis.Redis, acme: GcTenant
+) -> None:
+    """Found once, the conversation's tenant is this process's to remember: the mapping is not
+    read again (here it is even gone from Redis, and the integration id names nobody)."""
+    conversation = str(uuid.uuid4())
+    redis_client.set(keys.genesys_conversation(conversation), "acme")
+    first = _on_conversation("not-a-known-integration", conversation)
+    assert post(client, first, acme.webhook_secret).json["accepted"] == 1
+    redis_client.delete(keys.genesys_conversation(conversation))
+    for _ in range(3):
+        raw = _on_conversation("not-a-known-integration", conversation)
+        assert post(client, raw, acme.webhook_secret).json["accepted"] == 1
+        path = f"{HOOK}/acme"
+        raw = _on_conversation("not-a-known-integration", conversation)
+        assert post(client, raw, acme.webhook_secret, path=path).json["accepted"] == 1
+    assert [work.tenant_id for work in stored(redis_client)] == ["acme"] * 7
+
+
+def test_an_unknown_conversation_is_not_remembered_as_unknown(
+    client: Client, redis_client: redis.Redis, acme: GcTenant
+) -> None:
+    conversation = str(uuid.uuid4())
+    raw = _on_conversation("not-a-known-integration", conversation)
+    assert post(client, raw, acme.webhook_secret).status_code == 404
+    # The customer's first message is delivered a moment later: the mapping is written.
+    redis_client.set(keys.genesys_conversation(conversation), "acme")
+    assert post(client, raw, acme.webhook_secret).json["accepted"] == 1
+
+
+def test_a_deleted_tenant_leaves_no_cached_conversation_behind(
+    client: Client, services: Services, redis_client: redis.Redis, acme: GcTenant
+) -> None:
+    conversation = str(uuid.uuid4())
+    redis_client.set(keys.genesys_conversation(conversation), "acme")
+    raw = _on_conversation(acme.integration_id, conversation)
+    assert post(client, raw, acme.webhook_secret).json["accepted"] == 1
+    assert services.directory.cached_genesys_conversation(conversation) == "acme"
+    result = client.simulate_delete(
+        "/api/tenants/acme", headers={"Authorization": f"Bearer {services.admin_token}"}
+    )
+    assert result.status_code == 204
+    assert services.directory.cached_genesys_conversation(conversation) is None
+    raw = _on_conversation(acme.integration_id, conversation)
+    assert post(client, raw, acme.webhook_secret).status_code == 404
+    assert len(stored(redis_client)) == 1
+
+
+@pytest.mark.parametrize("variant", ["integration", "path"])
+def test_a_stale_cached_conversation_never_refuses_nor_misroutes(
+    client: Client,
+    services: Services,
+    redis_client: redis.Redis,
+    acme: GcTenant,
+    globex: GcTenant,
+    variant: str,
+) -> None:
+    """The mapping changed in Redis and no event told this process (an integration that moved
+    from acme to globex, the event lost): the cached owner's signature check fails, so Redis is
+    asked again before anything is refused, and the message goes to globex, once."""
+    conversation = str(uuid.uuid4())
+    redis_client.set(keys.genesys_conversation(conversation), "acme")
+    raw = _on_conversation(globex.integration_id, conversation)
+    assert post(client, raw, acme.webhook_secret).json["accepted"] == 1
+    redis_client.set(keys.genesys_conversation(conversation), "globex")
+    failures = counter("interlink_webhook_signature_failures_total", provider="genesys")
+    path = f"{HOOK}/globex" if variant == "path" else HOOK
+    raw = _on_conversation(globex.integration_id, conversation)
+    assert post(client, raw, globex.webhook_secret, path=path).json["accepted"] == 1
+    assert [work.tenant_id for work in stored(redis_client)] == ["acme", "globex"]
+    assert services.directory.cached_genesys_conversation(conversation) == "globex"
+    # Not a bad signature: nothing counted, nothing logged as one.
+    assert counter("interlink_webhook_signature_failures_total", provider="genesys") == failures
+    # acme's secret no longer routes it, cached or not.
+    raw = _on_conversation(globex.integration_id, conversation)
+    assert post(client, raw, acme.webhook_secret).status_code == 401
+    assert post(client, raw, acme.webhook_secret, path=f"{HOOK}/acme").status_code == 403
+
+
+def test_a_bad_signature_on_a_cached_conversation_is_one_401(
+    client: Client, redis_client: redis.Redis, acme: GcTenant, globex: GcTenant
+) -> None:
+    conversation = str(uuid.uuid4())
+    redis_client.set(keys.genesys_conversation(conversation), "acme")
+    raw = _on_conversation(acme.integration_id, conversation)
+    assert post(client, raw, acme.webhook_secret).json["accepted"] == 1
+    failures = counter("interlink_webhook_signature_failures_total", provider="genesys")
+    raw = _on_conversation(acme.integration_id, conversation)
+    for secret in (globex.webhook_secret, acme.client_secret):
+        assert post(client, raw, secret).status_code == 401
+    assert counter("interlink_webhook_signature_failures_total", provider="genesys") == (
+        failures + 2
+    )
+    assert len(stored(redis_client)) == 1

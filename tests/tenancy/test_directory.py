@@ -317,3 +317,112 @@ def test_invalidate_also_forgets_the_signature_keys_derived_from_secrets(
     assert signatures._keyed.cache_info().currsize >= 1
     tenants.invalidate("acme")
     assert signatures._keyed.cache_info().currsize == 0
+
+
+# -- defaults and order --------------------------------------------------------------------------
+def test_by_default_entries_live_a_minute(store: FakeStore, clock: Clock) -> None:
+    """Change events keep the cache right; the time to live only bounds a lost event."""
+    tenants = TenantDirectory(store, clock=clock)
+    tenants.config("acme")
+    clock.now += 59.9
+    tenants.config("acme")
+    assert store.calls["config", "acme"] == 1
+    clock.now += 0.1
+    tenants.config("acme")
+    assert store.calls["config", "acme"] == 2
+
+
+def test_the_bound_drops_the_least_recently_used(store: FakeStore, clock: Clock) -> None:
+    tenants = TenantDirectory(store, ttl=5.0, max_entries=2, clock=clock)
+    tenants.by_phone("111")
+    tenants.by_phone("222")
+    tenants.by_phone("111")  # used again: "222" is now the oldest use
+    tenants.by_phone("112")
+    tenants.by_phone("111")
+    assert store.calls["phone", "111"] == 1
+    tenants.by_phone("222")
+    assert store.calls["phone", "222"] == 2
+
+
+# -- the Genesys conversation mapping ------------------------------------------------------------
+class Mapping:
+    """The conversation mapping (``tenant_of_genesys_conversation``) over a dict, counting reads."""
+
+    def __init__(self, owners: dict[str, str]) -> None:
+        self.owners = owners
+        self.reads: Counter[str] = Counter()
+
+    def __call__(self, conversation_id: str) -> str | None:
+        self.reads[conversation_id] += 1
+        return self.owners.get(conversation_id)
+
+
+@pytest.fixture
+def mapping() -> Mapping:
+    return Mapping({"c-acme": "acme", "c-acme-2": "acme", "c-globex": "globex"})
+
+
+def test_a_conversation_tenant_is_read_once_and_expires(
+    tenants: TenantDirectory, mapping: Mapping, clock: Clock
+) -> None:
+    assert tenants.cached_genesys_conversation("c-acme") is None  # never a lookup
+    assert mapping.reads["c-acme"] == 0
+    for _ in range(3):
+        assert tenants.by_genesys_conversation("c-acme", mapping) == "acme"
+    assert tenants.cached_genesys_conversation("c-acme") == "acme"
+    assert mapping.reads["c-acme"] == 1
+    clock.now += 5.0
+    assert tenants.cached_genesys_conversation("c-acme") is None
+    assert tenants.by_genesys_conversation("c-acme", mapping) == "acme"
+    assert mapping.reads["c-acme"] == 2
+
+
+def test_an_unknown_conversation_is_asked_again_every_time(
+    tenants: TenantDirectory, mapping: Mapping
+) -> None:
+    assert tenants.by_genesys_conversation("c-new", mapping) is None
+    assert tenants.by_genesys_conversation("c-new", mapping) is None
+    mapping.owners["c-new"] = "globex"  # its first customer message was delivered
+    assert tenants.by_genesys_conversation("c-new", mapping) == "globex"
+    assert mapping.reads["c-new"] == 3
+    # ... and a known one that is gone (expired, cached beyond its life) is not kept as unknown.
+    del mapping.owners["c-new"]
+    tenants.forget_genesys_conversation("c-new")
+    assert tenants.by_genesys_conversation("c-new", mapping) is None
+    assert tenants.cached_genesys_conversation("c-new") is None
+
+
+def test_a_tenants_invalidation_drops_its_conversations_only(
+    tenants: TenantDirectory, mapping: Mapping
+) -> None:
+    for conversation in ("c-acme", "c-acme-2", "c-globex"):
+        tenants.by_genesys_conversation(conversation, mapping)
+    tenants.invalidate("acme")
+    assert tenants.cached_genesys_conversation("c-acme") is None
+    assert tenants.cached_genesys_conversation("c-acme-2") is None
+    assert tenants.cached_genesys_conversation("c-globex") == "globex"
+    mapping.owners["c-acme"] = "globex"  # the integration moved on
+    assert tenants.by_genesys_conversation("c-acme", mapping) == "globex"
+    tenants.invalidate(None)  # a resync
+    assert tenants.cached_genesys_conversation("c-globex") is None
+
+
+def test_a_conversation_read_during_an_invalidation_is_not_kept(
+    tenants: TenantDirectory, mapping: Mapping
+) -> None:
+    def read_then_delete(conversation_id: str) -> str | None:
+        owner = mapping(conversation_id)  # the old owner is read ...
+        tenants.invalidate("acme")  # ... while acme's deletion is announced
+        return owner
+
+    assert tenants.by_genesys_conversation("c-acme", read_then_delete) == "acme"
+    assert tenants.cached_genesys_conversation("c-acme") is None
+
+
+def test_the_conversations_are_bounded(store: FakeStore, clock: Clock) -> None:
+    tenants = TenantDirectory(store, ttl=5.0, max_entries=2, clock=clock)
+    mapping = Mapping({f"c{n}": "acme" for n in range(3)})
+    for n in range(3):
+        tenants.by_genesys_conversation(f"c{n}", mapping)
+    assert tenants.cached_genesys_conversation("c0") is None
+    assert tenants.cached_genesys_conversation("c2") == "acme"
