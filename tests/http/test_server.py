@@ -12,6 +12,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -19,11 +20,15 @@ import requests
 from interlink.http.app import create_app
 from interlink.http.server import (
     FD_RESERVE,
+    MAX_HEADER_LINE,
+    MAX_HEADERS,
+    FramingError,
     Limits,
     ShardServer,
     check_framing,
     connection_bound,
     raise_file_limit,
+    read_headers,
 )
 from interlink.services import Services
 from tests.support.shard import ShardProcess
@@ -285,6 +290,115 @@ def test_check_framing_accepts_the_plain_cases() -> None:
 
     for raw in (b"Content-Length: 12\r\n\r\n", b"Transfer-Encoding: Chunked\r\n\r\n", b"\r\n"):
         check_framing(parse_headers(BytesIO(raw)))
+
+
+# -- the header block ----------------------------------------------------------------------------
+MALFORMED_HEADERS = {
+    "obs-fold": "X-A: 1\r\n continued\r\n",
+    "obs-fold with a tab": "X-A: 1\r\n\tcontinued\r\n",
+    "a bare CR ending a field": "X-A: 1\rContent-Length: 2\r\n",
+    "a bare CR in a value": "X-A: 1\r2\r\n",
+    "a NUL in a value": "X-A: 1\x002\r\n",
+    "an escape in a value": "X-A: \x1b[31m\r\n",
+    "DEL in a value": "X-A: 1\x7f\r\n",
+    "no colon": "X-A 1\r\n",
+    "an empty name": ": 1\r\n",
+    "a space in the name": "X A: 1\r\n",
+    "a tab before the colon": "X-A\t: 1\r\n",
+    "a separator in the name": "X(A): 1\r\n",
+    "a unix from line": "From someone\r\n",
+    "too many fields": "".join(f"X-{n}: {n}\r\n" for n in range(MAX_HEADERS)),
+    "a line too long": f"X-A: {'a' * MAX_HEADER_LINE}\r\n",
+}
+
+
+@pytest.mark.parametrize("variant", sorted(MALFORMED_HEADERS))
+def test_a_malformed_header_block_is_400_and_closed(fast: tuple[str, int], variant: str) -> None:
+    raw = post(WA_HOOK, MALFORMED_HEADERS[variant] + "Content-Length: 2\r\n", b"{}")
+    data, closed = exchange(fast, raw + GET_HEALTH)
+    assert statuses(data) == [400]
+    assert json_body(data)["title"] == "Bad request"
+    assert closed
+
+
+def test_a_header_block_cut_short_is_400_and_closed(fast: tuple[str, int]) -> None:
+    with socket.create_connection(fast, timeout=3) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: 1")
+        sock.shutdown(socket.SHUT_WR)
+        data, closed = read_all(sock)
+    assert statuses(data) == [400] and closed
+
+
+def test_the_limits_themselves_are_served(fast: tuple[str, int]) -> None:
+    fields = "".join(f"X-{n}: {n}\r\n" for n in range(MAX_HEADERS - 2))  # + Host and X-L
+    longest = "X-L: " + "a" * (MAX_HEADER_LINE - len("X-L: \r\n")) + "\r\n"
+    raw = f"GET /healthz HTTP/1.1\r\nHost: x\r\n{fields}{longest}\r\n".encode()
+    data, _ = exchange(fast, raw.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+    assert statuses(data) == [400]  # one field too many with Connection: close ...
+    data, _ = exchange(fast, raw)
+    assert statuses(data) == [200]  # ... exactly the limit without
+
+
+def test_read_headers_keeps_every_field_as_sent() -> None:
+    from io import BufferedReader, BytesIO
+
+    raw = (
+        b"Host: x\r\nContent-Type:application/json \r\nX-Forwarded-For: 10.0.0.1\r\n"
+        b'x-forwarded-for:\t10.0.0.2\t\r\nX-Name: Jos\xe9 "q" \t tab\r\nX-Empty:\r\n'
+        b"Connection: keep-alive\n\nGET / HTTP/1.1\r\n"
+    )
+    reader = BufferedReader(BytesIO(raw))
+    headers = read_headers(reader)
+    assert reader.read() == b"GET / HTTP/1.1\r\n"  # the next request is left alone
+    assert headers.raw_items() == [
+        ("Host", "x"),
+        ("Content-Type", "application/json"),
+        ("X-Forwarded-For", "10.0.0.1"),
+        ("x-forwarded-for", "10.0.0.2"),
+        ("X-Name", 'Jos\xe9 "q" \t tab'),
+        ("X-Empty", ""),
+        ("Connection", "keep-alive"),
+    ]
+    assert headers.get("X-FORWARDED-FOR") == "10.0.0.1" and headers.get("nope", "d") == "d"
+    assert headers.typeheader == "application/json"
+    assert headers.getheader("content-length") is None and headers.status == ""
+    assert list(headers.headers)[2:4] == [
+        "X-Forwarded-For: 10.0.0.1\r\n",
+        "x-forwarded-for: 10.0.0.2\r\n",
+    ]
+    del headers["x-forwarded-for"]
+    assert headers.get("X-Forwarded-For") is None and len(headers.raw_items()) == 5
+    check_framing(headers)
+    for bad in (b"X: 1\r\n continued\r\n\r\n", b"X: 1\rY: 2\r\n\r\n", b"X: 1\r\n"):
+        with pytest.raises(FramingError):
+            read_headers(BufferedReader(BytesIO(bad)))
+
+
+def test_repeated_fields_reach_the_app_joined(services: Services) -> None:
+    """What gevent builds the WSGI environ from: repeated fields joined with commas, as the login
+    throttle reads ``X-Forwarded-For`` from a trusted proxy."""
+    seen: dict[str, str] = {}
+
+    def app(environ: dict[str, str], start_response: Any) -> list[bytes]:
+        seen.update(environ)
+        start_response("200 OK", [("Content-Length", "0")])
+        return []
+
+    server = ShardServer(("127.0.0.1", 0), app, FAST)
+    server.start()
+    try:
+        raw = (
+            b"POST /x?a=1 HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.0.0.1\r\n"
+            b"X-Forwarded-For: 10.0.0.2\r\nContent-Type: text/plain\r\nX_Under: dropped\r\n"
+            b"Content-Length: 2\r\nConnection: close\r\n\r\nhi"
+        )
+        data, _ = exchange((server.address[0], server.address[1]), raw)
+    finally:
+        server.stop(timeout=1)
+    assert statuses(data) == [200]
+    assert seen["HTTP_X_FORWARDED_FOR"] == "10.0.0.1,10.0.0.2"
+    assert seen["CONTENT_TYPE"] == "text/plain" and seen["CONTENT_LENGTH"] == "2"
+    assert seen["QUERY_STRING"] == "a=1" and "HTTP_X_UNDER" not in seen
 
 
 # -- the real process ----------------------------------------------------------------------------
