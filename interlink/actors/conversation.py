@@ -36,7 +36,7 @@ from interlink.mapping.wire import MappingError
 from interlink.providers.errors import AuthError, MetaError, PermanentError, TransientError
 from interlink.providers.retry import backoff
 from interlink.providers.session import lazy_session
-from interlink.store.conversations import ConversationStore
+from interlink.store.conversations import AliasCache, ConversationStore
 from interlink.telemetry import logs, metrics
 from interlink.tenancy.config import TenantConfig
 
@@ -69,6 +69,7 @@ class Conversation(Actor):
         self.context = context
         self.last_active = time.monotonic()
         self.handled = 0
+        self.aliases = AliasCache()  # the user's aliases, read once per actor (see AliasCache)
 
     def started(self) -> None:
         self.session = lazy_session()  # attachment downloads
@@ -107,7 +108,9 @@ class Conversation(Actor):
 
     def _handle(self, work: Entry, context: TenantContext) -> None:
         flow = self.flows.get(work.kind)
-        store = ConversationStore(self.spec.services.redis, context.tenant_id, write_behind=True)
+        store = ConversationStore(
+            self.spec.services.redis, context.tenant_id, write_behind=True, aliases=self.aliases
+        )
         if flow is None:
             log.warning(
                 "unknown work kind dropped", extra={"tenant": context.tenant_id, "kind": work.kind}

@@ -77,6 +77,9 @@ if final and not redis.call('HGET', KEYS[2], 'acked') then return final end
 return false
 """
 
+# How long a conversation actor trusts an alias it read or wrote (see AliasCache).
+ALIAS_CACHE_FOR = 300.0
+
 MENU_TTL = 24 * 3600  # a numbered menu is answered within the user's window, or not at all
 MENU_FIELD = "menu"
 
@@ -91,32 +94,109 @@ class Part(NamedTuple):
     menu: str | None  # the buttonResponse type a tap on it answers with, when it was a menu
 
 
+# Per tenant, how many times this process rewrote aliases (readdress): an AliasCache entry read
+# under an older count is not used (see AliasCache).
+_rewrites: dict[str, int] = {}
+
+
+class AliasCache:
+    """What one conversation actor knows of its user's aliases (alias key -> participant), so that
+    its user's second and later messages skip the alias lookup's round trip. It lives on the actor
+    (per tenant and user, retired when idle) and is handed to each message's ConversationStore.
+
+    An entry is what the store held for that alias key when this process last read or wrote it.
+    Why a stale one cannot misroute:
+
+    - Only the shard that owns a tenant runs its flows, the only code that writes aliases; a
+      shard leaves the fleet's old count by draining its actors and restarting, and a new owner
+      delivers a tenant only once the old one released it (``interlink.fleet``), so no entry
+      outlives its process's ownership of the tenant.
+    - Within the process, aliases are only added (``SET NX``: an existing entry is never
+      changed) except by :meth:`ConversationStore.readdress` (a user's number or id changed: a
+      number may now belong to another user). Every readdress of a tenant, by any of its actors,
+      invalidates every entry of that tenant held anywhere in the process, once its writes were
+      sent.
+    - What nothing here can see (an alias expiring after ALIAS_TTL, the store losing writes or
+      restored from a backup, an operator editing keys) is bounded: an entry is used for at most
+      ALIAS_CACHE_FOR seconds after it was read or written.
+    """
+
+    def __init__(self, max_age: float = ALIAS_CACHE_FOR) -> None:
+        self.max_age = max_age
+        self._entries: dict[tuple[str, str], tuple[str, float, int]] = {}
+
+    def get(self, tenant_id: str, alias_key: str) -> str | None:
+        entry = self._entries.get((tenant_id, alias_key))
+        if entry is None:
+            return None
+        participant, at, rewrites = entry
+        if rewrites != _rewrites.get(tenant_id, 0) or time.monotonic() - at > self.max_age:
+            del self._entries[(tenant_id, alias_key)]
+            return None
+        return participant
+
+    def put(self, tenant_id: str, alias_key: str, participant: str) -> None:
+        self._entries[(tenant_id, alias_key)] = (
+            participant,
+            time.monotonic(),
+            _rewrites.get(tenant_id, 0),
+        )
+
+
+def _aliases_rewritten(tenant_id: str) -> None:
+    _rewrites[tenant_id] = _rewrites.get(tenant_id, 0) + 1
+
+
 class ConversationStore:
-    def __init__(self, client: redis.Redis, tenant_id: str, *, write_behind: bool = False) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        tenant_id: str,
+        *,
+        write_behind: bool = False,
+        aliases: AliasCache | None = None,
+    ) -> None:
         """``write_behind``: done markers, the Genesys conversation and the message map wait in
-        memory and go with this object's next step check, or with :meth:`flush`, which the
+        memory and go with this object's next round trip, or with :meth:`flush`, which the
         conversation actor calls before it acknowledges the message (a Genesys -> WhatsApp message
-        then costs one round trip less). Without it (the flows' unit tests) they go at once."""
+        then costs one round trip less). Without it (the flows' unit tests) they go at once.
+        ``aliases``: the conversation actor's memory of its user's aliases (a new one when
+        None)."""
         self.redis = client
         self.tenant_id = tenant_id
+        self.aliases = aliases if aliases is not None else AliasCache()
         self._advance = client.register_script(_ADVANCE)
         self._part_status = client.register_script(_PART_STATUS)
         self._acks: list[str] = []  # Genesys ids whose final receipt was sent, not yet recorded
         self._done: dict[str, str] = {}
         self._unsaved: dict[str, str] = {}
-        self._begun: set[str] = set()  # steps this object started (its own retries are no repeat)
+        self._begun: set[str] = set()  # steps this object began (its own retries are no repeat)
+        self._made: set[str] = set()  # steps :meth:`start` let through here (a call may be out)
         self._write_behind = write_behind
         self._queued: list[Callable[[Any], object]] = []  # writes waiting for a round trip
+        # Steps checked ahead, in the round trip of a read the flow made first: (done, begun
+        # before by someone else), until :meth:`start` takes or :meth:`abandon` drops them.
+        self._checked: dict[str, tuple[bool, bool]] = {}
+        self._parts: dict[str, Part] = {}  # message map entries read ahead, until :meth:`part`
 
     # -- identity -------------------------------------------------------------------------------
     def known_alias(self, alias_keys: Sequence[str]) -> str | None:
+        """The participant of the first of ``alias_keys`` the alias store holds, or None. No round
+        trip when the first key is in :attr:`aliases` (the store's first hit is then that one)."""
         if not alias_keys:
             return None
+        cached = self.aliases.get(self.tenant_id, alias_keys[0])
+        if cached is not None:
+            return cached
         # GETs in a pipeline, not an MGET: a user's aliases are in different slots of a cluster.
         pipe = self.redis.pipeline(transaction=False)
         for alias_key in alias_keys:
             pipe.get(keys.alias(self.tenant_id, alias_key))
-        return next((_text(v) for v in pipe.execute() if v), None)
+        found = [_text(v) for v in pipe.execute()]
+        for alias_key, participant in zip(alias_keys, found, strict=True):
+            if participant:
+                self.aliases.put(self.tenant_id, alias_key, participant)
+        return next((p for p in found if p), None)
 
     def user_wrote(
         self,
@@ -127,11 +207,17 @@ class ConversationStore:
         wamid: str | None = None,
         *,
         bsuid: str | None = None,
+        then_start: str | None = None,
+        read_part: str | None = None,
     ) -> dict[str, Any] | None:
         """The user wrote message ``wamid`` at ``at``: their aliases (kept if already taken) and
         the conversation's last inbound time, latest phone, BSUID and last wamid, in one round
         trip. Returns the numbered menu the user was last shown and may be answering (see
-        :meth:`remember_menu`), or None."""
+        :meth:`remember_menu`), or None.
+
+        In the same round trip: the writes waiting for one, the check of the step the flow is
+        about to :meth:`start` (``then_start``; see :meth:`check_ahead`) and the message map
+        entry of ``read_part`` (the menu a tap answers), which :meth:`part` then returns."""
         key = keys.conversation(self.tenant_id, participant)
         fields: dict[Any, Any] = {"last_inbound": repr(at)}
         if phone:
@@ -140,14 +226,24 @@ class ConversationStore:
             fields["bsuid"] = bsuid
         if wamid:
             fields["last_wamid"] = wamid
-        pipe = self.redis.pipeline(transaction=False)
-        for alias_key, owner in aliases.items():
-            pipe.set(keys.alias(self.tenant_id, alias_key), owner, nx=True, ex=ALIAS_TTL)
-        pipe.hget(key, MENU_FIELD)
-        pipe.hset(key, mapping=fields)
-        pipe.expire(key, CONVERSATION_TTL)
-        menu = pipe.execute()[-3]
-        return _menu(menu)
+        recorded = list(aliases.items())
+
+        def commands(pipe: Any) -> None:
+            for alias_key, owner in recorded:
+                pipe.set(keys.alias(self.tenant_id, alias_key), owner, nx=True, ex=ALIAS_TTL)
+            pipe.hget(key, MENU_FIELD)
+            pipe.hset(key, mapping=fields)
+            pipe.expire(key, CONVERSATION_TTL)
+            if read_part is not None:
+                self._read_part(pipe, read_part)
+
+        results = self._round_trip(commands, then_start)
+        for (alias_key, owner), was_set in zip(recorded, results, strict=False):
+            if was_set:  # now the store's entry (a taken one is left as it was)
+                self.aliases.put(self.tenant_id, alias_key, owner)
+        if read_part is not None:
+            self._parts[read_part] = _part(results[len(recorded) + 3])
+        return _menu(results[len(recorded)])
 
     def remember_menu(
         self, participant: str, genesys_id: str, options: Sequence[tuple[str, str]]
@@ -180,11 +276,19 @@ class ConversationStore:
         last, phone, _ = self.address(participant)
         return last, phone
 
-    def address(self, participant: str) -> tuple[float | None, str | None, str | None]:
-        """When the user last wrote (Unix seconds), their latest phone and latest BSUID."""
-        last, phone, bsuid = self.redis.hmget(
-            keys.conversation(self.tenant_id, participant), ["last_inbound", "phone", "bsuid"]
-        )
+    def address(
+        self, participant: str, *, then_start: str | None = None
+    ) -> tuple[float | None, str | None, str | None]:
+        """When the user last wrote (Unix seconds), their latest phone and latest BSUID; with
+        ``then_start``, that step is checked in the same round trip (see :meth:`check_ahead`)."""
+        key = keys.conversation(self.tenant_id, participant)
+        if then_start is None:
+            values = self.redis.hmget(key, ["last_inbound", "phone", "bsuid"])
+        else:
+            [values] = self._round_trip(
+                lambda pipe: pipe.hmget(key, ["last_inbound", "phone", "bsuid"]), then_start
+            )
+        last, phone, bsuid = values
         return (float(last) if last else None, _text(phone), _text(bsuid))
 
     def readdress(
@@ -206,7 +310,11 @@ class ConversationStore:
         if fields:
             pipe.hset(key, mapping=fields)
             pipe.expire(key, CONVERSATION_TTL)
-        pipe.execute()
+        try:
+            pipe.execute()
+        finally:
+            # After the writes (sent, or maybe sent): an entry read meanwhile is dropped too.
+            _aliases_rewritten(self.tenant_id)
 
     # -- messages -------------------------------------------------------------------------------
     def map_message(
@@ -243,14 +351,15 @@ class ConversationStore:
             self.flush()
 
     def part(self, wamid: str) -> Part:
-        """Everything the message map holds about ``wamid``, in one round trip."""
-        values = self.redis.hmget(
-            keys.message_map(self.tenant_id, wamid),
-            ["genesys", "participant", "state", "parts", "menu"],
-        )
-        genesys, participant, state, parts, menu = (_text(v) for v in values)
-        count = int(parts) if parts and parts.isdigit() and int(parts) > 0 else 1
-        return Part(genesys, participant, state, count, menu)
+        """Everything the message map holds about ``wamid``, in one round trip (none when it was
+        read ahead, see :meth:`user_wrote`)."""
+        ahead = self._parts.pop(wamid, None)
+        if ahead is not None:
+            return ahead
+        return _part(self.redis.hmget(keys.message_map(self.tenant_id, wamid), _PART_FIELDS))
+
+    def _read_part(self, pipe: Any, wamid: str) -> None:
+        pipe.hmget(keys.message_map(self.tenant_id, wamid), _PART_FIELDS)
 
     def part_status(
         self,
@@ -309,25 +418,68 @@ class ConversationStore:
         if step in self._done:
             self.flush()
             return False
-        # One round trip: is it done, and (marking it begun) was it begun before? The writes
-        # waiting for a round trip go first in it.
-        pipe = self.redis.pipeline(transaction=False)
-        self._add_waiting(pipe)
-        waiting = len(pipe)
-        pipe.exists(keys.dedupe(self.tenant_id, "done", step))
-        pipe.set(keys.dedupe(self.tenant_id, "begun", step), "1", ex=DONE_TTL, get=True)
-        done, previous = pipe.execute()[waiting:]
-        self._written()
+        checked = self._checked.pop(step, None)
+        if checked is None:
+            # One round trip: is it done, and (marking it begun) was it begun before? The writes
+            # waiting for a round trip go first in it.
+            self._round_trip(lambda pipe: None, step)
+            checked = self._checked.pop(step)
+        done, begun_before = checked
         if done:
             return False
-        if previous is not None and step not in self._begun:
+        if begun_before and step not in self._begun:
             log.warning(
                 "provider call repeated after a crash",
                 extra={"tenant": self.tenant_id, "step": step},
             )
             REPEATED_AFTER_CRASH.inc()
         self._begun.add(step)
+        self._made.add(step)
         return True
+
+    def check_ahead(self, pipe: Any, step: str) -> None:
+        """Add the check of ``step`` (see :meth:`start`) to ``pipe``, a round trip the flow makes
+        anyway before it; :meth:`_round_trip` keeps its outcome for :meth:`start`. It marks the
+        step begun as :meth:`start` does: a flow that then does not take it calls
+        :meth:`abandon`."""
+        pipe.exists(keys.dedupe(self.tenant_id, "done", step))
+        pipe.set(keys.dedupe(self.tenant_id, "begun", step), "1", ex=DONE_TTL, get=True)
+
+    def abandon(self, step: str) -> None:
+        """``step`` was checked ahead but will not be made: its begun marker, when this object
+        set it and made no call of it, is removed with the next writes, so that a later run
+        making the call (e.g. once the user's window reopened) does not count a repeat. A marker
+        found there is kept: it may be a crash's only trace."""
+        checked = self._checked.pop(step, None)
+        if checked is None or checked[0] or checked[1] or step in self._made:
+            return
+        self._begun.discard(step)
+        begun = keys.dedupe(self.tenant_id, "begun", step)
+        self._queued.append(lambda pipe: pipe.delete(begun))
+        if not self._write_behind:
+            self.flush()
+
+    def _round_trip(self, commands: Callable[[Any], object], step: str | None) -> list[Any]:
+        """One round trip: the writes waiting for one, ``commands``, then, with ``step`` (unless
+        known done here), its check ahead. The results of ``commands``."""
+        checking = step is not None and step not in self._done
+        pipe = self.redis.pipeline(transaction=False)
+        self._add_waiting(pipe)
+        waiting = len(pipe)
+        commands(pipe)
+        if checking:
+            assert step is not None
+            self.check_ahead(pipe, step)
+        results = pipe.execute()[waiting:]
+        self._written()
+        if checking:
+            assert step is not None
+            *results, done, previous = results
+            begun_before = previous is not None and step not in self._begun
+            if previous is None:
+                self._begun.add(step)  # this object began it: its own retries are no repeat
+            self._checked[step] = (bool(done), begun_before)
+        return results
 
     def mark_done(
         self, step: str, value: str = "1", *, genesys_conversation: str | None = None
@@ -397,6 +549,15 @@ def _menu(raw: Any) -> dict[str, Any] | None:
     if menu["until"] < time.time() or not isinstance(menu.get("options"), list):
         return None
     return menu
+
+
+_PART_FIELDS = ["genesys", "participant", "state", "parts", "menu"]
+
+
+def _part(values: Sequence[Any]) -> Part:
+    genesys, participant, state, parts, menu = (_text(v) for v in values)
+    count = int(parts) if parts and parts.isdigit() and int(parts) > 0 else 1
+    return Part(genesys, participant, state, count, menu)
 
 
 def _text(value: Any) -> str | None:

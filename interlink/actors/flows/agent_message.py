@@ -92,7 +92,9 @@ def agent_message(
         return show_typing(context, store, notification.user_id, session)
     genesys_id, participant = notification.message_id, notification.user_id
     assert genesys_id is not None and participant is not None
-    last_inbound, phone, bsuid = store.address(participant)
+    # The first send's step is checked in the same round trip (the steady path: one round
+    # trip before the send); a path that sends nothing abandons it (see ``failed``).
+    last_inbound, phone, bsuid = store.address(participant, then_start=f"out:{genesys_id}:0")
     template: dict[str, Any] | None = None  # set when only a template may reach the user
     proactive = notification_template(notification)  # a template: no window needed
     structured = notification.type == "Structured" and proactive is None
@@ -185,6 +187,7 @@ def agent_message(
             menu=menu if body.get("type") == "interactive" else None,
             answers_menu=bool(numbered),
         )
+    store.abandon(f"out:{genesys_id}:0")  # when there was nothing to send
     return None
 
 
@@ -273,6 +276,7 @@ def failed(
     It is the message's one final receipt: recorded as a failed part in the receipt hash its
     sent parts' statuses are folded into, so that no ``Delivered`` follows it and no status
     sends another ``Failed``; nothing is sent when the final receipt was already given."""
+    store.abandon(f"out:{genesys_id}:0")  # checked ahead by agent_message; no-op once sent
     if context.genesys is None:
         return
     final = store.part_status(

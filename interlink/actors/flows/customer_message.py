@@ -75,13 +75,22 @@ def customer_message(
         )
         numbered = None
     else:
+        wamid = message.get("id") if isinstance(message.get("id"), str) else None
+        # The step the message most likely goes as (its first body, or the structured response
+        # a menu answer is: the same step) and the menu a tap answers are read in the round trip
+        # that records the user's message: one round trip before the POST.
+        likely = f"in:{wamid}:0" if wamid and context.genesys is not None else None
+        if message.get("type") == "request_welcome":
+            likely = None
         numbered = store.user_wrote(
             participant,
             float(unix_seconds(message.get("timestamp"), "message.timestamp")),
             ids.phone,
             identity.aliases_to_record(participant, ids.phone, ids.bsuid),
-            wamid=message.get("id") if isinstance(message.get("id"), str) else None,
+            wamid=wamid,
             bsuid=ids.bsuid,
+            then_start=likely,
+            read_part=answered_menu(message),
         )
     genesys_participant = identity.genesys_participant(participant, ids.name)
     response = menu_answer(message, store, number, genesys_participant, numbered)
@@ -102,6 +111,7 @@ def customer_message(
     if not bodies:
         # Nothing for the agent (request_welcome, a dropped reaction): opening a Genesys
         # conversation, or dead-lettering for want of credentials, would be wrong.
+        store.abandon(f"in:{message.get('id')}:0")
         if message.get("type") == "request_welcome":
             welcome(
                 context,
