@@ -80,6 +80,58 @@ return false
 # How long a conversation actor trusts an alias it read or wrote (see AliasCache).
 ALIAS_CACHE_FOR = 300.0
 
+# A Meta status of a part whose Genesys message is known from the status itself (its callback
+# data): read the part's map entry, move its state and fold its outcome into the final receipt, as
+# _PART_STATUS does after a read of the map, in one step. KEYS: the part's message map, the receipt
+# hash of the Genesys message the callback data names. ARGV: that Genesys id, the part's wamid,
+# the receipt hash's TTL, the map's TTL, then for each state the part may be in ('', sent,
+# delivered, read, failed) the state the status moves it to and the part's outcome ('d', 'f',
+# ''). Returns {'other'} when the map names another Genesys message (nothing changed), {'corrupt'}
+# for a state not listed (nothing changed), else {'ok', final receipt to send or '', the map's
+# participant or ''}.
+_STATUS = """
+local map = redis.call('HMGET', KEYS[1], 'genesys', 'participant', 'state', 'parts')
+if map[1] and map[1] ~= ARGV[1] then return {'other'} end
+local state = map[3] or ''
+local row = nil
+local states = {'', 'sent', 'delivered', 'read', 'failed'}
+for i = 1, #states do
+  if states[i] == state then row = 5 + 2 * (i - 1) end
+end
+if not row then return {'corrupt'} end
+local new, outcome = ARGV[row], ARGV[row + 1]
+if new ~= state then
+  redis.call('HSET', KEYS[1], 'state', new)
+  -- A part whose send outcome was unknown has no map entry: the state it gets expires too.
+  if not map[1] then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4])) end
+end
+local parts = tonumber(map[4] or '1') or 1
+if parts < 1 then parts = 1 end
+local final = redis.call('HGET', KEYS[2], 'final')
+if not final and outcome ~= '' then
+  redis.call('HSET', KEYS[2], 'p:' .. ARGV[2], outcome)
+  if outcome == 'f' then
+    final = 'Failed'
+  else
+    local delivered = 0
+    local fields = redis.call('HGETALL', KEYS[2])
+    for i = 1, #fields, 2 do
+      if string.sub(fields[i], 1, 2) == 'p:' and fields[i + 1] == 'd' then
+        delivered = delivered + 1
+      end
+    end
+    if delivered >= parts then final = 'Delivered' end
+  end
+  if final then redis.call('HSET', KEYS[2], 'final', final) end
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
+end
+if not final or redis.call('HGET', KEYS[2], 'acked') then final = '' end
+return {'ok', final, map[2] or ''}
+"""
+
+# The states a part may be in, in _STATUS's order (None: no status yet).
+PART_STATES: tuple[str | None, ...] = (None, "sent", "delivered", "read", "failed")
+
 MENU_TTL = 24 * 3600  # a numbered menu is answered within the user's window, or not at all
 MENU_FIELD = "menu"
 
@@ -167,6 +219,7 @@ class ConversationStore:
         self.aliases = aliases if aliases is not None else AliasCache()
         self._advance = client.register_script(_ADVANCE)
         self._part_status = client.register_script(_PART_STATUS)
+        self._status = client.register_script(_STATUS)
         self._acks: list[str] = []  # Genesys ids whose final receipt was sent, not yet recorded
         self._done: dict[str, str] = {}
         self._unsaved: dict[str, str] = {}
@@ -382,6 +435,32 @@ class ConversationStore:
             args=[expected or "", new or "", wamid, outcome, parts, DONE_TTL],
         )
         return _text(result) if result else None
+
+    def status_of(
+        self,
+        wamid: str,
+        genesys_id: str,
+        moves: Sequence[tuple[str | None, str]],
+    ) -> tuple[str | None, str | None] | None:
+        """A status of part ``wamid`` of Genesys message ``genesys_id`` (the status's callback
+        data), in one round trip: :meth:`part` and :meth:`part_status` in one step. ``moves``:
+        for each of PART_STATES, the state the status moves the part to and its outcome ('d',
+        'f', ''). The final receipt to send now, if any, and the participant the map names; None
+        when the map names another Genesys message or holds a state that is none of PART_STATES
+        (nothing was changed: ask :meth:`part`)."""
+        args: list[Any] = [genesys_id, wamid, DONE_TTL, MESSAGE_TTL]
+        for new, outcome in moves:
+            args += [new or "", outcome]
+        result = self._status(
+            keys=[
+                keys.message_map(self.tenant_id, wamid),
+                keys.receipt(self.tenant_id, genesys_id),
+            ],
+            args=args,
+        )
+        if _text(result[0]) != "ok":
+            return None
+        return _text(result[1]) or None, _text(result[2]) or None
 
     def receipt_sent(self, step: str, genesys_id: str) -> None:
         """The final receipt of ``genesys_id`` was sent (the call ``step``): one round trip."""

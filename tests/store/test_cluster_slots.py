@@ -143,6 +143,11 @@ def test_conversation_state_receipts_and_tokens(cluster: redis.Redis) -> None:
     assert final == "Delivered"
     conversations.receipt_sent("receipt:g-1", "g-1")
     assert conversations.start("receipt:g-1") is False
+    conversations.map_message("wamid.c", "g-2", "p-1")
+    moves = [("sent", ""), ("sent", ""), ("delivered", ""), ("read", ""), ("failed", "")]
+    assert conversations.status_of("wamid.c", "g-2", moves) == (None, "p-1")
+    moves = [("delivered", "d"), ("delivered", "d"), *moves[2:]]
+    assert conversations.status_of("wamid.c", "g-2", moves) == ("Delivered", "p-1")
 
     tokens = TokenStore(cluster)
     owner = tokens.lock("acme")
@@ -219,7 +224,7 @@ def test_every_script_in_the_code_is_exercised_here() -> None:
         "inbox/accept.py": 1,
         "inbox/reader.py": 1,
         "store/api_keys.py": 2,
-        "store/conversations.py": 2,
+        "store/conversations.py": 3,
         "store/dead_letters.py": 1,
         "store/tenants.py": 2,
         "store/tokens.py": 1,

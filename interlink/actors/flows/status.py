@@ -18,7 +18,7 @@ from interlink.inbox import Entry
 from interlink.mapping import identity
 from interlink.mapping.receipts import ReceiptKind, failure_reasons, next_receipt, receipt_body
 from interlink.mapping.wire import unix_seconds
-from interlink.store.conversations import ConversationStore
+from interlink.store.conversations import PART_STATES, ConversationStore
 
 _OUTCOME = {"Delivered": "d", "Failed": "f"}
 _PART_FAILED = {"code": "GeneralError", "message": "WhatsApp reported a part of it as failed"}
@@ -28,30 +28,44 @@ def status(context: FlowContext, store: ConversationStore, work: Entry) -> None:
     """Record one ``statuses[]`` item and send the final receipt it completes, if any."""
     element = work.payload["element"]
     wamid, state_name = str(element["id"]), str(element.get("status"))
-    part = store.part(wamid)
-    genesys_id, participant, state = part.genesys, part.participant, part.state
-    if genesys_id is None:
-        # A part whose send outcome was unknown is not in the map; Meta echoes its callback
+    callback = element.get("biz_opaque_callback_data")
+    callback = callback if isinstance(callback, str) and callback else None
+    found = None
+    if callback is not None:
+        # Every part of an agent's message carries its Genesys id as callback data, which Meta
+        # echoes: the map is read and the status recorded in one round trip.
+        moves = []
+        for previous in PART_STATES:
+            new, receipt = next_receipt(previous, state_name)
+            moves.append((new, _OUTCOME.get(receipt or "", "")))
+        found = store.status_of(wamid, callback, moves)
+    genesys_id: str | None = callback
+    if found is not None:
+        final, participant = found
+    else:
+        part = store.part(wamid)
+        participant, state = part.participant, part.state
+        if part.genesys is not None:
+            genesys_id = part.genesys
+        # else a part whose send outcome was unknown is not in the map; Meta echoes its callback
         # data. Its number of parts is unknown too: it counts as a message of its own.
-        callback = element.get("biz_opaque_callback_data")
-        genesys_id = callback if isinstance(callback, str) and callback else None
-    if genesys_id is None:
+        if genesys_id is None:
+            return
+        new_state, part_receipt = next_receipt(state, state_name)
+        final = store.part_status(
+            wamid,
+            genesys_id,
+            expected=state,
+            new=new_state if new_state != state else None,
+            outcome=_OUTCOME.get(part_receipt or "", ""),
+            parts=part.parts,
+        )
+    if final is None or genesys_id is None or context.genesys is None:
         return
     if participant is None:
         ids = identity.identifiers_of_status(element, work.payload.get("contact"))
         known = store.known_alias(identity.alias_keys(ids.phone, ids.bsuid))
         participant = identity.participant_id(ids.phone, ids.bsuid, known)
-    new_state, part_receipt = next_receipt(state, state_name)
-    final = store.part_status(
-        wamid,
-        genesys_id,
-        expected=state,
-        new=new_state if new_state != state else None,
-        outcome=_OUTCOME.get(part_receipt or "", ""),
-        parts=part.parts,
-    )
-    if final is None or context.genesys is None:
-        return
     step = f"receipt:{genesys_id}:{final}"
     if not store.start(step):
         store.receipt_sent(step, genesys_id)  # sent before a crash: only the record was lost

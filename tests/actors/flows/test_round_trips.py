@@ -1,5 +1,6 @@
 """Round trips to Redis per message on a conversation's steady path, counted on the wire: a
-user's second message reaches Genesys after one, an agent's message reaches WhatsApp after one."""
+user's second message reaches Genesys after one, an agent's message reaches WhatsApp after one,
+a status of it is recorded in one."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import responses
 
 from interlink.actors.flows.agent_message import agent_message
 from interlink.actors.flows.customer_message import customer_message
+from interlink.actors.flows.status import status
+from interlink.mapping import MappingError
 from interlink.services import Services
 from interlink.store import keys
 from interlink.store.conversations import AliasCache, ConversationStore
@@ -166,3 +169,91 @@ def test_a_message_that_is_not_sent_leaves_no_begun_send(
     assert receipt.call_count == 1  # MessageExpired
     step = f"out:{notification['id']}:0"
     assert not client.exists(keys.dedupe(config.tenant_id, "begun", step))
+
+
+def status_of(wamid: str, name: str, callback: str | None) -> dict[str, Any]:
+    update = meta_update("meta_status_delivered.json")
+    element = {k: v for k, v in update["element"].items() if k != "biz_opaque_callback_data"}
+    element.update(id=wamid, status=name)
+    if callback is not None:
+        element["biz_opaque_callback_data"] = callback
+    return {**update, "element": element}
+
+
+@responses.activate
+def test_a_status_is_recorded_in_one_round_trip_and_a_receipt_sent_after_two(
+    services: Services, counted: tuple[redis.Redis, RoundTrips]
+) -> None:
+    client, trips = counted
+    config = tenant_config()
+    context = FakeContext(config, services.settings)
+    ConversationStore(client, config.tenant_id).map_message("wamid.S", "gc-s", PARTICIPANT)
+    seen: list[int] = []
+    responses.add_callback(responses.POST, f"{GENESYS}/receipt", trips_at_call(trips, seen, {}))
+
+    def one(name: str) -> int:
+        store = ConversationStore(client, config.tenant_id, write_behind=True)
+        before = trips.count
+        status(context, store, entry(config, "wa.status", status_of("wamid.S", name, "gc-s")))
+        store.flush()
+        return trips.since(before)
+
+    assert one("sent") == 1
+    assert one("delivered") == 3  # the status, the receipt's step, the receipt recorded
+    assert len(seen) == 1
+    assert one("read") == 1
+    assert one("delivered") == 1  # a redelivery: nothing to send
+    [call] = responses.calls
+    body = json.loads(call.request.body)
+    assert body["id"] == "gc-s" and body["status"] == "Delivered"
+    assert body["channel"]["to"]["id"] == PARTICIPANT
+    assert client.hget(keys.message_map(config.tenant_id, "wamid.S"), "state") == b"read"
+
+
+@responses.activate
+def test_a_status_whose_callback_names_another_message_goes_by_the_map(
+    services: Services, counted: tuple[redis.Redis, RoundTrips]
+) -> None:
+    client, _ = counted
+    config = tenant_config()
+    context = FakeContext(config, services.settings)
+    store = ConversationStore(client, config.tenant_id)
+    store.map_message("wamid.M", "gc-mapped", "participant-1")
+    call = responses.post(f"{GENESYS}/receipt", json={})
+
+    status(context, store, entry(config, "wa.status", status_of("wamid.M", "delivered", "gc-x")))
+
+    assert json.loads(call.calls[0].request.body)["id"] == "gc-mapped"
+    assert not client.exists(keys.receipt(config.tenant_id, "gc-x"))
+
+
+@responses.activate
+def test_the_state_of_a_part_missing_from_the_map_expires(
+    services: Services, counted: tuple[redis.Redis, RoundTrips]
+) -> None:
+    client, _ = counted
+    config = tenant_config()
+    context = FakeContext(config, services.settings)
+    responses.post(f"{GENESYS}/receipt", json={})
+
+    status(context, ConversationStore(client, config.tenant_id),
+           entry(config, "wa.status", status_of("wamid.U", "sent", "gc-u")))  # fmt: skip
+
+    key = keys.message_map(config.tenant_id, "wamid.U")
+    assert client.hget(key, "state") == b"sent" and client.ttl(key) > 0
+
+
+@responses.activate
+def test_a_corrupt_state_is_still_refused(
+    services: Services, counted: tuple[redis.Redis, RoundTrips]
+) -> None:
+    client, _ = counted
+    config = tenant_config()
+    key = keys.message_map(config.tenant_id, "wamid.X")
+    client.hset(key, mapping={"genesys": "gc-x", "participant": "p", "state": "bogus"})
+
+    with pytest.raises(MappingError):
+        status(FakeContext(config, services.settings),
+               ConversationStore(client, config.tenant_id),
+               entry(config, "wa.status", status_of("wamid.X", "delivered", "gc-x")))  # fmt: skip
+    assert client.hget(key, "state") == b"bogus"
