@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -217,9 +218,6 @@ class ConversationStore:
         self.redis = client
         self.tenant_id = tenant_id
         self.aliases = aliases if aliases is not None else AliasCache()
-        self._advance = client.register_script(_ADVANCE)
-        self._part_status = client.register_script(_PART_STATUS)
-        self._status = client.register_script(_STATUS)
         self._acks: list[str] = []  # Genesys ids whose final receipt was sent, not yet recorded
         self._done: dict[str, str] = {}
         self._unsaved: dict[str, str] = {}
@@ -231,6 +229,20 @@ class ConversationStore:
         # before by someone else), until :meth:`start` takes or :meth:`abandon` drops them.
         self._checked: dict[str, tuple[bool, bool]] = {}
         self._parts: dict[str, Part] = {}  # message map entries read ahead, until :meth:`part`
+
+    # Scripts are registered on first use (a message's store runs one at most; registering
+    # hashes the source, ~15 us each).
+    @functools.cached_property
+    def _advance(self) -> Any:
+        return self.redis.register_script(_ADVANCE)
+
+    @functools.cached_property
+    def _part_status(self) -> Any:
+        return self.redis.register_script(_PART_STATUS)
+
+    @functools.cached_property
+    def _status(self) -> Any:
+        return self.redis.register_script(_STATUS)
 
     # -- identity -------------------------------------------------------------------------------
     def known_alias(self, alias_keys: Sequence[str]) -> str | None:
@@ -605,6 +617,8 @@ class ConversationStore:
     def dead_letter(
         self, kind: str, payload: Mapping[str, Any], conversation: str | None, reason: str
     ) -> None:
+        for step in list(self._checked):  # checked ahead, never taken: no trace of a call
+            self.abandon(step)
         self.flush()
         DeadLetters(self.redis, self.tenant_id).add(kind, payload, conversation, reason)
 

@@ -228,3 +228,17 @@ def test_the_waiting_writes_go_first_in_a_checked_ahead_round_trip(
     store.user_wrote(PHONE, time.time(), PHONE, {}, "w2", then_start="in:w2:0")
     assert trips.since(before) == 1
     assert client.get(keys.dedupe(tid, "done", "in:w1:0")) == b"m1"
+
+
+def test_a_dead_letter_leaves_no_trace_of_a_step_checked_ahead(
+    counted: tuple[redis.Redis, RoundTrips],
+) -> None:
+    client, _ = counted
+    tid = tenant()
+    store = ConversationStore(client, tid, write_behind=True)
+    store.user_wrote(PHONE, time.time(), PHONE, {}, "w1", then_start="in:w1:0")
+    store.dead_letter("wa.message", {"n": 1}, PHONE, "a bug of ours met this payload")
+    assert not client.exists(keys.dedupe(tid, "begun", "in:w1:0"))
+    before = repeats()
+    assert ConversationStore(client, tid).start("in:w1:0")  # the dead letter replayed
+    assert repeats() == before
