@@ -331,10 +331,16 @@ class ConversationStore:
         """The menu was answered: a later message with the same number is just a message."""
         self.redis.hdel(keys.conversation(self.tenant_id, participant), MENU_FIELD)
 
-    def last_wamid(self, participant: str) -> str | None:
-        """The user's latest message to the business (what a typing indicator is shown on)."""
-        value = self.redis.hget(keys.conversation(self.tenant_id, participant), "last_wamid")
-        return value.decode() if isinstance(value, bytes) else value
+    def typing_due(self, participant: str, interval: float) -> str | None:
+        """The user's latest message to the business when a typing indicator may be shown on it
+        now, at most once per ``interval`` seconds; else None. One round trip: the throttle is
+        taken whether or not the user wrote (with nothing to show on, nothing is lost by it)."""
+        throttle = keys.dedupe(self.tenant_id, "typing", participant)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(throttle, "1", nx=True, px=int(interval * 1000))
+        pipe.hget(keys.conversation(self.tenant_id, participant), "last_wamid")
+        taken, wamid = pipe.execute()
+        return _text(wamid) if taken else None
 
     def state(self, participant: str) -> tuple[float | None, str | None]:
         """When the user last wrote (Unix seconds) and their latest phone."""

@@ -55,7 +55,6 @@ from interlink.providers.errors import (
 )
 from interlink.providers.genesys import download_attachment, genesys_download_hosts
 from interlink.providers.meta import GraphClient
-from interlink.store import keys
 from interlink.store.conversations import ConversationStore
 
 log = logging.getLogger(__name__)
@@ -201,11 +200,8 @@ def show_typing(
     whatsapp = context.config.whatsapp
     if whatsapp is None or context.config.settings.get("typingIndicator") is False:
         return  # the tenant turned typing indicators, and the read marks they carry, off
-    wamid = store.last_wamid(participant)
+    wamid = store.typing_due(participant, TYPING_INTERVAL)
     if not wamid:
-        return
-    throttle = keys.dedupe(context.tenant_id, "typing", participant)
-    if not store.redis.set(throttle, "1", nx=True, px=int(TYPING_INTERVAL * 1000)):
         return
     graph = GraphClient(
         session, context.settings.meta_graph_url, whatsapp.phone_number_id, whatsapp.access_token

@@ -257,3 +257,28 @@ def test_a_corrupt_state_is_still_refused(
                ConversationStore(client, config.tenant_id),
                entry(config, "wa.status", status_of("wamid.X", "delivered", "gc-x")))  # fmt: skip
     assert client.hget(key, "state") == b"bogus"
+
+
+@responses.activate
+def test_agent_typing_costs_one_round_trip_and_shows_once_per_interval(
+    services: Services, counted: tuple[redis.Redis, RoundTrips]
+) -> None:
+    client, trips = counted
+    config = tenant_config()
+    context = FakeContext(config, services.settings)
+    mark = responses.post(GRAPH_SEND, json={"success": True})
+    ConversationStore(client, config.tenant_id).user_wrote(
+        PARTICIPANT, time.time() - 60, PARTICIPANT, {}, wamid="wamid.IN1"
+    )
+    typing = load("genesys_typing.json")
+    typing["channel"]["to"]["id"] = PARTICIPANT
+    counts = []
+    for _ in range(2):
+        before = trips.count
+        agent_message(context, ConversationStore(client, config.tenant_id),
+                      entry(config, "gc.message", typing), session=requests.Session())  # fmt: skip
+        counts.append(trips.since(before))
+
+    assert counts == [1, 1]
+    assert mark.call_count == 1  # the second is within the interval
+    assert json.loads(mark.calls[0].request.body)["message_id"] == "wamid.IN1"
