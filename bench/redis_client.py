@@ -27,7 +27,7 @@ from typing import Any  # noqa: E402
 
 import redis  # noqa: E402
 
-from interlink.store.connection import connect  # noqa: E402
+from interlink.store.connection import CommandPacker, connect  # noqa: E402
 from interlink.store.embedded import EmbeddedValkey, binary_path, free_port  # noqa: E402
 
 try:  # not a dependency: measured only when present
@@ -91,10 +91,18 @@ class _PollPeekConnection(redis.Connection):
         return super().can_read(timeout)
 
 
+def _with_packer(pool: redis.ConnectionPool) -> redis.ConnectionPool:
+    pool.connection_kwargs["command_packer"] = CommandPacker(pool.get_encoder())
+    return pool
+
+
 def variants(url: str, unix_url: str) -> dict[str, Callable[[], redis.Redis]]:
     rows: dict[str, Callable[[], redis.Redis]] = {
         "main 205c83e (default RESP, hci=30)": lambda: redis.Redis(connection_pool=_main_pool(url)),
         "connect() (this tree)": lambda: connect(url),
+        "main + one-pass packer": lambda: redis.Redis(
+            connection_pool=_with_packer(_main_pool(url))
+        ),
         "protocol=2": lambda: redis.Redis(connection_pool=_main_pool(url, protocol=2)),
         "protocol=3": lambda: redis.Redis(connection_pool=_main_pool(url, protocol=3)),
         "hci=0": lambda: redis.Redis(connection_pool=_main_pool(url, health_check_interval=0)),

@@ -7,7 +7,7 @@ under gevent hundreds of greenlets may want a connection at once, so they queue 
 The pool checks, on each loan, that a connection has nothing waiting to be read (a reply left
 over, or the server's close after a restart); its connections here make that check one
 ``poll(2)`` of the socket, and do redis-py's own only when the poll sees something
-(:class:`QuickCheckConnection`).
+(:class:`QuickCheckConnection`). And they pack each command in one pass (:class:`CommandPacker`).
 
 With ``INTERLINK_REDIS_CLUSTER=true`` the client is redis-py's ``RedisCluster`` instead: it
 learns the slot map from the node named in the URL and sends each command, script and pipeline
@@ -123,6 +123,9 @@ def connect(
         health_check_interval=30,
         **extra,
     )
+    # Only now is the encoding known (a URL may carry one): the packer encodes as the pool's
+    # connections would, and no connection exists yet to have been made without it.
+    pool.connection_kwargs["command_packer"] = CommandPacker(pool.get_encoder())
     return redis.Redis(connection_pool=pool)
 
 
@@ -180,6 +183,44 @@ def _packed(*parts: Arg) -> bytes:
             part = b"%d" % part
         out.append(b"$%d\r\n%b\r\n" % (len(part), part))
     return b"".join(out)
+
+
+class CommandPacker:
+    """Packs a command for redis-py's connections (their public ``command_packer`` argument) in
+    one pass: the bytes redis-py's own Python packer sends, for a fraction of its time (it
+    re-joins the whole command once per argument and encodes each through a chain of type
+    checks). bytes, str and int, nearly every argument interlink sends, are packed here; any
+    other type goes through ``encoder`` as redis-py would (floats, bytearrays, memoryviews,
+    int subclasses, and the ``DataError`` for a bool or a type it refuses).
+
+    A command whose name holds spaces (``"CLIENT KILL"``) is split into words, as redis-py
+    does. One buffer per command, however large: redis-py's pipeline packing still sends a
+    large one as a chunk of its own."""
+
+    __slots__ = ("_encode", "_encoding", "_errors")
+
+    def __init__(self, encoder: Any) -> None:
+        self._encode = encoder.encode
+        self._encoding = encoder.encoding
+        self._errors = encoder.encoding_errors
+
+    def pack(self, *args: Any) -> list[bytes]:
+        first = args[0]
+        if isinstance(first, str):
+            args = (*first.encode().split(), *args[1:])
+        elif b" " in first:
+            args = (*first.split(), *args[1:])
+        out = [b"*%d\r\n" % len(args)]
+        for arg in args:
+            kind = type(arg)
+            if kind is str:
+                arg = arg.encode(self._encoding, self._errors)
+            elif kind is int:
+                arg = b"%d" % arg
+            elif kind is not bytes:
+                arg = self._encode(arg)
+            out.append(b"$%d\r\n%b\r\n" % (len(arg), arg))
+        return [b"".join(out)]
 
 
 # Connection arguments that newer redis-py (7+) puts into a pool's ``connection_kwargs`` for its
