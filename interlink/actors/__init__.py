@@ -1,4 +1,7 @@
-"""The actor tree of a shard: Supervisor → TenantActor → TokenManager, WhatsAppSender, Conversation*."""
+"""The actor tree of a shard: Supervisor → TenantActor → TokenManager, Conversation*.
+
+Sends to WhatsApp are no actor: a conversation calls its tenant's
+:class:`interlink.actors.whatsapp_sender.WhatsAppSender` in its own greenlet."""
 
 from interlink.actors.messages import (
     Control,

@@ -2,7 +2,8 @@
 
 The tenant actor builds one :class:`TenantContext` per configuration and swaps it whole on reload;
 a conversation takes the current one when it starts a message and keeps it to the end of that
-message, so every message finishes on the configuration it started with.
+message, so every message finishes on the configuration it started with: its Genesys client and
+its WhatsApp sender (whose pacing and concurrency, the tenant's :class:`SendLane`, outlive it).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pykka
 import requests
 
 from interlink.actors.token_manager import DropToken, GetTokenLease, TokenLease
+from interlink.actors.whatsapp_sender import SendLane, WhatsAppSender
 from interlink.providers.errors import TransientError
 from interlink.providers.genesys import OpenMessagingClient
 from interlink.providers.pacing import Pacer
@@ -31,14 +33,14 @@ class TenantContext:
         settings: Settings,
         *,
         token_manager: Callable[[], pykka.ActorRef[Any] | None],
-        sender: Callable[[], pykka.ActorRef[Any] | None],
+        send_lane: SendLane,
         genesys_pacer: Pacer,
         session: requests.Session,
     ) -> None:
         self.config = config
         self.settings = settings
         self._token_manager = token_manager
-        self._sender = sender
+        self._sender = WhatsAppSender(config, send_lane, session, settings.meta_graph_url)
         self._token: str | None = None
         self._token_until = 0.0
         self.genesys: OpenMessagingClient | None = None
@@ -86,8 +88,5 @@ class TenantContext:
             except (pykka.ActorDeadError, pykka.Timeout):
                 pass
 
-    def sender(self) -> pykka.ActorRef[Any]:
-        ref = self._sender()
-        if ref is None or not ref.is_alive():
-            raise TransientError("the WhatsApp sender is restarting")
-        return ref
+    def sender(self) -> WhatsAppSender:
+        return self._sender

@@ -1,9 +1,13 @@
 """The root of one tenant's tree: its configuration, its workers and its conversations.
 
-Children, in start order: the TokenManager, the WhatsAppSender (permanent: restarted when they
-crash, within the restart budget; past it the tenant actor itself fails and its supervisor takes
-over), then one Conversation per active WhatsApp user (transient: a crashed or idle one is
-forgotten and started again by its next message, its state being in Redis).
+Children, in start order: the TokenManager (permanent: restarted when it crashes, within the
+restart budget; past it the tenant actor itself fails and its supervisor takes over), then one
+Conversation per active WhatsApp user (transient: a crashed or idle one is forgotten and started
+again by its next message, its state being in Redis).
+
+Sends to WhatsApp are no actor: each conversation calls the tenant's ``WhatsAppSender`` (in
+its :class:`TenantContext`) in its own greenlet; the tenant's ``SendLane`` (pacing, at most 32
+sends at once, :mod:`interlink.actors.whatsapp_sender`) outlives reloads.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from interlink.actors.messages import (
 from interlink.actors.supervision import Children, ChildStatus
 from interlink.actors.token_manager import TokenManager
 from interlink.actors.tree import TreeSpec, http_session
-from interlink.actors.whatsapp_sender import WhatsAppSender
+from interlink.actors.whatsapp_sender import SendLane
 from interlink.inbox import Entry
 from interlink.providers.pacing import genesys_pacer
 from interlink.store.dead_letters import DeadLetters
@@ -40,7 +44,6 @@ from interlink.tenancy.config import TenantConfig
 log = logging.getLogger(__name__)
 
 TOKEN_MANAGER = "token-manager"
-SENDER = "whatsapp-sender"
 CONVERSATION_PREFIX = "conversation:"
 CONFIG_LOAD_ATTEMPTS = 5
 
@@ -63,6 +66,7 @@ class TenantActor(Actor):
         self.context: TenantContext | None = None
         # One Genesys budget per tenant token, kept across reloads (the token is the same).
         self.genesys_pacer = genesys_pacer()
+        self.send_lane: SendLane | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def started(self) -> None:
@@ -75,32 +79,35 @@ class TenantActor(Actor):
             return
         self.config = config
         self.session = http_session(self.spec)
+        self.send_lane = SendLane(config)
         self.context = self._context(config)
         spec = self.spec
         token_cls = spec.token_manager or TokenManager
-        sender_cls = spec.sender or WhatsAppSender
         self.workers.start(
             TOKEN_MANAGER, lambda s: token_cls.start(self.config, spec=spec, status=s)
         )
-        self.workers.start(SENDER, lambda s: sender_cls.start(self.config, spec=spec, status=s))
 
     def stopping(self) -> None:
         if self._sweeper is not None:
             self._sweeper.stop()
         deadline = time.monotonic() + self.spec.stop_timeout
+        # The conversations finish the message they are on, sends included; a late one's next
+        # send is refused as transient (its entry stays pending for the next owner).
         self.conversations.stop_all(deadline)
+        if self.send_lane is not None:
+            self.send_lane.close()
         self.workers.stop_all(deadline, sequential=True)
 
     def _context(self, config: TenantConfig) -> TenantContext | None:
         """The clients a configuration version needs; None for a bare tree (tests)."""
         services = self.spec.services
-        if services is None:
+        if services is None or self.send_lane is None:
             return None
         return TenantContext(
             config,
             services.settings,
             token_manager=lambda: self.workers.ref(TOKEN_MANAGER),
-            sender=lambda: self.workers.ref(SENDER),
+            send_lane=self.send_lane,
             genesys_pacer=self.genesys_pacer,
             session=self.session,
         )
@@ -264,8 +271,11 @@ class TenantActor(Actor):
         )
         login_changed = current is None or config.genesys_login() != current.genesys_login()
         self.config = config
+        if self.send_lane is not None:
+            self.send_lane.configure(config)  # a new messagesPerSecond paces from now on
         # Conversations take the context at each message: from the next one on they use the new
-        # Genesys client (integration, region) and settings; calls in flight finish on the old.
+        # Genesys client (integration, region), Graph client and settings; calls in flight
+        # finish on the old.
         self.context = self._context(config)
         # A new Meta token alone must not cost a Genesys token request.
         notice = ConfigChanged(
@@ -324,12 +334,16 @@ class TenantActor(Actor):
                 status = group.status(key)
                 if status is not None:
                     actors.append(status.snapshot())
-        return {
+        snapshot: dict[str, Any] = {
             "tenantId": self.tenant_id,
             "version": self.config.version if self.config else None,
             "conversations": len(self.conversations),
             "actors": actors,
         }
+        if self.send_lane is not None:
+            # What a sender actor's mailbox depth used to show: sends waiting for a slot.
+            snapshot["sends"] = self.send_lane.snapshot()
+        return snapshot
 
 
 class _Ticker:

@@ -1,31 +1,42 @@
-"""Sends to Meta's Graph API with the tenant's access token, paced, without blocking its mailbox.
+"""A tenant's sends to Meta's Graph API: paced, bounded, made in the asking conversation's greenlet.
 
-Each send runs in a greenlet of a bounded pool, so one slow round trip never holds up the next
-request in the mailbox; when the pool is full the mailbox waits (backpressure, bounded memory).
-Pacing: the business number's messages per second, and per recipient Meta's pair rate (after a
-131056 that recipient alone waits 4^X seconds, X counting its consecutive refusals).
+No actor: a conversation calls :meth:`WhatsAppSender.send` (or :meth:`WhatsAppSender.upload`)
+itself and gets the wamid (or the media id) or the error back, so a send costs no mailbox hop,
+no extra greenlet and no reply future, and a tenant tree one actor less.
+
+What the tenant's sends share, kept across configuration reloads (:class:`SendLane`):
+- the business number's messages per second (the ``messagesPerSecond`` setting, 90 % of it);
+- per recipient, Meta's pair rate (after a 131056 that recipient alone waits 4^X seconds, X
+  counting its consecutive refusals);
+- at most ``DEFAULT_CONCURRENCY`` sends at once: more conversations wait for a slot (backpressure,
+  bounded sockets), at most ``SLOT_WAIT`` seconds, then the send counts as not made (a
+  :class:`TransientError`, retried by the conversation).
+
+One :class:`WhatsAppSender` per configuration version, built with the tenant's
+:class:`interlink.actors.context.TenantContext`: a message finishes with the Graph client (number,
+token) it started with. Stopping the tenant closes the lane: sends already going finish in their
+conversations (which the tenant waits for, up to its stop timeout); a new one is refused as
+transient, so its entry stays pending for the next owner.
 """
 
 from __future__ import annotations
 
-import contextvars
 import logging
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
-import gevent.event
-import gevent.pool
+import gevent.lock
+import requests
 
-from interlink.actors.actor import Actor
-from interlink.actors.messages import ConfigChanged
-from interlink.actors.supervision import ChildStatus
-from interlink.actors.tree import TreeSpec, http_session
-from interlink.providers.errors import MetaError, PermanentError
+from interlink.providers.errors import MetaError, PermanentError, TransientError
 from interlink.providers.meta import GraphClient, send_with_retry
 from interlink.providers.pacing import (
     DEFAULT_META_MESSAGES_PER_SECOND,
     META_MESSAGES_PER_SECOND,
     META_PACED_SHARE,
+    KeyedPacer,
+    Pacer,
     meta_number_pacer,
     pair_pacer,
 )
@@ -34,114 +45,160 @@ from interlink.tenancy.config import TenantConfig
 log = logging.getLogger(__name__)
 
 DEFAULT_CONCURRENCY = 32
+SLOT_WAIT = 120.0  # seconds a send waits for one of the tenant's slots before it is retried later
 PAIR_BURST = 45  # Meta tolerates bursts of 45 messages in 6 s to one user before 131056
 MAX_PAIR_REFUSALS = 4  # 1 + 4 + 16 + 64 s of waiting for one recipient, then give up
 
 
-@dataclass(frozen=True, slots=True)
-class Send:
-    """Send ``body`` (a Graph API message) to ``recipient``; ``reply`` gets the wamid or the error."""
+class SendLane:
+    """What one tenant's sends share whatever its configuration version: the pacers of its
+    business number and the bound on concurrent sends. Owned by the tenant actor."""
 
-    body: dict[str, Any]
-    recipient: str
-    reply: gevent.event.AsyncResult = field(default_factory=gevent.event.AsyncResult, compare=False)
-    # Where the request was made (its log fields: the tenant, the message being handled).
-    context: contextvars.Context = field(default_factory=contextvars.copy_context, compare=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Upload:
-    """Upload an attachment to Meta; ``reply`` gets the media id or the error."""
-
-    data: bytes
-    mime: str
-    filename: str
-    reply: gevent.event.AsyncResult = field(default_factory=gevent.event.AsyncResult, compare=False)
-    context: contextvars.Context = field(default_factory=contextvars.copy_context, compare=False)
-
-
-class WhatsAppSender(Actor):
-    def __init__(self, config: TenantConfig, *, spec: TreeSpec, status: ChildStatus) -> None:
-        super().__init__(status=status)
-        self.config = config
-        self.spec = spec
-        self.number_pacer = meta_number_pacer(_rate(config))
-        self.pair_pacer = pair_pacer(burst=PAIR_BURST)
-        self.pool = gevent.pool.Pool(DEFAULT_CONCURRENCY)
-        self.client: GraphClient | None = None
+    def __init__(
+        self,
+        config: TenantConfig,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        slot_wait: float = SLOT_WAIT,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.concurrency = concurrency
+        self.slot_wait = slot_wait
+        # The pacers' time (time.sleep yields under gevent).
+        self._timing: dict[str, Any] = {"clock": clock, "sleep": sleep}
+        self.slots = gevent.lock.BoundedSemaphore(concurrency)
+        self.number = _number(config)
+        self.rate = _rate(config)
+        self.number_pacer: Pacer = meta_number_pacer(self.rate, **self._timing)
+        self.pair_pacer: KeyedPacer = pair_pacer(burst=PAIR_BURST, **self._timing)
+        self.waiting = 0
         self.sent = 0
+        self.closed = False
 
-    def started(self) -> None:
-        self.session = http_session(self.spec)
-        self.client = self._client(self.config)
+    def configure(self, config: TenantConfig) -> None:
+        """Follow a reload: a new rate paces from now on; another business number has budgets
+        of its own at Meta, so it starts with fresh pacers."""
+        number, rate = _number(config), _rate(config)
+        if number != self.number:
+            self.pair_pacer = pair_pacer(burst=PAIR_BURST, **self._timing)
+        if number != self.number or rate != self.rate:
+            self.number_pacer = meta_number_pacer(rate, **self._timing)
+        self.number, self.rate = number, rate
 
-    def stopping(self) -> None:
-        # Sends already started finish (their replies are awaited); nothing new starts.
-        self.pool.join(timeout=self.spec.stop_timeout)
+    def close(self) -> None:
+        """No send starts any more; those going finish in their own greenlets."""
+        self.closed = True
 
-    def _client(self, config: TenantConfig) -> GraphClient | None:
+    @property
+    def in_flight(self) -> int:
+        return self.concurrency - self.slots.counter
+
+    def enter(self) -> None:
+        """Take a send slot, waiting at most ``slot_wait`` seconds."""
+        if self.closed:
+            raise TransientError("the tenant is stopping: the send was not made")
+        if not self.slots.acquire(blocking=False):
+            self.waiting += 1
+            try:
+                got = self.slots.acquire(timeout=self.slot_wait)
+            finally:
+                self.waiting -= 1
+            if not got:
+                raise TransientError(
+                    f"all {self.concurrency} send slots of the tenant stayed busy for "
+                    f"{self.slot_wait:g} s: the send was not made"
+                )
+            if self.closed:
+                self.slots.release()
+                raise TransientError("the tenant is stopping: the send was not made")
+
+    def leave(self) -> None:
+        self.slots.release()
+
+    def snapshot(self) -> dict[str, int]:
+        return {"inFlight": self.in_flight, "waiting": self.waiting, "sent": self.sent}
+
+
+class WhatsAppSender:
+    """One configuration version's way to Meta; every call runs in the caller's greenlet.
+
+    - ``config``: the tenant configuration (its ``whatsapp`` part names the number and token).
+    - ``lane``: the tenant's :class:`SendLane` (pacing, concurrency), shared by every version.
+    - ``session`` / ``graph_base``: the shard's provider session and ``Settings.meta_graph_url``.
+
+    Errors are :meth:`GraphClient.send`'s (``MetaError``, ``SendUncertain``, ``TransientError``),
+    :class:`PermanentError` ``not.configured`` without a WhatsApp configuration, and
+    :class:`TransientError` when no send slot came in time or the tenant is stopping (nothing
+    was sent then).
+    """
+
+    __slots__ = ("client", "config", "lane")
+
+    def __init__(
+        self, config: TenantConfig, lane: SendLane, session: requests.Session, graph_base: str
+    ) -> None:
+        self.config = config
+        self.lane = lane
         whatsapp = config.whatsapp
-        if whatsapp is None or self.spec.services is None:
-            return None
-        graph = self.spec.services.settings.meta_graph_url
-        return GraphClient(self.session, graph, whatsapp.phone_number_id, whatsapp.access_token)
-
-    def receive(self, message: Any) -> Any:
-        # Each request runs in a greenlet of the pool, in the context it was made in, so that its
-        # log lines name the tenant and the message it is for.
-        if isinstance(message, Send):
-            self.pool.spawn(message.context.run, self._guarded, message.reply, self._send, message)
-            return None
-        if isinstance(message, Upload):
-            self.pool.spawn(
-                message.context.run, self._guarded, message.reply, self._upload, message
-            )
-            return None
-        if isinstance(message, ConfigChanged):
-            if _rate(message.config) != _rate(self.config):
-                self.number_pacer = meta_number_pacer(_rate(message.config))
-            self.config = message.config
-            self.client = self._client(message.config)
-            return None
-        return super().receive(message)
-
-    def _guarded(self, reply: gevent.event.AsyncResult, work: Any, message: Any) -> None:
-        """Whatever happens in a send, the asker hears of it and nothing escapes the greenlet."""
-        try:
-            reply.set(work(message))
-        except BaseException as exc:  # a gevent.Timeout must not escape either
-            reply.set_exception(
-                exc if isinstance(exc, Exception) else RuntimeError(type(exc).__name__)
+        self.client: GraphClient | None = None
+        if whatsapp is not None:
+            self.client = GraphClient(
+                session, graph_base, whatsapp.phone_number_id, whatsapp.access_token
             )
 
-    def _send(self, message: Send) -> str:
-        client = self.client
-        if client is None:
+    def __repr__(self) -> str:
+        return f"WhatsAppSender(tenant={self.config.tenant_id!r}, client={self.client!r})"
+
+    @property
+    def number_pacer(self) -> Pacer:
+        return self.lane.number_pacer
+
+    def _graph(self) -> GraphClient:
+        if self.client is None:
             raise PermanentError(None, "not.configured", "the tenant has no WhatsApp configuration")
+        return self.client
+
+    def send(self, body: Mapping[str, Any], recipient: str) -> str:
+        """Send ``body`` (a Graph API message) to ``recipient``; its wamid."""
+        client = self._graph()
+        lane = self.lane
         refusals = 0
         while True:
-            self.number_pacer.acquire()
-            self.pair_pacer.acquire(message.recipient)
+            # Outside the slot: a recipient's pair pacing holds up that conversation only.
+            lane.pair_pacer.acquire(recipient)
+            lane.enter()
             try:
-                wamid = send_with_retry(client, message.body)
+                lane.number_pacer.acquire()
+                wamid = send_with_retry(client, body)
             except MetaError as exc:
                 if exc.kind != "pair_rate" or refusals >= MAX_PAIR_REFUSALS:
                     raise
-                delay = self.pair_pacer.penalize(message.recipient, refusals)
+                delay = lane.pair_pacer.penalize(recipient, refusals)
                 log.info(
                     "pair rate hit; backing off",
                     extra={"tenant": self.config.tenant_id, "delay": delay},
                 )
                 refusals += 1
                 continue
-            self.sent += 1
+            finally:
+                lane.leave()
+            lane.sent += 1
             return wamid
 
-    def _upload(self, message: Upload) -> str:
-        client = self.client
-        if client is None:
-            raise PermanentError(None, "not.configured", "the tenant has no WhatsApp configuration")
-        return client.upload(message.data, message.mime, message.filename)
+    def upload(self, data: bytes, mime: str, filename: str) -> str:
+        """Upload an attachment for this number; its media id."""
+        client = self._graph()
+        lane = self.lane
+        lane.enter()
+        try:
+            return client.upload(data, mime, filename)
+        finally:
+            lane.leave()
+
+
+def _number(config: TenantConfig) -> str | None:
+    return config.whatsapp.phone_number_id if config.whatsapp is not None else None
 
 
 def _rate(config: TenantConfig) -> float:

@@ -144,7 +144,7 @@ def test_a_tenant_tree_is_activated_by_its_first_message(
     assert ref is not None and ref.is_alive()
     stats = ref.ask(Control("stats"), timeout=5)
     names = [a["name"] for a in stats["actors"]]
-    assert names == ["acme", "token-manager", "whatsapp-sender", "conversation:u1"]
+    assert names == ["acme", "token-manager", "conversation:u1"]  # sends are no actor
 
 
 def test_a_crash_on_tell_is_restarted_and_later_work_flows(
@@ -321,7 +321,7 @@ def test_shutdown_drains_mailboxes_and_stops_in_reverse_order(
     supervisor.stop(timeout=10)
     # Everything accepted before the stop was handled...
     assert handled("acme") == [str(n) for n in range(200)]
-    # ...then each tree stopped leaves first: conversations, sender, token manager, the tenant.
+    # ...then each tree stopped leaves first: conversations, token manager, the tenant.
     acme = [e for e in EVENTS if e[0] == "stopped" and "acme" in e]
     assert acme == [
         ("stopped", "conversation", "acme", "u1"),

@@ -179,6 +179,7 @@ def test_the_tenant_context_serves_the_token_from_memory_until_a_drop(
     services: Services, login: responses.RequestsMock, secret: str
 ) -> None:
     from interlink.actors.context import TenantContext
+    from interlink.actors.whatsapp_sender import SendLane
 
     issued = grant(login)
     ref = start(services, secret)
@@ -192,7 +193,7 @@ def test_the_tenant_context_serves_the_token_from_memory_until_a_drop(
         config(secret),
         services.settings,
         token_manager=manager,
-        sender=lambda: None,
+        send_lane=SendLane(config(secret)),
         genesys_pacer=None,  # type: ignore[arg-type]
         session=services.http,
     )

@@ -55,11 +55,8 @@ def test_control_from_any_shard_is_answered_by_the_owner(fleet: Callable[..., Wo
     stats = control(world, 1, tenant_id, "stats").json()
     assert (stats["shard"], stats["tenantId"], stats["version"]) == (2, tenant_id, 3)
     assert stats["conversations"] == 1  # real stats: the owner's tree carried Ana's message
-    assert [a["name"] for a in stats["actors"]][:3] == [
-        tenant_id,
-        "token-manager",
-        "whatsapp-sender",
-    ]
+    assert [a["name"] for a in stats["actors"]][:2] == [tenant_id, "token-manager"]
+    assert stats["sends"]["inFlight"] == 0  # the tenant's WhatsApp sends: no actor of their own
     assert tenants_on(world, 0) == tenants_on(world, 1) == []
     assert tenants_on(world, 2) == [tenant_id]
 

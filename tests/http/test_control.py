@@ -186,7 +186,8 @@ def test_actors_after_activation_shows_the_tree(
         1,
         0,
     )
-    assert [a["name"] for a in acme["actors"]] == ["acme", "token-manager", "whatsapp-sender"]
+    assert [a["name"] for a in acme["actors"]] == ["acme", "token-manager"]
+    assert acme["sends"] == {"inFlight": 0, "waiting": 0, "sent": 0}
     for actor in acme["actors"]:
         assert set(actor) == {"name", "mailbox", "restarts", "lastError"}
         assert (actor["mailbox"], actor["restarts"], actor["lastError"]) == (0, 0, None)
@@ -377,7 +378,6 @@ def test_a_reload_gives_the_next_messages_the_new_genesys_integration_and_settin
 def test_the_sender_paces_at_the_tenants_messages_per_second_after_a_reload(
     services: Services, tree: Any
 ) -> None:
-    from interlink.actors.tenant import SENDER
     from interlink.providers.pacing import META_PACED_SHARE
 
     make_tenant(services, "acme")
@@ -386,8 +386,8 @@ def test_the_sender_paces_at_the_tenants_messages_per_second_after_a_reload(
     tenant.ask(Control("ping"), timeout=5)
 
     def sender_rate() -> float:
-        sender = tenant.proxy().workers.get(timeout=5).ref(SENDER)
-        return float(sender.proxy().number_pacer.get(timeout=5).rate)
+        context = tenant.proxy().context.get(timeout=5)
+        return float(context.sender().number_pacer.rate)
 
     assert sender_rate() == 5 * META_PACED_SHARE  # inbound messages share the budget
     services.tenants.update("acme", {"settings": {"messagesPerSecond": 40}})
@@ -489,7 +489,7 @@ def test_tenant_ping_stats_and_reload(
     stats = decoded(tenant_msg(client, services, "acme", "stats", media))
     assert stats["ok"] is True and stats["type"] == "stats"
     assert (stats["tenantId"], stats["version"], stats["conversations"]) == ("acme", 1, 0)
-    assert [a["name"] for a in stats["actors"]] == ["acme", "token-manager", "whatsapp-sender"]
+    assert [a["name"] for a in stats["actors"]] == ["acme", "token-manager"]
 
     services.tenants.update("acme", {"name": "Renamed"})
     reload = decoded(tenant_msg(client, services, "acme", "reload", media))

@@ -20,13 +20,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import gevent
-import pykka
 import requests
 
 from interlink.actors.actor import describe
 from interlink.actors.flows.common import FlowContext, GiveUp
-from interlink.actors.whatsapp_sender import Send, Upload
+from interlink.actors.whatsapp_sender import WhatsAppSender
 from interlink.inbox import Entry
 from interlink.mapping import (
     GenesysAttachment,
@@ -59,7 +57,6 @@ from interlink.store.conversations import ConversationStore
 
 log = logging.getLogger(__name__)
 
-SEND_TIMEOUT = 120.0  # pacing may hold a send; past this the outcome is unknown
 OUTSIDE_WINDOW = (
     "More than 24 hours have passed since the customer last wrote: "
     "WhatsApp only accepts templates now."
@@ -153,9 +150,7 @@ def agent_message(
             if "link" in body.get(body.get("type", ""), {}):
                 media_id = upload(context, session, sender, body, notification.attachments)
                 body = with_media_id(body, media_id)
-            request = Send(body, recipient)
-            sender.tell(request)
-            wamid = request.reply.get(timeout=SEND_TIMEOUT)
+            wamid = sender.send(body, recipient)
         except MediaRejected as exc:
             return failed(context, store, genesys_id, participant, exc.reason, str(exc))
         except DownloadRefused as exc:
@@ -169,8 +164,6 @@ def agent_message(
             store.mark_done(step, "uncertain")
             log.warning("send outcome unknown; not resent", extra={"tenant": context.tenant_id})
             continue
-        except (gevent.Timeout, pykka.Timeout):
-            raise TransientError("the WhatsApp sender did not answer in time") from None
         except MetaError as exc:
             if exc.kind in ("fatal", "pair_rate"):
                 code = exc.code or 0
@@ -218,7 +211,7 @@ def show_typing(
 def upload(
     context: FlowContext,
     session: requests.Session,
-    sender: pykka.ActorRef[Any],
+    sender: WhatsAppSender,
     send: dict[str, Any],
     attachments: Sequence[GenesysAttachment],
 ) -> str:
@@ -250,13 +243,7 @@ def upload(
         where = f" (correlation id {exc.correlation_id})" if exc.correlation_id else ""
         raise DownloadRefused(f"attachment download {how}{where}") from None
     filename = (declared.filename if declared is not None else None) or f"{kind}"
-    request = Upload(data, mime.split(";")[0].strip(), filename)
-    sender.tell(request)
-    try:
-        media_id: str = request.reply.get(timeout=SEND_TIMEOUT)
-    except (gevent.Timeout, pykka.Timeout):
-        raise TransientError("the upload did not finish in time") from None
-    return media_id
+    return sender.upload(data, mime.split(";")[0].strip(), filename)
 
 
 def failed(

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
-import pykka
-
+from interlink.actors.whatsapp_sender import WhatsAppSender
 from interlink.providers.genesys import OpenMessagingClient
 from interlink.settings import Settings
 from interlink.tenancy.config import TenantConfig
@@ -18,7 +17,8 @@ class GiveUp(Exception):
 class FlowContext(Protocol):
     """What a flow needs of its tenant: one configuration version, its Genesys client (None
     without Genesys credentials), a Genesys token (for attachment downloads) and the tenant's
-    WhatsApp sender. :class:`interlink.actors.context.TenantContext` is the production one."""
+    WhatsApp sender, called in the flow's own greenlet.
+    :class:`interlink.actors.context.TenantContext` is the production one."""
 
     config: TenantConfig
     settings: Settings
@@ -29,4 +29,4 @@ class FlowContext(Protocol):
 
     def token(self) -> str: ...
 
-    def sender(self) -> pykka.ActorRef[Any]: ...
+    def sender(self) -> WhatsAppSender: ...

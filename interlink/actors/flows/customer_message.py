@@ -17,12 +17,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import gevent
-import pykka
-
 from interlink.actors.actor import describe
 from interlink.actors.flows.common import FlowContext, GiveUp
-from interlink.actors.whatsapp_sender import Send
 from interlink.inbox import Entry
 from interlink.mapping import identity
 from interlink.mapping.inbound import (
@@ -42,8 +38,6 @@ from interlink.store.conversations import ConversationStore
 from interlink.tenancy.config import TenantConfig
 
 log = logging.getLogger(__name__)
-
-SEND_TIMEOUT = 120.0  # as for an agent's message: pacing may hold the send
 
 
 def customer_message(
@@ -148,15 +142,11 @@ def welcome(
     step = f"welcome:{message['id']}"
     if not store.start(step):
         return
-    request = Send(text_send(text, recipient=recipient), recipient)
-    context.sender().tell(request)
     try:
-        wamid = request.reply.get(timeout=SEND_TIMEOUT)
+        wamid = context.sender().send(text_send(text, recipient=recipient), recipient)
     except SendUncertain:
         store.mark_done(step, "uncertain")  # Meta may have it: never send twice
         return
-    except (gevent.Timeout, pykka.Timeout):
-        raise TransientError("the WhatsApp sender did not answer in time") from None
     except MetaError as exc:
         if exc.kind == "retry":
             raise TransientError(describe(exc)) from None

@@ -1,5 +1,5 @@
-"""A fake tenant context for the flows: a real Genesys client and a real WhatsApp sender actor,
-whose HTTP the tests answer with ``responses``; Redis is the embedded store."""
+"""A fake tenant context for the flows: a real Genesys client and a real WhatsApp sender, whose
+HTTP the tests answer with ``responses``; Redis is the embedded store."""
 
 from __future__ import annotations
 
@@ -9,13 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pykka
 import pytest
 import requests
 
-from interlink.actors.supervision import ChildStatus
-from interlink.actors.tree import TreeSpec
-from interlink.actors.whatsapp_sender import WhatsAppSender
+from interlink.actors.whatsapp_sender import SendLane, WhatsAppSender
 from interlink.inbox import Entry, Kind
 from interlink.mapping import read_meta_webhook
 from interlink.providers.genesys import OpenMessagingClient
@@ -92,22 +89,21 @@ class FakeContext:
     def token(self) -> str:
         return "genesys-token"
 
-    def sender(self) -> pykka.ActorRef[Any]:
+    def sender(self) -> WhatsAppSender:
         assert self._sender is not None, "this flow must not send to WhatsApp"
         return self._sender
 
 
 @pytest.fixture
 def sender_for(services: Services) -> Iterator[Any]:
-    """Start the real WhatsApp sender for a configuration."""
-    refs: list[pykka.ActorRef[Any]] = []
+    """The real WhatsApp sender for a configuration, on the shard's provider session."""
+    lanes: list[SendLane] = []
 
-    def start(config: TenantConfig) -> pykka.ActorRef[Any]:
-        spec = TreeSpec(load_config=lambda tenant_id: config, services=services)
-        ref = WhatsAppSender.start(config, spec=spec, status=ChildStatus("sender"))
-        refs.append(ref)
-        return ref
+    def make(config: TenantConfig) -> WhatsAppSender:
+        lane = SendLane(config)
+        lanes.append(lane)
+        return WhatsAppSender(config, lane, services.http, services.settings.meta_graph_url)
 
-    yield start
-    for ref in refs:
-        ref.stop()
+    yield make
+    for lane in lanes:
+        assert lane.in_flight == 0, "a send slot was never given back"
