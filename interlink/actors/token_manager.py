@@ -20,8 +20,8 @@ from interlink.actors.messages import ConfigChanged, Control
 from interlink.actors.supervision import ChildStatus
 from interlink.actors.tree import TreeSpec, http_session
 from interlink.providers.errors import AuthError, PermanentError, TransientError
-from interlink.providers.genesys import fetch_token
-from interlink.store.tokens import CachedToken, TokenStore
+from interlink.providers.genesys import Token, fetch_token
+from interlink.store.tokens import LOCK_TTL_MS, CachedToken, TokenStore
 from interlink.telemetry import metrics
 from interlink.tenancy.config import TenantConfig
 
@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 REFRESH_AHEAD = 120.0  # seconds before the cached token expires that one shard renews it
 LOCK_WAIT = 12.0  # how long a shard waits for another one's fetch before giving up
 LOCK_POLL = 0.05
+# Seconds after asking for the fetch lock during which it is surely still ours (it lives
+# LOCK_TTL_MS from when Redis set it): released then with a plain DEL, batched with the store.
+LOCK_SURELY_HELD = LOCK_TTL_MS / 1000 - 5.0
 AUTH_FAILURE_HOLD = 30.0  # refused credentials are not retried sooner (one request, not 1,000)
 MEMORY_TTL = 1.0  # seconds a token is served from memory before Redis is asked again, so that a
 # token another shard dropped (a 401, a credential change) stops being used here within a second
@@ -115,12 +118,10 @@ class TokenManager(Actor):
             raise self._refused
         deadline = now + LOCK_WAIT
         while True:
+            asked = time.monotonic()
             owner = self.store.lock(self.tenant_id)
             if owner is not None:
-                try:
-                    return self._fetch()
-                finally:
-                    self.store.unlock(self.tenant_id, owner)
+                return self._fetch_holding(owner, asked)
             if cached is not None:
                 return self._remember(cached)  # still valid: another shard is renewing it
             gevent.sleep(LOCK_POLL)
@@ -130,7 +131,29 @@ class TokenManager(Actor):
             if time.monotonic() > deadline:
                 raise TransientError("another shard holds the token lock and no token appeared")
 
-    def _fetch(self) -> str:
+    def _fetch_holding(self, owner: str, locked_at: float) -> str:
+        """Fetch with the lock ``owner`` taken (asked for at ``locked_at``), then release it: in
+        the round trip that stores the token while the lock is surely still ours (one round trip
+        less on a tenant's first message), else by compare-and-delete."""
+        assert self.store is not None
+        try:
+            token = self._fetch()
+        except BaseException:
+            self.store.unlock(self.tenant_id, owner)
+            raise
+        unlock = time.monotonic() - locked_at < LOCK_SURELY_HELD
+        try:
+            cached = self.store.put(
+                self.tenant_id, token.access_token, token.expires_in, unlock=unlock
+            )
+        except BaseException:
+            self.store.unlock(self.tenant_id, owner)
+            raise
+        if not unlock:
+            self.store.unlock(self.tenant_id, owner)
+        return self._remember(cached)
+
+    def _fetch(self) -> Token:
         creds = self.config.genesys
         if creds is None:
             raise PermanentError(None, "not.configured", "the tenant has no Genesys credentials")
@@ -145,8 +168,7 @@ class TokenManager(Actor):
                 "genesys refused the tenant's credentials", extra={"tenant": self.tenant_id}
             )
             raise
-        assert self.store is not None
-        return self._remember(self.store.put(self.tenant_id, token.access_token, token.expires_in))
+        return token
 
     def _remember(self, cached: CachedToken) -> str:
         self._token = cached.token

@@ -52,8 +52,13 @@ class TokenStore:
         remaining = pttl / 1000
         return CachedToken(value.decode(), remaining, float(lifetime or remaining))
 
-    def put(self, tenant_id: str, token: str, expires_in: float) -> CachedToken:
-        """Cache ``token`` for every shard, until shortly before it expires."""
+    def put(
+        self, tenant_id: str, token: str, expires_in: float, *, unlock: bool = False
+    ) -> CachedToken:
+        """Cache ``token`` for every shard, until shortly before it expires. ``unlock``: release
+        the fetch lock in the same round trip, by a plain ``DEL``: only for a caller that knows
+        its lock cannot have expired yet (:data:`LOCK_TTL_MS` is far from over), else
+        :meth:`unlock` compares first."""
         ttl = expires_in - min(SAFETY_MARGIN, expires_in * 0.1)
         px = max(1, int(ttl * 1000))
         # Not a MULTI: the contract's key name has no hash tag, so on a Redis Cluster the two keys
@@ -62,6 +67,8 @@ class TokenStore:
         pipe = self.redis.pipeline(transaction=False)
         pipe.set(keys.token_lifetime(tenant_id), str(ttl), px=px)
         pipe.set(keys.token(tenant_id), token, px=px)
+        if unlock:
+            pipe.delete(keys.token_lock(tenant_id))
         pipe.execute()
         return CachedToken(token, ttl, ttl)
 

@@ -96,6 +96,23 @@ def test_one_request_for_many_concurrent_askers_on_two_shards(
     shard_b.stop()
 
 
+def test_the_fetch_lock_goes_with_the_token_in_one_round_trip(
+    services: Services, login: responses.RequestsMock, secret: str
+) -> None:
+    def scripts_run() -> int:
+        stats = services.redis.info("commandstats")
+        return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("eval", "evalsha"))
+
+    grant(login)
+    ref = start(services, secret)
+    before = scripts_run()
+    assert ref.ask(GetToken(), timeout=10)
+    # Released by the DEL batched with storing the token, not by a compare-and-delete of its own.
+    assert not services.redis.exists(keys.token_lock("acme"))
+    assert scripts_run() == before
+    ref.stop()
+
+
 def test_a_401_drops_the_token_everywhere_and_the_next_ask_fetches_once(
     services: Services, login: responses.RequestsMock, secret: str
 ) -> None:

@@ -157,7 +157,9 @@ def test_conversation_state_receipts_and_tokens(cluster: redis.Redis) -> None:
     assert cached is not None and cached.token == "token-made-for-this-test"
     tokens.unlock("acme", owner)
     tokens.drop("acme", "token-made-for-this-test")
-    tokens.put("acme", "another-token", 3600)
+    assert tokens.lock("acme") is not None
+    tokens.put("acme", "another-token", 3600, unlock=True)  # three keys, three slots
+    assert not tokens.locked("acme") and tokens.get("acme") is not None
     tokens.drop("acme")
     assert tokens.get("acme") is None
 
