@@ -1,6 +1,7 @@
-"""The actor tree of a shard: Supervisor → TenantActor → TokenManager, Conversation*.
+"""The actor tree of a shard: Supervisor → TenantActor → Conversation*.
 
-Sends to WhatsApp are no actor: a conversation calls its tenant's
+The tenant's Genesys token and its sends to WhatsApp are no actors: a conversation calls its
+tenant's :class:`interlink.actors.token_manager.TokenManager` and
 :class:`interlink.actors.whatsapp_sender.WhatsAppSender` in its own greenlet."""
 
 from interlink.actors.messages import (

@@ -3,27 +3,22 @@
 The tenant actor builds one :class:`TenantContext` per configuration and swaps it whole on reload;
 a conversation takes the current one when it starts a message and keeps it to the end of that
 message, so every message finishes on the configuration it started with: its Genesys client and
-its WhatsApp sender (whose pacing and concurrency, the tenant's :class:`SendLane`, outlive it).
+its WhatsApp sender. What outlives a version is the tenant's: its token manager, its
+:class:`SendLane` (WhatsApp pacing and concurrency) and its Genesys pacer.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
 
-import pykka
 import requests
 
-from interlink.actors.token_manager import DropToken, GetTokenLease, TokenLease
+from interlink.actors.token_manager import TokenManager
 from interlink.actors.whatsapp_sender import SendLane, WhatsAppSender
-from interlink.providers.errors import TransientError
 from interlink.providers.genesys import OpenMessagingClient
 from interlink.providers.pacing import Pacer
 from interlink.settings import Settings
 from interlink.tenancy.config import TenantConfig
-
-TOKEN_ASK_TIMEOUT = 20.0
 
 
 class TenantContext:
@@ -32,7 +27,7 @@ class TenantContext:
         config: TenantConfig,
         settings: Settings,
         *,
-        token_manager: Callable[[], pykka.ActorRef[Any] | None],
+        token_manager: TokenManager,
         send_lane: SendLane,
         genesys_pacer: Pacer,
         session: requests.Session,
@@ -60,20 +55,13 @@ class TenantContext:
 
     def token(self) -> str:
         """The tenant's Genesys token, from memory while its lease runs (until its renewal
-        time), else from the token manager. A token another shard dropped in Redis is still used
-        here until Genesys answers 401 to it, which drops it here too: only the owner shard
-        delivers, so that is at most one refused call per ownership change."""
+        time), else from the tenant's token manager, in this greenlet. A token another shard
+        dropped in Redis is still used here until Genesys answers 401 to it, which drops it here
+        too: only the owner shard delivers, so that is at most one refused call per ownership
+        change."""
         if self._token is not None and time.monotonic() < self._token_until:
             return self._token
-        ref = self._token_manager()
-        if ref is None:
-            raise TransientError("the token manager is restarting")
-        try:
-            lease = ref.ask(GetTokenLease(), timeout=TOKEN_ASK_TIMEOUT)
-        except (pykka.ActorDeadError, pykka.Timeout):
-            raise TransientError("the token manager did not answer") from None
-        if not isinstance(lease, TokenLease):
-            return str(lease)
+        lease = self._token_manager.lease()
         self._token, self._token_until = lease.token, time.monotonic() + lease.fresh_for
         return lease.token
 
@@ -81,12 +69,7 @@ class TenantContext:
         """Drop ``token`` (or whatever token is cached, for None) here and in Redis."""
         if token is None or token == self._token:
             self._token, self._token_until = None, 0.0
-        ref = self._token_manager()
-        if ref is not None:
-            try:
-                ref.ask(DropToken(token), timeout=TOKEN_ASK_TIMEOUT)
-            except (pykka.ActorDeadError, pykka.Timeout):
-                pass
+        self._token_manager.drop(token)
 
     def sender(self) -> WhatsAppSender:
         return self._sender

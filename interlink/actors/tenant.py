@@ -1,13 +1,14 @@
-"""The root of one tenant's tree: its configuration, its workers and its conversations.
+"""The root of one tenant's tree: its configuration and its conversations.
 
-Children, in start order: the TokenManager (permanent: restarted when it crashes, within the
-restart budget; past it the tenant actor itself fails and its supervisor takes over), then one
-Conversation per active WhatsApp user (transient: a crashed or idle one is forgotten and started
-again by its next message, its state being in Redis).
+Children: one Conversation per active WhatsApp user (transient: a crashed or idle one is forgotten
+and started again by its next message, its state being in Redis).
 
-Sends to WhatsApp are no actor: each conversation calls the tenant's ``WhatsAppSender`` (in
-its :class:`TenantContext`) in its own greenlet; the tenant's ``SendLane`` (pacing, at most 32
-sends at once, :mod:`interlink.actors.whatsapp_sender`) outlives reloads.
+What the conversations share is no actor: they call it in their own greenlets, through the
+:class:`TenantContext` of the configuration version they started a message on. The tenant's
+``TokenManager`` (its Genesys token, :mod:`interlink.actors.token_manager`), its ``SendLane``
+(WhatsApp pacing, at most 32 sends at once, :mod:`interlink.actors.whatsapp_sender`) and its
+Genesys pacer are built when the tenant starts and outlive reloads; a tenant tree is its own
+actor plus one per active conversation.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from interlink.actors.messages import (
     ChildStopped,
     ConfigChanged,
     Control,
-    RestartChild,
     Salvaged,
     Sweep,
     TenantChanged,
@@ -39,17 +39,13 @@ from interlink.actors.whatsapp_sender import SendLane
 from interlink.inbox import Entry
 from interlink.providers.pacing import genesys_pacer
 from interlink.store.dead_letters import DeadLetters
+from interlink.store.tokens import TokenStore
 from interlink.tenancy.config import TenantConfig
 
 log = logging.getLogger(__name__)
 
-TOKEN_MANAGER = "token-manager"
 CONVERSATION_PREFIX = "conversation:"
 CONFIG_LOAD_ATTEMPTS = 5
-
-
-class TenantFailed(Exception):
-    """A child of the tenant keeps crashing: the tenant gives up and lets its supervisor decide."""
 
 
 class TenantActor(Actor):
@@ -58,15 +54,14 @@ class TenantActor(Actor):
         self.tenant_id = tenant_id
         self.spec = spec
         self.config: TenantConfig | None = None
-        self.workers = Children(self.actor_ref, spec.policy)
         self.conversations = Children(self.actor_ref, spec.policy)
         self.last_active: dict[str, float] = {}
-        self.held: dict[str, list[Any]] = {}  # a crashed worker's messages, until its restart
         self._sweeper: _Ticker | None = None
         self.context: TenantContext | None = None
         # One Genesys budget per tenant token, kept across reloads (the token is the same).
         self.genesys_pacer = genesys_pacer()
         self.send_lane: SendLane | None = None
+        self.token_manager: TokenManager | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def started(self) -> None:
@@ -80,12 +75,12 @@ class TenantActor(Actor):
         self.config = config
         self.session = http_session(self.spec)
         self.send_lane = SendLane(config)
+        services = self.spec.services
+        if services is not None:
+            self.token_manager = TokenManager(
+                config, TokenStore(services.redis), self.session, services.settings
+            )
         self.context = self._context(config)
-        spec = self.spec
-        token_cls = spec.token_manager or TokenManager
-        self.workers.start(
-            TOKEN_MANAGER, lambda s: token_cls.start(self.config, spec=spec, status=s)
-        )
 
     def stopping(self) -> None:
         if self._sweeper is not None:
@@ -96,17 +91,16 @@ class TenantActor(Actor):
         self.conversations.stop_all(deadline)
         if self.send_lane is not None:
             self.send_lane.close()
-        self.workers.stop_all(deadline, sequential=True)
 
     def _context(self, config: TenantConfig) -> TenantContext | None:
         """The clients a configuration version needs; None for a bare tree (tests)."""
         services = self.spec.services
-        if services is None or self.send_lane is None:
+        if services is None or self.send_lane is None or self.token_manager is None:
             return None
         return TenantContext(
             config,
             services.settings,
-            token_manager=lambda: self.workers.ref(TOKEN_MANAGER),
+            token_manager=self.token_manager,
             send_lane=self.send_lane,
             genesys_pacer=self.genesys_pacer,
             session=self.session,
@@ -132,12 +126,6 @@ class TenantActor(Actor):
             return self.route(message)
         if isinstance(message, ChildStopped):
             return self._child_stopped(message)
-        if isinstance(message, RestartChild):
-            ref = self._group(message.key).restart(message.key)
-            if ref is not None:
-                for item in self.held.pop(message.key, []):
-                    ref.tell(item)
-            return None
         if isinstance(message, Salvaged):
             return self._salvaged(message)
         if isinstance(message, Sweep):
@@ -201,29 +189,16 @@ class TenantActor(Actor):
             self._sweeper = _Ticker(self.actor_ref, interval)
         return ref
 
-    def _group(self, key: str) -> Children:
-        return self.conversations if key.startswith(CONVERSATION_PREFIX) else self.workers
-
     def _child_stopped(self, message: ChildStopped) -> None:
-        group = self._group(message.key)
-        outcome = group.stopped(message.key, message.ref)
-        if outcome == "removed":
+        # Conversations are transient: a stopped one is forgotten, never restarted here.
+        if self.conversations.stopped(message.key, message.ref) == "removed":
             self.last_active.pop(message.key, None)
-        elif outcome == "exhausted":
-            status = group.status(message.key)
-            reason = status.last_error if status else None
-            raise TenantFailed(f"{message.key} exceeded its restart budget (last error: {reason})")
 
     def _salvaged(self, message: Salvaged) -> None:
-        """A crashed conversation's unstarted work goes to its next incarnation, in order. A
-        crashed worker's messages wait for its restart in the worker's new mailbox."""
-        group = self._group(message.key)
-        if group is self.conversations:
-            for item in message.messages:
-                if isinstance(item, Entry):
-                    self.route(item)
-            return
-        self.held.setdefault(message.key, []).extend(message.messages)
+        """A crashed conversation's unstarted work goes to its next incarnation, in order."""
+        for item in message.messages:
+            if isinstance(item, Entry):
+                self.route(item)
 
     def _sweep(self) -> None:
         """Retire conversations idle longer than the idle timeout whose mailbox is empty."""
@@ -273,19 +248,20 @@ class TenantActor(Actor):
         self.config = config
         if self.send_lane is not None:
             self.send_lane.configure(config)  # a new messagesPerSecond paces from now on
+        if self.token_manager is not None:
+            # A new Meta token alone must not cost a Genesys token request.
+            self.token_manager.configure(config, genesys_login_changed=login_changed)
         # Conversations take the context at each message: from the next one on they use the new
         # Genesys client (integration, region), Graph client and settings; calls in flight
         # finish on the old.
         self.context = self._context(config)
-        # A new Meta token alone must not cost a Genesys token request.
         notice = ConfigChanged(
             config, credentials_changed=changed, genesys_login_changed=login_changed
         )
-        for group in (self.workers, self.conversations):
-            for key in group.keys():
-                ref = group.ref(key)
-                if ref is not None and ref.is_alive():
-                    ref.tell(notice)
+        for key in self.conversations.keys():
+            ref = self.conversations.ref(key)
+            if ref is not None and ref.is_alive():
+                ref.tell(notice)
         return {"reloaded": True, "version": config.version, "credentialsChanged": changed}
 
     # -- operator messages ----------------------------------------------------------------------
@@ -329,11 +305,10 @@ class TenantActor(Actor):
 
     def snapshot(self) -> dict[str, Any]:
         actors = [self.status.snapshot()]
-        for group in (self.workers, self.conversations):
-            for key in group.keys():
-                status = group.status(key)
-                if status is not None:
-                    actors.append(status.snapshot())
+        for key in self.conversations.keys():
+            status = self.conversations.status(key)
+            if status is not None:
+                actors.append(status.snapshot())
         snapshot: dict[str, Any] = {
             "tenantId": self.tenant_id,
             "version": self.config.version if self.config else None,

@@ -1,7 +1,12 @@
 """The tenant's Genesys OAuth token: one per tenant, shared by every shard through Redis.
 
-Single flight twice over: inside the shard because this actor answers one ``GetToken`` at a time
-(the first asker fetches, the others find the fresh token when their turn comes), and across
+No actor: the tenant actor owns one :class:`TokenManager` (kept across reloads) and a
+conversation calls it in its own greenlet, through its :class:`~interlink.actors.context.
+TenantContext`, which keeps the token in memory until its renewal time. So a tenant's first
+message costs no actor start and no ask, and a tenant tree one actor less.
+
+Single flight twice over: inside the shard because one greenlet at a time holds the manager's
+lock (the first asker fetches, the others find the fresh token when their turn comes), and across
 shards because only the holder of the Redis lock fetches while the others wait for the key. So a
 tenant costs one token request per token lifetime however many messages and shards it has.
 """
@@ -11,16 +16,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import gevent
+import gevent.lock
+import requests
 
-from interlink.actors.actor import Actor
-from interlink.actors.messages import ConfigChanged, Control
-from interlink.actors.supervision import ChildStatus
-from interlink.actors.tree import TreeSpec, http_session
 from interlink.providers.errors import AuthError, PermanentError, TransientError
 from interlink.providers.genesys import Token, fetch_token
+from interlink.settings import Settings
 from interlink.store.tokens import LOCK_TTL_MS, CachedToken, TokenStore
 from interlink.telemetry import metrics
 from interlink.tenancy.config import TenantConfig
@@ -33,84 +36,94 @@ LOCK_POLL = 0.05
 # Seconds after asking for the fetch lock during which it is surely still ours (it lives
 # LOCK_TTL_MS from when Redis set it): released then with a plain DEL, batched with the store.
 LOCK_SURELY_HELD = LOCK_TTL_MS / 1000 - 5.0
+TURN_WAIT = 20.0  # how long a caller waits for another greenlet of this shard fetching the token
 AUTH_FAILURE_HOLD = 30.0  # refused credentials are not retried sooner (one request, not 1,000)
 MEMORY_TTL = 1.0  # seconds a token is served from memory before Redis is asked again, so that a
 # token another shard dropped (a 401, a credential change) stops being used here within a second
 
 
 @dataclass(frozen=True, slots=True)
-class GetToken:
-    """Ask for a valid access token (raises AuthError, TransientError or PermanentError)."""
-
-
-@dataclass(frozen=True, slots=True)
-class GetTokenLease:
-    """Ask for a valid access token and how long it may be used without asking again: until its
+class TokenLease:
+    """A valid access token and how long it may be used without asking again: until its
     renewal time. The tenant's conversations keep it in memory for that long (see
     :class:`interlink.actors.context.TenantContext`) instead of asking per message."""
 
-
-@dataclass(frozen=True, slots=True)
-class TokenLease:
     token: str = field(repr=False)
     fresh_for: float  # seconds
 
 
-@dataclass(frozen=True, slots=True)
-class DropToken:
-    """Genesys answered 401 to ``token``: forget it, here and in Redis, if it is still current."""
+class TokenManager:
+    """One tenant's Genesys token on this shard.
 
-    token: str | None  # None: whatever token is cached
+    - ``config``: the tenant configuration (its ``genesys`` credentials and region).
+    - ``store``: the shared token cache (:class:`TokenStore` on the shard's Redis).
+    - ``session`` / ``settings``: the shard's provider session; the login URL.
 
+    :meth:`token` and :meth:`lease` raise :class:`AuthError` (credentials refused, held for
+    ``AUTH_FAILURE_HOLD`` seconds), :class:`TransientError` or :class:`PermanentError`.
+    """
 
-class TokenManager(Actor):
-    def __init__(self, config: TenantConfig, *, spec: TreeSpec, status: ChildStatus) -> None:
-        super().__init__(status=status)
+    def __init__(
+        self,
+        config: TenantConfig,
+        store: TokenStore,
+        session: requests.Session,
+        settings: Settings,
+    ) -> None:
         self.config = config
-        self.spec = spec
         self.tenant_id = config.tenant_id
+        self.store = store
+        self.session = session
+        self.settings = settings
+        self._turn = gevent.lock.Semaphore()
         self._token: str | None = None
         self._fresh_until = 0.0
         self._lease_until = 0.0
         self._refused: AuthError | None = None
         self._refused_until = 0.0
+        # Counts drops of whatever is cached (new credentials, an operator's invalidate-token): a
+        # fetch one of them overtook keeps nothing, as it may be made with the old credentials.
+        self._generation = 0
         self.requests_made = 0
 
-    def started(self) -> None:
-        self.session = http_session(self.spec)
-        services = self.spec.services
-        self.store = TokenStore(services.redis) if services is not None else None
+    def __repr__(self) -> str:
+        return f"TokenManager(tenant={self.tenant_id!r}, requests_made={self.requests_made})"
 
-    def receive(self, message: Any) -> Any:
-        if isinstance(message, GetToken):
-            return self.token()
-        if isinstance(message, GetTokenLease):
-            token = self.token()
-            return TokenLease(token, max(0.0, self._lease_until - time.monotonic()))
-        if isinstance(message, DropToken):
-            return self.drop(message.token)
-        if isinstance(message, ConfigChanged):
-            self.config = message.config
-            if message.genesys_login_changed:
-                self.drop(None)
-            return None
-        if isinstance(message, Control) and message.type == "invalidate-token":
-            return self.drop(None)
-        return super().receive(message)
+    def configure(self, config: TenantConfig, *, genesys_login_changed: bool) -> None:
+        """Follow a reload; a new Genesys client (id, secret, region) makes the cached token go."""
+        self.config = config
+        if genesys_login_changed:
+            self.drop(None)
 
     def drop(self, token: str | None) -> None:
+        """Genesys answered 401 to ``token`` (None: whatever token is cached, an operator's
+        ``invalidate-token`` or new credentials): forget it, here and in Redis, if it is still
+        current."""
         if token is None or token == self._token:
             self._token, self._fresh_until, self._lease_until = None, 0.0, 0.0
+        if token is None:
+            self._generation += 1
         self._refused, self._refused_until = None, 0.0
-        if self.store is not None:
-            self.store.drop(self.tenant_id, token)
+        self.store.drop(self.tenant_id, token)
+
+    def lease(self) -> TokenLease:
+        token = self.token()
+        return TokenLease(token, max(0.0, self._lease_until - time.monotonic()))
 
     def token(self) -> str:
+        if self._token is not None and time.monotonic() < self._fresh_until:
+            return self._token
+        if not self._turn.acquire(timeout=TURN_WAIT):
+            raise TransientError("the tenant's Genesys token is still being fetched")
+        try:
+            return self._token_in_turn()
+        finally:
+            self._turn.release()
+
+    def _token_in_turn(self) -> str:
         now = time.monotonic()
         if self._token is not None and now < self._fresh_until:
-            return self._token
-        if self.store is None:
-            raise PermanentError(None, "no.store", "the token manager has no store")
+            return self._token  # fetched by the greenlet before us
         cached = self.store.get(self.tenant_id)
         if cached is not None and cached.remaining > cached.renew_at(REFRESH_AHEAD):
             return self._remember(cached)
@@ -135,12 +148,16 @@ class TokenManager(Actor):
         """Fetch with the lock ``owner`` taken (asked for at ``locked_at``), then release it: in
         the round trip that stores the token while the lock is surely still ours (one round trip
         less on a tenant's first message), else by compare-and-delete."""
-        assert self.store is not None
+        generation = self._generation
         try:
             token = self._fetch()
         except BaseException:
             self.store.unlock(self.tenant_id, owner)
             raise
+        if generation != self._generation:
+            # Dropped while it was being fetched (new credentials): it may be the old client's.
+            self.store.unlock(self.tenant_id, owner)
+            raise TransientError("the tenant's Genesys token was dropped while it was fetched")
         unlock = time.monotonic() - locked_at < LOCK_SURELY_HELD
         try:
             cached = self.store.put(
@@ -157,10 +174,9 @@ class TokenManager(Actor):
         creds = self.config.genesys
         if creds is None:
             raise PermanentError(None, "not.configured", "the tenant has no Genesys credentials")
-        settings = self.spec.services.settings
         self.requests_made += 1
         try:
-            token = fetch_token(self.session, settings.genesys_login_base(creds.region), creds)
+            return fetch_token(self.session, self.settings.genesys_login_base(creds.region), creds)
         except AuthError as exc:
             self._refused, self._refused_until = exc, time.monotonic() + AUTH_FAILURE_HOLD
             metrics.GENESYS_TOKEN_FAILURES.inc()
@@ -168,7 +184,6 @@ class TokenManager(Actor):
                 "genesys refused the tenant's credentials", extra={"tenant": self.tenant_id}
             )
             raise
-        return token
 
     def _remember(self, cached: CachedToken) -> str:
         self._token = cached.token

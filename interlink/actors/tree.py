@@ -35,7 +35,6 @@ def _no_rescan() -> None:
 class TreeSpec:
     load_config: Callable[[str], TenantConfig | None]
     tenant: type[Any] | None = None  # default: TenantActor
-    token_manager: type[Any] | None = None  # default: TokenManager
     conversation: type[Any] | None = None  # default: Conversation
     policy: RestartPolicy = RestartPolicy()  # noqa: RUF009 - frozen, shared safely
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT

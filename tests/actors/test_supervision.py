@@ -21,7 +21,6 @@ from interlink.actors import (
 )
 from interlink.actors.conversation import Conversation
 from interlink.actors.messages import TenantChanged, TenantControl
-from interlink.actors.token_manager import TokenManager
 from interlink.inbox import Entry
 from interlink.tenancy.config import TenantConfig
 
@@ -54,16 +53,6 @@ class RecordingConversation(Conversation):
         EVENTS.append(("stopped", "conversation", self.config.tenant_id, self.user))
 
 
-class RecordingTokenManager(TokenManager):
-    def receive(self, message: Any) -> Any:
-        if message == "crash":
-            raise RuntimeError("token manager crashed on purpose")
-        return super().receive(message)
-
-    def stopping(self) -> None:
-        EVENTS.append(("stopped", "token-manager", self.config.tenant_id))
-
-
 class RecordingTenant(TenantActor):
     start_failures: dict[str, int] = {}
 
@@ -79,17 +68,7 @@ class RecordingTenant(TenantActor):
             raise RuntimeError("tenant crashed on purpose")
         if work.kind == "timeout":
             raise gevent.Timeout(0.01)  # a BaseException: must stay inside this actor
-        if work.kind == "crash-token-manager":
-            ref = self.workers.ref("token-manager")
-            assert ref is not None
-            ref.tell("crash")
         return None
-
-    def receive(self, message: Any) -> Any:
-        if isinstance(message, tuple) and message[0] == "alive":
-            ref = self.workers.ref(message[1])
-            return ref is not None and ref.is_alive()
-        return super().receive(message)
 
     def stopping(self) -> None:
         super().stopping()
@@ -103,7 +82,6 @@ def spec() -> TreeSpec:
     return TreeSpec(
         load_config=config_of,
         tenant=RecordingTenant,
-        token_manager=RecordingTokenManager,
         conversation=RecordingConversation,
         policy=FAST,
         idle_timeout=0.2,
@@ -144,7 +122,7 @@ def test_a_tenant_tree_is_activated_by_its_first_message(
     assert ref is not None and ref.is_alive()
     stats = ref.ask(Control("stats"), timeout=5)
     names = [a["name"] for a in stats["actors"]]
-    assert names == ["acme", "token-manager", "conversation:u1"]  # sends are no actor
+    assert names == ["acme", "conversation:u1"]  # the token and the sends are no actors
 
 
 def test_a_crash_on_tell_is_restarted_and_later_work_flows(
@@ -224,32 +202,6 @@ def test_a_config_change_gives_a_failed_tenant_another_chance(
     wait_for(lambda: handled("bad") == ["2"])
 
 
-def test_a_crashing_child_is_restarted_by_its_tenant_then_escalates(
-    supervisor: pykka.ActorRef[Supervisor],
-) -> None:
-    supervisor.tell(Entry("acme", "text", {"n": 1}, conversation="u1"))
-    wait_for(lambda: handled("acme"))
-    tenant = tenant_ref(supervisor, "acme")
-    assert tenant is not None
-    supervisor.tell(Entry("acme", "crash-token-manager", {}))
-
-    def token_manager_restarts() -> int:
-        stats = tenant.ask(Control("stats"), timeout=5)
-        return next(a["restarts"] for a in stats["actors"] if a["name"] == "token-manager")
-
-    wait_for(lambda: token_manager_restarts() == 1)
-    assert tenant.is_alive()
-    # Over its budget the child takes its tenant down with it; the supervisor restarts the tenant.
-    for restarts in range(2, FAST.max_restarts + 2):
-        wait_for(lambda: tenant.ask(("alive", "token-manager"), timeout=5))
-        supervisor.tell(Entry("acme", "crash-token-manager", {}))
-        if restarts <= FAST.max_restarts:
-            wait_for(lambda n=restarts: token_manager_restarts() == n)
-    wait_for(lambda: not tenant.is_alive())
-    wait_for(lambda: state(supervisor, "acme")["restarts"] == 1)
-    assert "token-manager exceeded its restart budget" in state(supervisor, "acme")["lastError"]
-
-
 def test_a_base_exception_kills_only_the_actor_that_raised_it(
     supervisor: pykka.ActorRef[Supervisor],
 ) -> None:
@@ -321,11 +273,10 @@ def test_shutdown_drains_mailboxes_and_stops_in_reverse_order(
     supervisor.stop(timeout=10)
     # Everything accepted before the stop was handled...
     assert handled("acme") == [str(n) for n in range(200)]
-    # ...then each tree stopped leaves first: conversations, token manager, the tenant.
+    # ...then each tree stopped leaves first: its conversations, then the tenant.
     acme = [e for e in EVENTS if e[0] == "stopped" and "acme" in e]
     assert acme == [
         ("stopped", "conversation", "acme", "u1"),
-        ("stopped", "token-manager", "acme"),
         ("stopped", "tenant", "acme"),
     ]
     # The tenant activated last is asked to stop first.

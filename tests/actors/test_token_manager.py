@@ -1,4 +1,5 @@
-"""The TokenManager against a real Valkey, with ``responses`` standing in for Genesys's login."""
+"""The TokenManager against a real Valkey, with ``responses`` standing in for Genesys's login.
+Two managers of one tenant stand for two shards; greenlets for concurrent conversations."""
 
 from __future__ import annotations
 
@@ -10,17 +11,14 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import gevent
-import pykka
 import pytest
 import responses
 
-from interlink.actors.messages import ConfigChanged, Control
-from interlink.actors.supervision import ChildStatus
-from interlink.actors.token_manager import DropToken, GetToken, TokenManager
-from interlink.actors.tree import TreeSpec
-from interlink.providers.errors import AuthError
+from interlink.actors.token_manager import TokenManager
+from interlink.providers.errors import AuthError, TransientError
 from interlink.services import Services
 from interlink.store import keys
+from interlink.store.tokens import TokenStore
 from interlink.telemetry import metrics
 from interlink.tenancy.config import GenesysCredentials, TenantConfig
 
@@ -62,9 +60,10 @@ def grant(login: responses.RequestsMock, expires_in: int = 86399) -> list[str]:
     return issued
 
 
-def start(services: Services, secret: str) -> pykka.ActorRef[Any]:
-    spec = TreeSpec(load_config=lambda _: None, services=services)
-    return TokenManager.start(config(secret), spec=spec, status=ChildStatus("token-manager"))
+def start(services: Services, secret: str) -> TokenManager:
+    return TokenManager(
+        config(secret), TokenStore(services.redis), services.http, services.settings
+    )
 
 
 def test_one_request_for_many_concurrent_askers_on_two_shards(
@@ -73,8 +72,9 @@ def test_one_request_for_many_concurrent_askers_on_two_shards(
     caplog.set_level(logging.DEBUG)
     issued = grant(login)
     shard_a, shard_b = start(services, secret), start(services, secret)
-    futures = [ref.ask(GetToken(), block=False) for _ in range(200) for ref in (shard_a, shard_b)]
-    tokens = {future.get(timeout=10) for future in futures}
+    askers = [gevent.spawn(m.token) for _ in range(200) for m in (shard_a, shard_b)]
+    gevent.joinall(askers, timeout=10, raise_error=True)
+    tokens = {asker.value for asker in askers}
     assert len(login.calls) == 1
     assert tokens == {issued[0]}
 
@@ -92,8 +92,6 @@ def test_one_request_for_many_concurrent_askers_on_two_shards(
     assert not services.redis.exists(keys.token_lock("acme"))
     for text in (secret, issued[0]):
         assert text not in caplog.text
-    shard_a.stop()
-    shard_b.stop()
 
 
 def test_the_fetch_lock_goes_with_the_token_in_one_round_trip(
@@ -106,11 +104,10 @@ def test_the_fetch_lock_goes_with_the_token_in_one_round_trip(
     grant(login)
     ref = start(services, secret)
     before = scripts_run()
-    assert ref.ask(GetToken(), timeout=10)
+    assert ref.token()
     # Released by the DEL batched with storing the token, not by a compare-and-delete of its own.
     assert not services.redis.exists(keys.token_lock("acme"))
     assert scripts_run() == before
-    ref.stop()
 
 
 def test_a_401_drops_the_token_everywhere_and_the_next_ask_fetches_once(
@@ -118,19 +115,17 @@ def test_a_401_drops_the_token_everywhere_and_the_next_ask_fetches_once(
 ) -> None:
     issued = grant(login)
     shard_a, shard_b = start(services, secret), start(services, secret)
-    first = shard_a.ask(GetToken(), timeout=10)
-    assert shard_b.ask(GetToken(), timeout=10) == first
-    shard_b.ask(DropToken("not-the-current-one"), timeout=5)
+    first = shard_a.token()
+    assert shard_b.token() == first
+    shard_b.drop("not-the-current-one")
     assert services.redis.exists(keys.token("acme"))  # a stale drop does not hurt a good token
-    shard_b.ask(DropToken(first), timeout=5)
+    shard_b.drop(first)
     assert not services.redis.exists(keys.token("acme"))
     gevent.sleep(1.05)  # shard A serves its memory copy for at most a second
-    second = shard_a.ask(GetToken(), timeout=10)
+    second = shard_a.token()
     assert second == issued[1] != first
-    assert shard_b.ask(GetToken(), timeout=10) == second
+    assert shard_b.token() == second
     assert len(login.calls) == 2
-    shard_a.stop()
-    shard_b.stop()
 
 
 def test_invalidate_and_a_credential_change_drop_the_token(
@@ -138,22 +133,30 @@ def test_invalidate_and_a_credential_change_drop_the_token(
 ) -> None:
     grant(login)
     ref = start(services, secret)
-    ref.ask(GetToken(), timeout=10)
-    ref.ask(Control("invalidate-token"), timeout=5)
+    ref.token()
+    ref.drop(None)  # an operator's invalidate-token
     assert not services.redis.exists(keys.token("acme"))
-    ref.ask(GetToken(), timeout=10)
-    ref.ask(
-        ConfigChanged(
-            config(secrets.token_urlsafe(24), 2),
-            credentials_changed=True,
-            genesys_login_changed=True,
-        ),
-        timeout=5,
-    )
+    ref.token()
+    ref.configure(config(secrets.token_urlsafe(24), 2), genesys_login_changed=True)
     assert not services.redis.exists(keys.token("acme"))
-    ref.ask(GetToken(), timeout=10)
+    ref.token()
     assert len(login.calls) == 3
-    ref.stop()
+
+
+def test_a_token_fetched_while_the_credentials_changed_is_not_kept(
+    services: Services, login: responses.RequestsMock, secret: str
+) -> None:
+    issued = grant(login)
+    manager = start(services, secret)
+    asker = gevent.spawn(manager.token)
+    gevent.sleep(0.01)  # the login request is on its way, with the old client
+    manager.configure(config(secrets.token_urlsafe(24), 2), genesys_login_changed=True)
+    with pytest.raises(TransientError, match="dropped while it was fetched"):
+        asker.get(timeout=5)
+    assert not services.redis.exists(keys.token("acme"))
+    assert not services.redis.exists(keys.token_lock("acme"))
+    assert manager.token() == issued[1]  # fetched again, with the new client
+    assert len(login.calls) == 2
 
 
 def test_refused_credentials_fail_clearly_without_hammering_genesys(
@@ -169,13 +172,11 @@ def test_refused_credentials_fail_clearly_without_hammering_genesys(
     ref = start(services, secret)
     for _ in range(5):
         with pytest.raises(AuthError) as info:
-            ref.ask(GetToken(), timeout=10)
+            ref.token()
         assert secret not in str(info.value) and secret not in repr(info.value)
     assert len(login.calls) == 1
     # Counted once per refusal Genesys gave, not per ask answered from the hold.
     assert metrics.value("interlink_genesys_token_failures_total") == refused_before + 1
-    assert ref.is_alive()  # an ask's failure is the asker's to handle
-    ref.stop()
 
 
 def test_a_short_token_is_reused_until_it_nearly_expires(
@@ -183,13 +184,12 @@ def test_a_short_token_is_reused_until_it_nearly_expires(
 ) -> None:
     issued = grant(login, expires_in=2)
     ref = start(services, secret)
-    assert ref.ask(GetToken(), timeout=10) == issued[0]
+    assert ref.token() == issued[0]
     for _ in range(20):
-        assert ref.ask(GetToken(), timeout=10) == issued[0]
+        assert ref.token() == issued[0]
     assert len(login.calls) == 1
     gevent.sleep(1.9)  # past its cache lifetime (2 s minus a tenth)
-    assert ref.ask(GetToken(), timeout=10) == issued[1]
-    ref.stop()
+    assert ref.token() == issued[1]
 
 
 def test_the_tenant_context_serves_the_token_from_memory_until_a_drop(
@@ -199,31 +199,28 @@ def test_the_tenant_context_serves_the_token_from_memory_until_a_drop(
     from interlink.actors.whatsapp_sender import SendLane
 
     issued = grant(login)
-    ref = start(services, secret)
-    asked: list[int] = []
-
-    def manager() -> pykka.ActorRef[Any]:
-        asked.append(1)
-        return ref
-
     context = TenantContext(
         config(secret),
         services.settings,
-        token_manager=manager,
+        token_manager=start(services, secret),
         send_lane=SendLane(config(secret)),
         genesys_pacer=None,  # type: ignore[arg-type]
         session=services.http,
     )
-    try:
-        first = context.token()
-        for _ in range(50):
-            assert context.token() == first
-        assert len(asked) == 1  # one ask, then memory: no actor round trip or Redis read each
-        context.drop_token(first)  # Genesys answered 401 to it
-        assert services.redis.get(keys.token("acme")) is None
-        second = context.token()
-        assert second != first and issued == [first, second]
-        context.drop_token("some older token")  # not the current one: kept
-        assert context.token() == second
-    finally:
-        ref.stop()
+    first = context.token()
+    reads = redis_reads(services)
+    for _ in range(50):
+        assert context.token() == first
+    assert redis_reads(services) == reads  # memory: no Redis read per message
+    assert len(login.calls) == 1
+    context.drop_token(first)  # Genesys answered 401 to it
+    assert services.redis.get(keys.token("acme")) is None
+    second = context.token()
+    assert second != first and issued == [first, second]
+    context.drop_token("some older token")  # not the current one: kept
+    assert context.token() == second
+
+
+def redis_reads(services: Services) -> int:
+    stats = services.redis.info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("get", "pttl"))

@@ -186,7 +186,7 @@ def test_actors_after_activation_shows_the_tree(
         1,
         0,
     )
-    assert [a["name"] for a in acme["actors"]] == ["acme", "token-manager"]
+    assert [a["name"] for a in acme["actors"]] == ["acme"]  # no conversation yet
     assert acme["sends"] == {"inFlight": 0, "waiting": 0, "sent": 0}
     for actor in acme["actors"]:
         assert set(actor) == {"name", "mailbox", "restarts", "lastError"}
@@ -489,7 +489,7 @@ def test_tenant_ping_stats_and_reload(
     stats = decoded(tenant_msg(client, services, "acme", "stats", media))
     assert stats["ok"] is True and stats["type"] == "stats"
     assert (stats["tenantId"], stats["version"], stats["conversations"]) == ("acme", 1, 0)
-    assert [a["name"] for a in stats["actors"]] == ["acme", "token-manager"]
+    assert [a["name"] for a in stats["actors"]] == ["acme"]
 
     services.tenants.update("acme", {"name": "Renamed"})
     reload = decoded(tenant_msg(client, services, "acme", "reload", media))
