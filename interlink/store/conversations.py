@@ -301,6 +301,12 @@ class ConversationStore:
             pipe.expire(key, CONVERSATION_TTL)
             if read_part is not None:
                 self._read_part(pipe, read_part)
+            # A user who keeps writing keeps their identity: SET NX leaves a taken alias's
+            # expiry alone, so without this an active user first known by one identifier would
+            # become a new participant (a new Genesys thread) ALIAS_TTL after first contact.
+            # Last, so that the results read above keep their places.
+            for alias_key, _ in recorded:
+                pipe.expire(keys.alias(self.tenant_id, alias_key), ALIAS_TTL)
 
         results = self._round_trip(commands, then_start)
         for (alias_key, owner), was_set in zip(recorded, results, strict=False):

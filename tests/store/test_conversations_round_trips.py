@@ -242,3 +242,21 @@ def test_a_dead_letter_leaves_no_trace_of_a_step_checked_ahead(
     before = repeats()
     assert ConversationStore(client, tid).start("in:w1:0")  # the dead letter replayed
     assert repeats() == before
+
+
+def test_a_user_who_keeps_writing_keeps_their_aliases_alive(
+    counted: tuple[redis.Redis, RoundTrips],
+) -> None:
+    from interlink.store.conversations import ALIAS_TTL
+
+    client, trips = counted
+    tid = tenant()
+    for alias_key in ALIASES:  # first contact long ago: little of the alias's life is left
+        client.set(keys.alias(tid, alias_key), PHONE, ex=60)
+    store = ConversationStore(client, tid, aliases=AliasCache())
+    before = trips.count
+    store.user_wrote(PHONE, time.time(), PHONE, dict.fromkeys(ALIASES, PHONE))
+    assert trips.since(before) == 1  # still one round trip
+    for alias_key in ALIASES:
+        assert client.ttl(keys.alias(tid, alias_key)) > ALIAS_TTL - 60
+        assert client.get(keys.alias(tid, alias_key)) == PHONE.encode()
