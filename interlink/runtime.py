@@ -202,6 +202,7 @@ class Shard:
             load_config=services.tenants.load_config,
             services=services,
             ack=services.reader.ack,
+            commit=services.reader.commit,
             release=services.reader.release,
             rescan=services.reader.rescan_soon,
             held=services.holds.held,

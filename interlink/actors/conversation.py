@@ -102,11 +102,21 @@ class Conversation(Actor):
             self.spec.ack(work)
             return None
         with logs.bound(**_message_ids(work)):
-            self._handle(work, context)
-        self.spec.ack(work)
+            store = self._handle(work, context)
+            commit = self.spec.commit
+            if commit is None:
+                self.spec.ack(work)
+                return None
+            try:
+                # The writes still held back go with the acknowledgement, in a round trip shared
+                # with other conversations'; the next message waits for them, as it must see them.
+                store.flush(functools.partial(commit, work))
+            except redis.RedisError:
+                # The inbox stopped first: the message stays pending and comes back.
+                log.warning("message not acknowledged", extra={"tenant": context.tenant_id})
         return None
 
-    def _handle(self, work: Entry, context: TenantContext) -> None:
+    def _handle(self, work: Entry, context: TenantContext) -> ConversationStore:
         flow = self.flows.get(work.kind)
         store = ConversationStore(
             self.spec.services.redis, context.tenant_id, write_behind=True, aliases=self.aliases
@@ -126,6 +136,7 @@ class Conversation(Actor):
                 store.dead_letter(work.kind, work.payload, work.conversation, reason)
             else:
                 metrics.delivered(work.kind, work.entry_id)
+        return store
 
     def _with_retries(
         self,
@@ -145,9 +156,10 @@ class Conversation(Actor):
         for attempt in itertools.count():
             try:
                 flow(context, store, work)
-                # Its writes are stored before it is acknowledged; Redis failing here retries
-                # the flow, which skips the steps this store knows are done.
-                store.flush()
+                if self.spec.commit is None:
+                    # Its writes are stored before it is acknowledged; Redis failing here retries
+                    # the flow, which skips the steps this store knows are done.
+                    store.flush()
                 return None
             except (TransientError, redis.RedisError, pykka.ActorDeadError) as exc:
                 # pykka.ActorDeadError: the sender is between crash and restart.

@@ -43,6 +43,10 @@ class TreeSpec:
     services: Any = None
     # Called once an inbox entry's effect is done, so the durable inbox forgets it.
     ack: Callable[[Any], None] = _no_ack
+    # ``commit(entry, write)``: store the writes ``write`` adds to a pipeline (None: none), then
+    # acknowledge the entry, in a round trip shared with other entries'; returns once stored.
+    # None (no durable inbox): the conversation stores its writes itself, then calls ``ack``.
+    commit: Callable[[Any, Callable[[Any], None] | None], None] | None = None
     # The tenants an operator stopped (interlink.store.holds), read when the supervisor starts.
     held: Callable[[], Collection[str]] = _no_holds
     # An inbox entry refused for now (a held tenant): the inbox offers it again at its next

@@ -3,7 +3,9 @@
 The owner reads its stream through a consumer group. An entry is acknowledged (``XACK`` +
 ``XDEL``, its tenant's backlog released) only when its effect is done — delivered to the other
 side, or dead-lettered — so a ``kill -9`` loses nothing: on restart the shard first takes back its
-pending entries, in order.
+pending entries, in order. The acknowledgements of many entries share one round trip, and so do
+the writes their conversations still hold back (``commit``): stored first in the same script
+call, so an entry is never acknowledged without them.
 
 While the fleet changes its shard count (``interlink.fleet``) the reader takes a ``gate``: it
 delivers only the tenants the shard owns under the agreed count, and a tenant that moved here only
@@ -13,9 +15,11 @@ delivered first, in the order they were accepted (accept generation, then origin
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Protocol
 
@@ -24,11 +28,12 @@ import gevent.event
 import gevent.queue
 import msgpack
 import redis
+from redis.commands import CoreCommands
 
 from interlink.inbox.entry import Entry, decode
 from interlink.inbox.pressure import HubPressure
 from interlink.store import keys
-from interlink.store.connection import FastScript
+from interlink.store.connection import FastScript, is_cluster
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,18 @@ DEFAULT_REDELIVER_AFTER = 120.0  # an entry held this long without an ack is off
 MAX_ACKS = 512  # acknowledgements per script call
 
 _ACK = (resources.files("interlink.inbox") / "scripts" / "ack.lua").read_text("utf-8")
+
+
+@dataclass(slots=True)
+class _Ack:
+    """One entry to acknowledge (``entry_id`` None: only writes to store), and the writes that go
+    first, with whom to tell once they are stored."""
+
+    entry_id: str | None
+    tenant: str
+    stream: str
+    write: Callable[[Any], None] | None = None  # adds the writes to a pipeline
+    stored: gevent.event.AsyncResult | None = None
 
 
 class Gate(Protocol):
@@ -96,8 +113,10 @@ class InboxReader:
         self.inflight: dict[str, float] = {}
         self._room = gevent.event.Event()
         self._room.set()
-        self._acks: gevent.queue.Queue[tuple[str, str, str]] = gevent.queue.Queue()
+        self._acks: gevent.queue.Queue[_Ack] = gevent.queue.Queue()
+        self._committing: list[_Ack] = []  # the batch of the round trip under way
         self._ack_script = FastScript(client, _ACK)
+        self.cluster = is_cluster(client)
         self._greenlets: list[gevent.Greenlet] = []
         self._stopping = False
         self._dead_since: float | None = None
@@ -134,7 +153,7 @@ class InboxReader:
         """Stop reading, write the acknowledgements already queued (until ``timeout``), stop."""
         self.stop_reading(timeout)
         deadline = time.monotonic() + timeout
-        while not self._acks.empty() and time.monotonic() < deadline:
+        while (not self._acks.empty() or self._committing) and time.monotonic() < deadline:
             gevent.sleep(0.01)
         for greenlet in self._greenlets[1:]:
             greenlet.kill(block=True, timeout=timeout)
@@ -158,7 +177,25 @@ class InboxReader:
         """The entry's effect is done (or it is dead-lettered): forget it, durably. An entry
         acknowledged twice is counted once."""
         if entry.entry_id is not None:
-            self._acks.put((entry.entry_id, entry.tenant_id, entry.stream or self.stream))
+            self._acks.put(_Ack(entry.entry_id, entry.tenant_id, entry.stream or self.stream))
+
+    def commit(self, entry: Entry, write: Callable[[Any], None] | None) -> None:
+        """Store the writes ``write`` adds to a pipeline, then acknowledge the entry as ``ack``
+        does: in one round trip shared with the other entries' (group commit; on a Redis
+        Cluster the writes go first, then the acknowledgement). Returns once both are stored,
+        so that the conversation's next message finds its writes; at once when ``write`` is None.
+        A failed round trip is retried; raises ``redis.ConnectionError`` only when the reader
+        stops first (the entry then stays pending)."""
+        if write is None:
+            self.ack(entry)
+            return
+        loop = self._greenlets[1] if len(self._greenlets) > 1 else None
+        if loop is None or loop.dead:
+            raise redis.ConnectionError("the inbox reader is not running")
+        stored = gevent.event.AsyncResult()
+        stream = entry.stream or self.stream
+        self._acks.put(_Ack(entry.entry_id, entry.tenant_id, stream, write, stored))
+        stored.get()
 
     def _deliverable(self, tenant_id: str) -> bool:
         gate = self.gate
@@ -298,28 +335,89 @@ class InboxReader:
             self.redis.xack(stream, GROUP, entry_id)
             self.redis.xdel(stream, entry_id)
             return
-        self._acks.put((entry_id, tenant, stream))
+        self._acks.put(_Ack(entry_id, tenant, stream))
 
     def _ack_loop(self) -> None:
-        while True:
-            acks = [self._acks.get()]
-            while not self._acks.empty() and len(acks) < MAX_ACKS:
-                acks.append(self._acks.get_nowait())
+        try:
             while True:
-                try:
-                    script_keys = [
-                        k
-                        for _, tenant, stream in acks
-                        for k in (stream, keys.backlog(self.shard_id, tenant))
-                    ]
-                    self._ack_script(script_keys, [GROUP, *(entry for entry, _, _ in acks)])
-                    break
-                except redis.RedisError:
-                    gevent.sleep(0.2)  # the effect is done; only its record waits for Redis
-            for entry_id, _, stream in acks:
-                self.inflight.pop(entry_id if stream == self.stream else "h:" + entry_id, None)
-            if len(self.inflight) < self.max_inflight:
-                self._room.set()
+                batch = self._committing = [self._acks.get()]
+                while not self._acks.empty() and len(batch) < MAX_ACKS:
+                    batch.append(self._acks.get_nowait())
+                for attempt in itertools.count():
+                    try:
+                        self._commit(batch)
+                        break
+                    except redis.RedisError as exc:
+                        # The effects are done; only their record waits for Redis (and the
+                        # conversations whose writes it holds).
+                        if attempt == 0:
+                            log.warning(
+                                "inbox acknowledgement failed; retrying",
+                                extra={"error": type(exc).__name__},
+                            )
+                        gevent.sleep(0.2)
+                self._committing = []
+                for ack in batch:
+                    if ack.entry_id is not None:
+                        key = ack.entry_id if ack.stream == self.stream else "h:" + ack.entry_id
+                        self.inflight.pop(key, None)
+                    if ack.stored is not None:
+                        ack.stored.set(None)
+                if len(self.inflight) < self.max_inflight:
+                    self._room.set()
+        except BaseException:
+            # Stopped (or a bug): whoever waits for writes not stored goes on without them; their
+            # entries stay pending and come back.
+            waiting, self._committing = self._committing, []
+            while not self._acks.empty():
+                waiting.append(self._acks.get_nowait())
+            for ack in waiting:
+                if ack.stored is not None and not ack.stored.ready():
+                    ack.stored.set_exception(redis.ConnectionError("the inbox reader stopped"))
+            raise
+
+    def _commit(self, batch: list[_Ack]) -> None:
+        acks = [ack for ack in batch if ack.entry_id is not None]
+        ack_keys = [
+            k for ack in acks for k in (ack.stream, keys.backlog(self.shard_id, ack.tenant))
+        ]
+        ids = [ack.entry_id for ack in acks if ack.entry_id is not None]
+        writes = [ack.write for ack in batch if ack.write is not None]
+        if writes and self.cluster:
+            # The writes are of the tenants' slots, the acknowledgement of the shard's: no one
+            # script holds both. Writes first (one pipeline, each node's part at once), then the
+            # acknowledgement: a write lost leaves its entry pending, never acknowledged.
+            pipe = self.redis.pipeline(transaction=False)
+            for write in writes:
+                write(pipe)
+            pipe.execute()
+            writes = []
+        # One script call, one round trip: the writes, then the acknowledgements.
+        taken = _Writes()  # type: ignore[abstract]  # redis-py 8 declares an attribute it does not use here
+        for write in writes:
+            write(taken)
+        if not (acks or taken.names):
+            return
+        _, passed = self._ack_script(
+            [*taken.names, *ack_keys], [GROUP, len(taken.names), *taken.args, *ids]
+        )
+        if passed:
+            log.error("conversation writes refused: keys of another type", extra={"count": passed})
+
+
+class _Writes(CoreCommands):
+    """Takes down the commands a conversation's writes would send to a pipeline
+    (``pipe.set(...)``), for ack.lua to run: redis-py's own command methods build them."""
+
+    def __init__(self) -> None:
+        self.names: list[Any] = []
+        self.args: list[Any] = []
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        name, key, *rest = (repr(a) if isinstance(a, float) else a for a in args)
+        self.names.append(key)
+        self.args += (len(rest), name, *rest)
+        return self
 
 
 def _text(value: Any) -> str:

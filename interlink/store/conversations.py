@@ -602,14 +602,20 @@ class ConversationStore:
         if not self._write_behind:
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, commit: Callable[[Callable[[Any], None] | None], None] | None = None) -> None:
         """Store every write still waiting (done markers, receipts sent, conversation and message
-        maps) in one round trip."""
-        if not (self._unsaved or self._acks or self._queued):
+        maps) in one round trip. ``commit``: in that round trip of someone else's (the inbox's
+        acknowledgement of the message, which stores them with it): it is handed what adds them
+        to a pipeline (None when nothing waits) and returns once they are stored."""
+        waiting = bool(self._unsaved or self._acks or self._queued)
+        if commit is not None:
+            commit(self._add_waiting if waiting else None)
+        elif not waiting:
             return
-        pipe = self.redis.pipeline(transaction=False)
-        self._add_waiting(pipe)
-        pipe.execute()
+        else:
+            pipe = self.redis.pipeline(transaction=False)
+            self._add_waiting(pipe)
+            pipe.execute()
         self._written()
 
     def _add_waiting(self, pipe: Any) -> None:

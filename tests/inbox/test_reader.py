@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import gevent
+import pytest
 import redis
 
 from interlink.inbox import Entry, Inbox, InboxReader
@@ -94,5 +96,120 @@ def test_refused_deliveries_are_offered_again(redis_client: redis.Redis) -> None
         wait_for(lambda: len(calls) >= 3)
         gevent.sleep(0.2)
         assert len(calls) == 3  # once accepted it is not offered again
+    finally:
+        reader.stop()
+
+
+def _script_calls(client: redis.Redis) -> int:
+    stats: dict[str, dict[str, int]] = client.info("commandstats")
+    return stats.get("cmdstat_evalsha", {}).get("calls", 0)
+
+
+def test_commit_stores_the_writes_and_acknowledges_in_one_shared_round_trip(
+    redis_client: redis.Redis,
+) -> None:
+    inbox = Inbox(redis_client, 1)
+    inbox.accept([item(n) for n in range(30)])
+    got: list[Entry] = []
+    reader = InboxReader(redis_client, 0, lambda w: got.append(w) or True)
+    reader.start()
+    try:
+        wait_for(lambda: len(got) == 30)
+        calls = _script_calls(redis_client)
+
+        def commit(work: Entry) -> None:
+            key = f"il:v1:test:{work.payload['n']}"
+            reader.commit(work, lambda pipe: pipe.set(key, "1"))
+            # Returned: the write is there, the entry acknowledged with it.
+            assert redis_client.get(key) == b"1"
+            assert not redis_client.xrange(keys.inbox(0), work.entry_id, work.entry_id)
+
+        gevent.joinall([gevent.spawn(commit, work) for work in got], raise_error=True)
+        # Thirty conversations, a few script calls between them (the first alone, the rest
+        # gathered while it was under way).
+        assert 1 <= _script_calls(redis_client) - calls <= 3
+        assert redis_client.xlen(keys.inbox(0)) == 0
+        assert not redis_client.exists(keys.backlog(0, "acme"))
+        wait_for(lambda: reader.inflight == {})
+        reader.commit(got[0], None)  # nothing to write: an acknowledgement (again: counted once)
+    finally:
+        reader.stop()
+
+
+def test_a_refused_write_holds_its_acknowledgement_back(redis_client: redis.Redis) -> None:
+    inbox = Inbox(redis_client, 1)
+    inbox.accept([item(1)])
+    got: list[Entry] = []
+    reader = InboxReader(redis_client, 0, lambda w: got.append(w) or True)
+    reader.start()
+    maxmemory = redis_client.config_get("maxmemory")["maxmemory"]
+    policy = redis_client.config_get("maxmemory-policy")["maxmemory-policy"]
+    try:
+        wait_for(lambda: len(got) == 1)
+        redis_client.config_set("maxmemory-policy", "noeviction")
+        redis_client.config_set("maxmemory", 1)  # every write that needs memory is refused
+        waiting = gevent.spawn(reader.commit, got[0], lambda pipe: pipe.set("il:v1:test:w", "1"))
+        gevent.sleep(0.5)  # refused, retried
+        assert not waiting.ready()
+        assert not redis_client.exists("il:v1:test:w")
+        assert redis_client.xlen(keys.inbox(0)) == 1  # still pending: not acknowledged
+        redis_client.config_set("maxmemory", maxmemory)
+        waiting.get(timeout=5)
+        assert redis_client.get("il:v1:test:w") == b"1"
+        assert redis_client.xlen(keys.inbox(0)) == 0
+    finally:
+        redis_client.config_set("maxmemory", maxmemory)
+        redis_client.config_set("maxmemory-policy", policy)
+        reader.stop()
+
+
+def test_a_commit_the_reader_cannot_finish_raises_and_leaves_the_entry_pending(
+    redis_client: redis.Redis,
+) -> None:
+    inbox = Inbox(redis_client, 1)
+    inbox.accept([item(1)])
+    got: list[Entry] = []
+    reader = InboxReader(redis_client, 0, lambda w: got.append(w) or True)
+    reader.start()
+    maxmemory = redis_client.config_get("maxmemory")["maxmemory"]
+    policy = redis_client.config_get("maxmemory-policy")["maxmemory-policy"]
+    try:
+        wait_for(lambda: len(got) == 1)
+        redis_client.config_set("maxmemory-policy", "noeviction")
+        redis_client.config_set("maxmemory", 1)
+        waiting = gevent.spawn(reader.commit, got[0], lambda pipe: pipe.set("il:v1:test:w", "1"))
+        gevent.sleep(0.3)
+        reader.stop(timeout=0.5)  # gives up on it
+        with pytest.raises(redis.ConnectionError):
+            waiting.get(timeout=5)
+        with pytest.raises(redis.ConnectionError):  # and on any later one at once
+            reader.commit(got[0], lambda pipe: pipe.set("il:v1:test:w", "1"))
+    finally:
+        redis_client.config_set("maxmemory", maxmemory)
+        redis_client.config_set("maxmemory-policy", policy)
+        reader.stop()
+    assert redis_client.xlen(keys.inbox(0)) == 1
+    assert not redis_client.exists("il:v1:test:w")
+
+
+def test_a_write_to_a_key_of_another_type_is_passed_over(redis_client: redis.Redis) -> None:
+    """No retry mends it: holding every acknowledgement back for it would stop the shard."""
+    inbox = Inbox(redis_client, 1)
+    inbox.accept([item(1)])
+    got: list[Entry] = []
+    reader = InboxReader(redis_client, 0, lambda w: got.append(w) or True)
+    reader.start()
+    try:
+        wait_for(lambda: len(got) == 1)
+        redis_client.set("il:v1:test:h", "a string")
+
+        def write(pipe: Any) -> None:
+            pipe.hset("il:v1:test:h", "f", "v")
+            pipe.set("il:v1:test:s", "1", ex=60)
+
+        gevent.spawn(reader.commit, got[0], write).get(timeout=5)
+        assert redis_client.get("il:v1:test:s") == b"1"
+        assert redis_client.get("il:v1:test:h") == b"a string"
+        assert redis_client.xlen(keys.inbox(0)) == 0
     finally:
         reader.stop()

@@ -25,7 +25,7 @@ from interlink.inbox.accept import DUPLICATE, NEW
 from interlink.store import keys, layout
 from interlink.store.api_keys import ApiKeys
 from interlink.store.connection import connect, is_cluster
-from interlink.store.conversations import ConversationStore
+from interlink.store.conversations import ConversationStore, tenant_of_genesys_conversation
 from interlink.store.dead_letters import DeadLetters
 from interlink.store.tenants import TenantStore
 from interlink.store.tokens import TokenStore
@@ -107,6 +107,43 @@ def test_group_commit_and_acks_over_three_shards(cluster: redis.Redis) -> None:
         )
         for tenant in tenants:
             assert not cluster.exists(keys.backlog(ownership.owner(tenant, SHARDS), tenant))
+    finally:
+        for reader in readers:
+            reader.stop()
+
+
+def test_a_commit_writes_over_the_tenants_slots_then_acknowledges(cluster: redis.Redis) -> None:
+    """A conversation's writes (its tenant's slot, and any) go with the acknowledgement (the
+    shard's slot): not one script, so writes first, then the acknowledgement."""
+    tenants = [f"tenant-{n}" for n in range(6)]
+    inbox = Inbox(cluster, SHARDS)
+    try:
+        inbox.accept(
+            [Entry(t, "wa.message", {"n": n}, conversation="u1") for n, t in enumerate(tenants)]
+        )
+    finally:
+        inbox.close()
+    got: list[Entry] = []
+    readers = [InboxReader(cluster, s, lambda e: got.append(e) or True) for s in range(SHARDS)]
+    for reader in readers:
+        reader.start()
+
+    def commit(entry: Entry) -> None:
+        tenant = entry.tenant_id
+        store = ConversationStore(cluster, tenant, write_behind=True)
+        store.map_message(f"wamid.{tenant}", f"gc-{tenant}", "p1")
+        store.mark_done(f"step-{tenant}", genesys_conversation=f"conv-{tenant}")
+        reader = readers[ownership.owner(tenant, SHARDS)]
+        store.flush(lambda write: reader.commit(entry, write))
+
+    try:
+        wait_for(lambda: len(got) == len(tenants))
+        gevent.joinall([gevent.spawn(commit, entry) for entry in got], raise_error=True)
+        for tenant in tenants:
+            assert ConversationStore(cluster, tenant).mapped(f"wamid.{tenant}")[0] == f"gc-{tenant}"
+            assert tenant_of_genesys_conversation(cluster, f"conv-{tenant}") == tenant
+            assert not cluster.exists(keys.backlog(ownership.owner(tenant, SHARDS), tenant))
+        assert all(cluster.xlen(keys.inbox(s)) == 0 for s in range(SHARDS))
     finally:
         for reader in readers:
             reader.stop()
