@@ -4,11 +4,10 @@ redis-py's plain ``ConnectionPool`` raises ``MaxConnectionsError`` past 100 conc
 under gevent hundreds of greenlets may want a connection at once, so they queue for one instead
 (a ``BlockingConnectionPool``).
 
-The pool checks, on each loan, that a connection has nothing waiting to be read (a reply left
-over, or the server's close after a restart); its connections here make that check one
-``poll(2)`` of the socket, and do redis-py's own only when the poll sees something
-(:class:`QuickCheckConnection`). A standalone client's connections also pack each command in
-one pass (:class:`CommandPacker`; redis-py's cluster client takes no packer for its nodes).
+A standalone client's connections pack each command in one pass (:class:`CommandPacker`;
+redis-py's cluster client takes no packer for its nodes). The pool's own check before each loan
+(``can_read``, about 6 us of a 40 us GET) stays redis-py's: a cheaper one would have to read
+its connection's private socket attribute.
 
 With ``INTERLINK_REDIS_CLUSTER=true`` the client is redis-py's ``RedisCluster`` instead: it
 learns the slot map from the node named in the URL and sends each command, script and pipeline
@@ -19,13 +18,11 @@ part to the node holding its keys' slot (every script's keys share one slot, see
 from __future__ import annotations
 
 import hashlib
-import select
 import time
 from collections.abc import Sequence
 from typing import Any, cast
 
 import gevent
-import gevent.monkey
 import redis
 import redis.cluster
 from redis.exceptions import NoScriptError
@@ -33,60 +30,6 @@ from redis.exceptions import NoScriptError
 DEFAULT_MAX_CONNECTIONS = 64
 DEFAULT_POOL_TIMEOUT = 5.0
 DEFAULT_SOCKET_TIMEOUT = 5.0
-
-# The operating system's poll, even under gevent's monkey-patching: a zero timeout never waits,
-# and gevent's own would go through the hub for nothing.
-_poll = gevent.monkey.get_original("select", "poll")
-
-
-class _QuickCheck:
-    """The pool's check of a connection before each loan (``can_read()``), as one ``poll(2)``.
-
-    redis-py's check reads from the socket: it sets the socket non-blocking, lets ``recv``
-    raise ``EWOULDBLOCK`` through gevent's socket and its own parser, then sets the timeout back
-    (bench/redis_client.py: about 6 us of the ~40 us a GET costs). An idle, clean connection
-    has nothing readable, which the poll says alone; anything else (a reply left over, the
-    server's close or reset after a restart, an error) makes the socket readable, and then
-    redis-py's own check runs and the pool reconnects exactly as it would have.
-
-    Bytes already inside redis-py's buffer, with nothing more on the socket, the poll does not
-    see; there are none between commands, because redis-py drops the connection whenever a command's
-    send or reply is cut short (a timeout, ``gevent.Timeout``, a killed greenlet: its
-    ``send_packed_command`` and ``read_response`` disconnect on any ``BaseException``) and a
-    pipeline reads every reply before the connection goes back.
-
-    ``_sock`` is redis-py's socket attribute (5.0 to 8.x); were it ever renamed, the check is
-    redis-py's own again, never skipped.
-    """
-
-    def can_read(self, timeout: float = 0) -> bool:
-        sock = getattr(self, "_sock", None)
-        if timeout == 0 and sock is not None:
-            poller = _poll()
-            poller.register(sock, select.POLLIN)
-            if not poller.poll(0):
-                return False
-        return super().can_read(timeout)  # type: ignore[misc]
-
-
-class QuickCheckConnection(_QuickCheck, redis.Connection):
-    """A TCP connection whose pool check is one ``poll(2)`` (see :class:`_QuickCheck`)."""
-
-
-class QuickCheckUnixConnection(_QuickCheck, redis.UnixDomainSocketConnection):
-    """A Unix socket connection whose pool check is one ``poll(2)``."""
-
-
-def _connection_class(url: str) -> type | None:
-    """The connection class for ``url``'s scheme; ``None`` (redis-py's choice) for TLS, whose
-    socket may hold decrypted bytes that no poll of the descriptor sees."""
-    scheme = url.partition("://")[0].lower()
-    if scheme == "redis":
-        return QuickCheckConnection
-    if scheme == "unix":
-        return QuickCheckUnixConnection
-    return None
-
 
 def connect(
     url: str,
@@ -98,19 +41,12 @@ def connect(
 ) -> redis.Redis:
     """A client for ``url`` (``redis://``, ``rediss://`` or ``unix://``) over a blocking pool;
     with ``cluster``, a Redis Cluster client that starts from the node ``url`` names."""
-    # An explicit class overrides the one redis-py derives from the URL's scheme: given only
-    # for the schemes whose own class it extends.
-    connection_class = _connection_class(url)
-    extra: dict[str, Any] = (
-        {} if connection_class is None else {"connection_class": connection_class}
-    )
     if cluster:
         client = redis.cluster.RedisCluster.from_url(
             url,
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_timeout,
             health_check_interval=30,
-            **extra,
         )
         # Typed as the plain client it stands in for: interlink uses only the commands, scripts,
         # non-transactional pipelines and pub/sub that both offer (tests/e2e/test_cluster*.py).
@@ -122,7 +58,6 @@ def connect(
         socket_timeout=socket_timeout,
         socket_connect_timeout=socket_timeout,
         health_check_interval=30,
-        **extra,
     )
     # Only now is the encoding known (a URL may carry one): the packer encodes as the pool's
     # connections would, and no connection exists yet to have been made without it.

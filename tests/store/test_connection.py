@@ -18,8 +18,6 @@ from hypothesis import strategies as st
 from interlink.store.connection import (
     CommandPacker,
     FastScript,
-    QuickCheckConnection,
-    QuickCheckUnixConnection,
     connect,
     own_connection_options,
 )
@@ -114,18 +112,6 @@ def test_own_connection_options_keep_the_server_and_set_only_public_arguments(
 
 def _with_query(url: str, query: str) -> str:
     return url + ("&" if "?" in url else "?") + query
-
-
-def test_the_pool_connections_check_by_poll_for_the_schemes_whose_socket_is_plain() -> None:
-    # Only built, never connected: the URL's scheme picks the class.
-    for url, expected in (
-        ("redis://127.0.0.1:1/0", QuickCheckConnection),
-        ("unix:///tmp/nothing.sock", QuickCheckUnixConnection),
-        ("rediss://127.0.0.1:1/0", redis.SSLConnection),  # TLS may buffer: redis-py's own check
-    ):
-        client = connect(url)
-        assert client.connection_pool.connection_class is expected, url
-        client.close()
 
 
 def test_a_pooled_connection_the_server_closed_is_replaced_before_use(
