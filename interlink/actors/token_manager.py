@@ -82,7 +82,7 @@ class TokenManager:
         self._refused: AuthError | None = None
         self._refused_until = 0.0
         # Counts drops of whatever is cached (new credentials, an operator's invalidate-token): a
-        # fetch one of them overtook keeps nothing, as it may be made with the old credentials.
+        # read or fetch one of them overtook keeps nothing, as it may be the old credentials'.
         self._generation = 0
         self.requests_made = 0
 
@@ -124,9 +124,10 @@ class TokenManager:
         now = time.monotonic()
         if self._token is not None and now < self._fresh_until:
             return self._token  # fetched by the greenlet before us
+        generation = self._generation
         cached = self.store.get(self.tenant_id)
         if cached is not None and cached.remaining > cached.renew_at(REFRESH_AHEAD):
-            return self._remember(cached)
+            return self._remember(cached, generation)
         if self._refused is not None and now < self._refused_until:
             raise self._refused
         deadline = now + LOCK_WAIT
@@ -134,21 +135,21 @@ class TokenManager:
             asked = time.monotonic()
             owner = self.store.lock(self.tenant_id)
             if owner is not None:
-                return self._fetch_holding(owner, asked)
+                return self._fetch_holding(owner, asked, generation)
             if cached is not None:
-                return self._remember(cached)  # still valid: another shard is renewing it
+                # Still valid: another shard is renewing it.
+                return self._remember(cached, generation)
             gevent.sleep(LOCK_POLL)
             cached = self.store.get(self.tenant_id)
             if cached is not None:
-                return self._remember(cached)
+                return self._remember(cached, generation)
             if time.monotonic() > deadline:
                 raise TransientError("another shard holds the token lock and no token appeared")
 
-    def _fetch_holding(self, owner: str, locked_at: float) -> str:
+    def _fetch_holding(self, owner: str, locked_at: float, generation: int) -> str:
         """Fetch with the lock ``owner`` taken (asked for at ``locked_at``), then release it: in
         the round trip that stores the token while the lock is surely still ours (one round trip
         less on a tenant's first message), else by compare-and-delete."""
-        generation = self._generation
         try:
             token = self._fetch()
         except BaseException:
@@ -168,7 +169,7 @@ class TokenManager:
             raise
         if not unlock:
             self.store.unlock(self.tenant_id, owner)
-        return self._remember(cached)
+        return self._remember(cached, generation)
 
     def _fetch(self) -> Token:
         creds = self.config.genesys
@@ -185,7 +186,12 @@ class TokenManager:
             )
             raise
 
-    def _remember(self, cached: CachedToken) -> str:
+    def _remember(self, cached: CachedToken, generation: int) -> str:
+        """Keep ``cached`` in memory, unless a drop of whatever was cached came while it was read
+        (the read may have preceded the drop): its asker, who asked before the drop, still gets
+        it, but nobody after (no lease: its lease time stays 0)."""
+        if generation != self._generation:
+            return cached.token
         self._token = cached.token
         fresh_for = cached.remaining - cached.renew_at(REFRESH_AHEAD)
         now = time.monotonic()
