@@ -178,6 +178,20 @@ def test_a_token_read_while_the_credentials_changed_is_not_leased_on(
     assert lease.token == issued[-1] != issued[0] and lease.fresh_for > 60
 
 
+def test_a_token_read_while_a_401_dropped_it_is_not_leased_on(
+    services: Services, login: responses.RequestsMock, secret: str
+) -> None:
+    issued = grant(login)
+    start(services, secret).token()  # another shard cached it
+    manager = start(services, secret)
+    services.redis.execute_command("CLIENT", "PAUSE", "200", "ALL")  # Redis answers later
+    asker = gevent.spawn(manager.token)
+    gevent.sleep(0.05)  # its read of the cached token is on its way
+    manager.drop(issued[0])  # Genesys answered 401 to it meanwhile
+    asker.get(timeout=5)
+    assert manager.lease().token == issued[-1] != issued[0]
+
+
 def test_refused_credentials_fail_clearly_without_hammering_genesys(
     services: Services, login: responses.RequestsMock, secret: str
 ) -> None:
