@@ -172,11 +172,16 @@ class AliasCache:
     - What nothing here can see (an alias expiring after ALIAS_TTL, the store losing writes or
       restored from a backup, an operator editing keys) is bounded: an entry is used for at most
       ALIAS_CACHE_FOR seconds after it was read or written.
+
+    It also remembers which keys of its user (aliases, the conversation hash) it gave their full
+    expiry, and when (:meth:`kept`): :meth:`ConversationStore.user_wrote` writes them again only
+    once that is ``max_age`` old, instead of with every message.
     """
 
     def __init__(self, max_age: float = ALIAS_CACHE_FOR) -> None:
         self.max_age = max_age
         self._entries: dict[tuple[str, str], tuple[str, float, int]] = {}
+        self._kept: dict[tuple[str, str], tuple[float, int]] = {}
 
     def get(self, tenant_id: str, alias_key: str) -> str | None:
         entry = self._entries.get((tenant_id, alias_key))
@@ -194,6 +199,24 @@ class AliasCache:
             time.monotonic(),
             _rewrites.get(tenant_id, 0),
         )
+
+    def kept(self, tenant_id: str, key: str) -> bool:
+        """Whether Redis key ``key`` was found or left in place with its full TTL (an EXPIRE
+        that answered 1) by this actor less than ``max_age`` ago, with no readdress of the
+        tenant since: a set-if-absent of it cannot change anything, and its expiry, set again
+        now, would move by ``max_age`` at most (what nothing here can see, e.g. an operator
+        deleting it, is bounded as for the entries above)."""
+        at = self._kept.get((tenant_id, key))
+        if at is None:
+            return False
+        if at[1] != _rewrites.get(tenant_id, 0) or time.monotonic() - at[0] > self.max_age:
+            del self._kept[(tenant_id, key)]
+            return False
+        return True
+
+    def keep(self, tenant_id: str, key: str) -> None:
+        """``key`` was just given its full TTL (see :meth:`kept`)."""
+        self._kept[(tenant_id, key)] = (time.monotonic(), _rewrites.get(tenant_id, 0))
 
 
 def _aliases_rewritten(tenant_id: str) -> None:
@@ -274,6 +297,7 @@ class ConversationStore:
         bsuid: str | None = None,
         then_start: str | None = None,
         read_part: str | None = None,
+        read_menu: bool = True,
     ) -> dict[str, Any] | None:
         """The user wrote message ``wamid`` at ``at``: their aliases (kept if already taken) and
         the conversation's last inbound time, latest phone, BSUID and last wamid, in one round
@@ -282,7 +306,9 @@ class ConversationStore:
 
         In the same round trip: the writes waiting for one, the check of the step the flow is
         about to :meth:`start` (``then_start``; see :meth:`check_ahead`) and the message map
-        entry of ``read_part`` (the menu a tap answers), which :meth:`part` then returns."""
+        entry of ``read_part`` (the menu a tap answers), which :meth:`part` then returns.
+        ``read_menu=False``: the message cannot answer a numbered menu (it is no text), which is
+        then not read (None)."""
         key = keys.conversation(self.tenant_id, participant)
         fields: dict[Any, Any] = {"last_inbound": repr(at)}
         if phone:
@@ -291,30 +317,56 @@ class ConversationStore:
             fields["bsuid"] = bsuid
         if wamid:
             fields["last_wamid"] = wamid
-        recorded = list(aliases.items())
+        tenant, memory = self.tenant_id, self.aliases
+        # An alias this actor wrote or refreshed within the memory's max age exists: its SET NX
+        # cannot change anything, and its EXPIRE moves its end (ALIAS_TTL, 400 days, away) by
+        # that max age at most. Each command skipped is ~15-20 us of redis-py (packing, parsing
+        # its reply); an active user's aliases are still refreshed once per max age, and a cold
+        # actor's (the first message, or after the memory's max age) at once.
+        recorded = [
+            (alias_key, owner, keys.alias(tenant, alias_key))
+            for alias_key, owner in aliases.items()
+            if not memory.kept(tenant, keys.alias(tenant, alias_key))
+        ]
+        # The same for the conversation hash's EXPIRE: its HSET keeps an existing hash's TTL,
+        # and CONVERSATION_TTL (30 days) need not restart with every message.
+        expire = not memory.kept(tenant, key)
 
         def commands(pipe: Any) -> None:
-            for alias_key, owner in recorded:
-                pipe.set(keys.alias(self.tenant_id, alias_key), owner, nx=True, ex=ALIAS_TTL)
-            pipe.hget(key, MENU_FIELD)
+            for _, owner, alias in recorded:
+                pipe.set(alias, owner, nx=True, ex=ALIAS_TTL)
+            if read_menu:
+                pipe.hget(key, MENU_FIELD)
             pipe.hset(key, mapping=fields)
-            pipe.expire(key, CONVERSATION_TTL)
+            if expire:
+                pipe.expire(key, CONVERSATION_TTL)
             if read_part is not None:
                 self._read_part(pipe, read_part)
             # A user who keeps writing keeps their identity: SET NX leaves a taken alias's
             # expiry alone, so without this an active user first known by one identifier would
             # become a new participant (a new Genesys thread) ALIAS_TTL after first contact.
             # Last, so that the results read above keep their places.
-            for alias_key, _ in recorded:
-                pipe.expire(keys.alias(self.tenant_id, alias_key), ALIAS_TTL)
+            for _, _, alias in recorded:
+                pipe.expire(alias, ALIAS_TTL)
 
         results = self._round_trip(commands, then_start)
-        for (alias_key, owner), was_set in zip(recorded, results, strict=False):
+        place = len(recorded)
+        for (alias_key, owner, alias), was_set, refreshed in zip(
+            recorded, results[:place], results[len(results) - place :], strict=True
+        ):
             if was_set:  # now the store's entry (a taken one is left as it was)
-                self.aliases.put(self.tenant_id, alias_key, owner)
+                memory.put(tenant, alias_key, owner)
+            if refreshed:  # it exists, with its full TTL
+                memory.keep(tenant, alias)
+        menu = results[place] if read_menu else None
+        place += int(read_menu) + 1  # HGET, HSET
+        if expire:
+            if results[place]:
+                memory.keep(tenant, key)
+            place += 1
         if read_part is not None:
-            self._parts[read_part] = _part(results[len(recorded) + 3])
-        return _menu(results[len(recorded)])
+            self._parts[read_part] = _part(results[place])
+        return _menu(menu)
 
     def remember_menu(
         self, participant: str, genesys_id: str, options: Sequence[tuple[str, str]]

@@ -260,3 +260,88 @@ def test_a_user_who_keeps_writing_keeps_their_aliases_alive(
     for alias_key in ALIASES:
         assert client.ttl(keys.alias(tid, alias_key)) > ALIAS_TTL - 60
         assert client.get(keys.alias(tid, alias_key)) == PHONE.encode()
+
+
+def test_the_steady_path_sends_only_the_commands_that_can_change_something(
+    counted: tuple[redis.Redis, RoundTrips],
+) -> None:
+    client, trips = counted
+    tid, cache = tenant(), AliasCache()
+
+    def message(n: int, *, text: bool = True) -> tuple[int, int]:
+        trips.count = trips.commands = 0
+        store = ConversationStore(client, tid, write_behind=True, aliases=cache)
+        participant = store.known_alias(ALIASES) or PHONE
+        store.user_wrote(
+            participant, time.time(), PHONE, dict.fromkeys(ALIASES, participant), f"w{n}",
+            bsuid="US.1234567890", then_start=f"in:w{n}:0", read_menu=text,
+        )  # fmt: skip
+        assert store.start(f"in:w{n}:0")
+        counts = trips.count, trips.commands
+        store.mark_done(f"in:w{n}:0", "gc")
+        store.flush()  # with the acknowledgement, in the inbox's round trip
+        return counts
+
+    # A cold actor: the lookup (2 GETs), then SET NX + EXPIRE per alias, HGET, HSET and EXPIRE
+    # of the conversation, EXISTS + SET of the step.
+    assert message(1) == (2, 2 + 2 * 2 + 3 + 2)
+    # Then, while its memory lasts: HGET, HSET, and the step's EXISTS + SET.
+    assert message(2) == (1, 4)
+    assert message(3, text=False) == (1, 3)  # no text: no numbered menu to read
+    # Everything was written as before.
+    for alias_key in ALIASES:
+        assert client.get(keys.alias(tid, alias_key)) == PHONE.encode()
+    conversation = keys.conversation(tid, PHONE)
+    assert client.hget(conversation, "last_wamid") == b"w3"
+    assert client.ttl(conversation) > 0
+
+
+def test_a_warm_actor_refreshes_the_expiries_once_per_max_age(
+    counted: tuple[redis.Redis, RoundTrips],
+) -> None:
+    from interlink.store.conversations import ALIAS_TTL, CONVERSATION_TTL
+
+    client, trips = counted
+    tid, cache = tenant(), AliasCache(max_age=0.2)
+    conversation = keys.conversation(tid, PHONE)
+
+    def write() -> None:
+        ConversationStore(client, tid, aliases=cache).user_wrote(
+            PHONE, time.time(), PHONE, dict.fromkeys(ALIASES, PHONE)
+        )
+
+    write()  # a cold actor writes them
+    for key in (conversation, *(keys.alias(tid, a) for a in ALIASES)):
+        assert client.ttl(key) > 60
+        client.expire(key, 60)  # long ago: little of their lives is left
+    write()  # within the memory's max age: nothing to change
+    assert all(
+        0 < client.ttl(key) <= 60 for key in (conversation, *(keys.alias(tid, a) for a in ALIASES))
+    )
+    time.sleep(0.25)
+    trips.commands = 0
+    write()  # once it is older: refreshed, one round trip still
+    assert trips.count >= 1 and trips.commands == 2 * 2 + 3
+    assert client.ttl(conversation) > CONVERSATION_TTL - 60
+    for alias_key in ALIASES:
+        assert client.ttl(keys.alias(tid, alias_key)) > ALIAS_TTL - 60
+
+
+def test_after_a_readdress_the_aliases_are_written_again(
+    counted: tuple[redis.Redis, RoundTrips],
+) -> None:
+    client, trips = counted
+    tid, cache = tenant(), AliasCache()
+    store = ConversationStore(client, tid, aliases=cache)
+    store.user_wrote(PHONE, time.time(), PHONE, dict.fromkeys(ALIASES, PHONE))
+    ConversationStore(client, tid).readdress(
+        "someone", phone=None, bsuid=None, aliases={ALIASES[0]: "someone"}
+    )
+    client.delete(keys.alias(tid, ALIASES[1]))  # what the memory cannot see
+    trips.commands = 0
+    ConversationStore(client, tid, aliases=cache).user_wrote(
+        PHONE, time.time(), PHONE, dict.fromkeys(ALIASES, PHONE)
+    )
+    assert trips.commands == 2 * 2 + 3  # SET NX + EXPIRE of each alias again
+    assert client.get(keys.alias(tid, ALIASES[0])) == b"someone"  # readdressed: kept
+    assert client.get(keys.alias(tid, ALIASES[1])) == PHONE.encode()

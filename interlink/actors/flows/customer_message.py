@@ -85,6 +85,9 @@ def customer_message(
             bsuid=ids.bsuid,
             then_start=likely,
             read_part=answered_menu(message),
+            # Only a text answers a numbered menu (see menu_answer): for anything else the
+            # menu's read would be a command whose reply nobody looks at.
+            read_menu=message.get("type") == "text",
         )
     genesys_participant = identity.genesys_participant(participant, ids.name)
     response = menu_answer(message, store, number, genesys_participant, numbered)
