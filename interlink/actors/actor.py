@@ -128,8 +128,8 @@ class Actor(pykka.ThreadingActor):
 
     def _start_actor_loop(self) -> None:
         # No greenlet of its own while idle: one runs only while the mailbox has work (the start
-        # included), then ends. A blocked greenlet holds about 8 KiB, and a tenant tree is four
-        # actors that sit idle most of the time. One runner at a time keeps the order; the
+        # included), then ends. A blocked greenlet holds about 8 KiB, and a tenant tree's actors
+        # (the tenant's and its conversations') sit idle most of the time. One runner at a time keeps the order; the
         # runners share one context, so the tenant bound on the first is on every later one.
         self._running = True
         self._run_context = contextvars.Context()

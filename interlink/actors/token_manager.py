@@ -81,9 +81,11 @@ class TokenManager:
         self._lease_until = 0.0
         self._refused: AuthError | None = None
         self._refused_until = 0.0
-        # Counts drops of whatever is cached (new credentials, an operator's invalidate-token): a
-        # fetch one of them overtook keeps nothing, as it may be made with the old credentials.
+        # Drops of whatever is cached (new credentials, an operator's invalidate-token): a fetch
+        # one of them overtook keeps nothing, as it may be made with the old credentials. Drops
+        # of any kind: a read of the cache one of them overtook is not kept either.
         self._generation = 0
+        self._drops = 0
         self.requests_made = 0
 
     def __repr__(self) -> str:
@@ -103,6 +105,7 @@ class TokenManager:
             self._token, self._fresh_until, self._lease_until = None, 0.0, 0.0
         if token is None:
             self._generation += 1
+        self._drops += 1
         self._refused, self._refused_until = None, 0.0
         self.store.drop(self.tenant_id, token)
 
@@ -124,9 +127,10 @@ class TokenManager:
         now = time.monotonic()
         if self._token is not None and now < self._fresh_until:
             return self._token  # fetched by the greenlet before us
+        generation, drops = self._generation, self._drops
         cached = self.store.get(self.tenant_id)
         if cached is not None and cached.remaining > cached.renew_at(REFRESH_AHEAD):
-            return self._remember(cached)
+            return self._remember(cached, drops)
         if self._refused is not None and now < self._refused_until:
             raise self._refused
         deadline = now + LOCK_WAIT
@@ -134,21 +138,22 @@ class TokenManager:
             asked = time.monotonic()
             owner = self.store.lock(self.tenant_id)
             if owner is not None:
-                return self._fetch_holding(owner, asked)
+                return self._fetch_holding(owner, asked, generation)
             if cached is not None:
-                return self._remember(cached)  # still valid: another shard is renewing it
+                # Still valid: another shard is renewing it.
+                return self._remember(cached, drops)
             gevent.sleep(LOCK_POLL)
+            drops = self._drops
             cached = self.store.get(self.tenant_id)
             if cached is not None:
-                return self._remember(cached)
+                return self._remember(cached, drops)
             if time.monotonic() > deadline:
                 raise TransientError("another shard holds the token lock and no token appeared")
 
-    def _fetch_holding(self, owner: str, locked_at: float) -> str:
+    def _fetch_holding(self, owner: str, locked_at: float, generation: int) -> str:
         """Fetch with the lock ``owner`` taken (asked for at ``locked_at``), then release it: in
         the round trip that stores the token while the lock is surely still ours (one round trip
         less on a tenant's first message), else by compare-and-delete."""
-        generation = self._generation
         try:
             token = self._fetch()
         except BaseException:
@@ -168,7 +173,7 @@ class TokenManager:
             raise
         if not unlock:
             self.store.unlock(self.tenant_id, owner)
-        return self._remember(cached)
+        return self._remember(cached, self._drops)  # fetched after any drop of an older one
 
     def _fetch(self) -> Token:
         creds = self.config.genesys
@@ -185,7 +190,12 @@ class TokenManager:
             )
             raise
 
-    def _remember(self, cached: CachedToken) -> str:
+    def _remember(self, cached: CachedToken, drops: int) -> str:
+        """Keep ``cached`` in memory, unless a drop came while it was read (the read may have
+        preceded the drop): its asker, who asked before the drop, still gets it, but nobody
+        after (no lease: its lease time stays 0)."""
+        if drops != self._drops:
+            return cached.token
         self._token = cached.token
         fresh_for = cached.remaining - cached.renew_at(REFRESH_AHEAD)
         now = time.monotonic()

@@ -159,6 +159,39 @@ def test_a_token_fetched_while_the_credentials_changed_is_not_kept(
     assert len(login.calls) == 2
 
 
+def test_a_token_read_while_the_credentials_changed_is_not_leased_on(
+    services: Services, login: responses.RequestsMock, secret: str
+) -> None:
+    issued = grant(login)
+    start(services, secret).token()  # another shard cached the old client's token
+    manager = start(services, secret)
+    services.redis.execute_command("CLIENT", "PAUSE", "200", "ALL")  # Redis answers later
+    asker = gevent.spawn(manager.token)
+    gevent.sleep(0.05)  # its read of the cached token is on its way
+    manager.configure(config(secrets.token_urlsafe(24), 2), genesys_login_changed=True)
+    try:
+        assert asker.get(timeout=5) == issued[0]  # asked before the change: the old one is its own
+    except TransientError:
+        pass  # Redis ran the drop first: the asker fetched, and kept nothing
+    lease = manager.lease()
+    # The new client's, from Genesys (the last one it issued), leased for long.
+    assert lease.token == issued[-1] != issued[0] and lease.fresh_for > 60
+
+
+def test_a_token_read_while_a_401_dropped_it_is_not_leased_on(
+    services: Services, login: responses.RequestsMock, secret: str
+) -> None:
+    issued = grant(login)
+    start(services, secret).token()  # another shard cached it
+    manager = start(services, secret)
+    services.redis.execute_command("CLIENT", "PAUSE", "200", "ALL")  # Redis answers later
+    asker = gevent.spawn(manager.token)
+    gevent.sleep(0.05)  # its read of the cached token is on its way
+    manager.drop(issued[0])  # Genesys answered 401 to it meanwhile
+    asker.get(timeout=5)
+    assert manager.lease().token == issued[-1] != issued[0]
+
+
 def test_refused_credentials_fail_clearly_without_hammering_genesys(
     services: Services, login: responses.RequestsMock, secret: str
 ) -> None:
