@@ -193,12 +193,11 @@ class AliasCache:
             return None
         return participant
 
-    def put(self, tenant_id: str, alias_key: str, participant: str) -> None:
-        self._entries[(tenant_id, alias_key)] = (
-            participant,
-            time.monotonic(),
-            _rewrites.get(tenant_id, 0),
-        )
+    def put(self, tenant_id: str, alias_key: str, participant: str, rewrites: int) -> None:
+        """``rewrites``: :func:`rewrites_of` the tenant taken before the read or write that
+        answered ``participant`` was sent. A readdress whose writes went out meanwhile (the
+        answer may predate them) then leaves the entry already stale, not fresh."""
+        self._entries[(tenant_id, alias_key)] = (participant, time.monotonic(), rewrites)
 
     def kept(self, tenant_id: str, key: str) -> bool:
         """Whether Redis key ``key`` was found or left in place with its full TTL (an EXPIRE
@@ -214,9 +213,15 @@ class AliasCache:
             return False
         return True
 
-    def keep(self, tenant_id: str, key: str) -> None:
-        """``key`` was just given its full TTL (see :meth:`kept`)."""
-        self._kept[(tenant_id, key)] = (time.monotonic(), _rewrites.get(tenant_id, 0))
+    def keep(self, tenant_id: str, key: str, rewrites: int) -> None:
+        """``key`` was just given its full TTL (see :meth:`kept`); ``rewrites`` as for
+        :meth:`put`."""
+        self._kept[(tenant_id, key)] = (time.monotonic(), rewrites)
+
+
+def rewrites_of(tenant_id: str) -> int:
+    """How many readdresses of the tenant's aliases this process has sent so far."""
+    return _rewrites.get(tenant_id, 0)
 
 
 def _aliases_rewritten(tenant_id: str) -> None:
@@ -280,10 +285,11 @@ class ConversationStore:
         pipe = self.redis.pipeline(transaction=False)
         for alias_key in alias_keys:
             pipe.get(keys.alias(self.tenant_id, alias_key))
+        rewrites = rewrites_of(self.tenant_id)
         found = [_text(v) for v in pipe.execute()]
         for alias_key, participant in zip(alias_keys, found, strict=True):
             if participant:
-                self.aliases.put(self.tenant_id, alias_key, participant)
+                self.aliases.put(self.tenant_id, alias_key, participant, rewrites)
         return next((p for p in found if p), None)
 
     def user_wrote(
@@ -349,20 +355,21 @@ class ConversationStore:
             for _, _, alias in recorded:
                 pipe.expire(alias, ALIAS_TTL)
 
+        rewrites = rewrites_of(self.tenant_id)
         results = self._round_trip(commands, then_start)
         place = len(recorded)
         for (alias_key, owner, alias), was_set, refreshed in zip(
             recorded, results[:place], results[len(results) - place :], strict=True
         ):
             if was_set:  # now the store's entry (a taken one is left as it was)
-                memory.put(tenant, alias_key, owner)
+                memory.put(tenant, alias_key, owner, rewrites)
             if refreshed:  # it exists, with its full TTL
-                memory.keep(tenant, alias)
+                memory.keep(tenant, alias, rewrites)
         menu = results[place] if read_menu else None
         place += int(read_menu) + 1  # HGET, HSET
         if expire:
             if results[place]:
-                memory.keep(tenant, key)
+                memory.keep(tenant, key, rewrites)
             place += 1
         if read_part is not None:
             self._parts[read_part] = _part(results[place])

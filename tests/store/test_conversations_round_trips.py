@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -345,3 +346,41 @@ def test_after_a_readdress_the_aliases_are_written_again(
     assert trips.commands == 2 * 2 + 3  # SET NX + EXPIRE of each alias again
     assert client.get(keys.alias(tid, ALIASES[0])) == b"someone"  # readdressed: kept
     assert client.get(keys.alias(tid, ALIASES[1])) == PHONE.encode()
+
+
+def test_an_alias_answered_before_a_readdress_is_not_remembered_as_fresh(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """Actor B's lookup is answered with the number's previous owner; while B waits for that
+    answer, another actor's readdress of the number is sent and done. B must not remember the
+    answer as newer than the readdress (it would send the user's messages to the previous
+    owner's Genesys thread for ALIAS_CACHE_FOR)."""
+    tid = tenant()
+    number, old_owner, new_owner = "phone:16505559999", "16505550001", "16505550002"
+    redis_client.set(keys.alias(tid, number), old_owner)
+    hooks: list[Any] = []
+
+    class _Pipeline(redis.client.Pipeline):  # type: ignore[type-arg]
+        def execute(self, raise_on_error: bool = True) -> list[Any]:
+            results = super().execute(raise_on_error)
+            while hooks:  # what other greenlets did while this one waited for its answer
+                hooks.pop()()
+            return results
+
+    class _Client(redis.Redis):  # type: ignore[type-arg]
+        def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+            return _Pipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+
+    client = _Client.from_url(redis_url)
+    try:
+        cache = AliasCache()
+        hooks.append(
+            lambda: ConversationStore(redis_client, tid).readdress(
+                new_owner, phone=None, bsuid=None, aliases={number: new_owner}
+            )
+        )
+        assert ConversationStore(client, tid, aliases=cache).known_alias([number]) == old_owner
+        # The next message asks the store again, which has the readdress.
+        assert ConversationStore(client, tid, aliases=cache).known_alias([number]) == new_owner
+    finally:
+        client.close()
