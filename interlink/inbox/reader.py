@@ -58,7 +58,7 @@ class _Ack:
     entry_id: str | None
     tenant: str
     stream: str
-    write: Callable[[Any], None] | None = None  # adds the writes to a pipeline
+    writes: _Writes | None = None
     stored: gevent.event.AsyncResult | None = None
 
 
@@ -122,6 +122,8 @@ class InboxReader:
         self._committing: list[_Ack] = []  # the batch of the round trip under way
         self._ack_script = FastScript(client, _ACK)
         self.cluster = is_cluster(client)
+        # The conversations' writes become arguments as the client's commands would send them.
+        self._encoder = client.get_encoder()
         self._greenlets: list[gevent.Greenlet] = []
         self._stopping = False
         self._dead_since: float | None = None
@@ -189,17 +191,24 @@ class InboxReader:
         does: in one round trip shared with the other entries' (group commit; on a Redis
         Cluster the writes go first, then the acknowledgement). Returns once both are stored,
         so that the conversation's next message finds its writes; at once when ``write`` is None.
-        A failed round trip is retried; raises ``redis.ConnectionError`` only when the reader
-        stops first (the entry then stays pending)."""
+
+        ``write`` runs here, in the caller's greenlet: an argument Redis cannot take (None, a
+        bool) raises ``redis.DataError`` here. A round trip Redis could not serve is retried;
+        a write or acknowledgement Redis refuses for good (a round trip failing twice, then the
+        entry failing alone) raises its ``redis.RedisError`` here, and only here: the entry
+        stays pending (a key of another type is passed over, as it never mends). Raises
+        ``redis.ConnectionError`` when the reader stops first (the entry stays pending)."""
         if write is None:
             self.ack(entry)
             return
         loop = self._greenlets[1] if len(self._greenlets) > 1 else None
         if loop is None or loop.dead:
             raise redis.ConnectionError("the inbox reader is not running")
+        writes = _Writes(self._encoder)  # type: ignore[abstract]  # redis-py 8 declares an attribute it does not use here
+        write(writes)
         stored = gevent.event.AsyncResult()
         stream = entry.stream or self.stream
-        self._acks.put(_Ack(entry.entry_id, entry.tenant_id, stream, write, stored))
+        self._acks.put(_Ack(entry.entry_id, entry.tenant_id, stream, writes, stored))
         stored.get()
 
     def _deliverable(self, tenant_id: str) -> bool:
@@ -353,21 +362,15 @@ class InboxReader:
                 batch = self._committing = [self._acks.get()]
                 while not self._acks.empty() and len(batch) < MAX_ACKS:
                     batch.append(self._acks.get_nowait())
-                for attempt in itertools.count():
-                    try:
-                        self._commit(batch)
-                        break
-                    except redis.RedisError as exc:
-                        # The effects are done; only their record waits for Redis (and the
-                        # conversations whose writes it holds).
-                        if attempt == 0:
-                            log.warning(
-                                "inbox acknowledgement failed; retrying",
-                                extra={"error": type(exc).__name__},
-                            )
-                        gevent.sleep(0.2)
+                failed = self._store(batch, tries=2)
                 self._committing = []
                 for ack in batch:
+                    failure = failed.get(id(ack))
+                    if failure is not None:
+                        # Not acknowledged: pending, offered again after ``redeliver_after``.
+                        if ack.stored is not None:
+                            ack.stored.set_exception(failure)
+                        continue
                     if ack.entry_id is not None:
                         key = ack.entry_id if ack.stream == self.stream else "h:" + ack.entry_id
                         self.inflight.pop(key, None)
@@ -376,8 +379,8 @@ class InboxReader:
                 if len(self.inflight) < self.max_inflight:
                     self._room.set()
         except BaseException:
-            # Stopped (or a bug): whoever waits for writes not stored goes on without them; their
-            # entries stay pending and come back.
+            # Stopped (``_store`` lets no Exception out): whoever waits for writes not stored
+            # goes on without them; their entries stay pending and come back.
             waiting, self._committing = self._committing, []
             while not self._acks.empty():
                 waiting.append(self._acks.get_nowait())
@@ -386,48 +389,110 @@ class InboxReader:
                     ack.stored.set_exception(redis.ConnectionError("the inbox reader stopped"))
             raise
 
+    def _store(self, batch: list[_Ack], *, tries: int) -> dict[int, redis.RedisError]:
+        """Commit ``batch``; the failed entries' errors by ``id`` of their ``_Ack``.
+
+        While Redis cannot serve (no connection, a failover) the round trip is retried as long
+        as it takes: every entry waits alike. Any other error — a write Redis refuses for good
+        (out of memory on a cluster node, a command it rejects), or a bug — after ``tries``
+        attempts: then each entry alone, so that only the one Redis refuses fails and its
+        conversation sees it, while the others of the shard are acknowledged."""
+        for attempt in itertools.count():
+            try:
+                self._commit(batch)
+                return {}
+            except Exception as exc:
+                # The effects are done; only their record waits for Redis (and the
+                # conversations whose writes it holds).
+                if attempt == 0:
+                    log.warning(
+                        "inbox acknowledgement failed; retrying",
+                        extra={"error": type(exc).__name__, "entries": len(batch)},
+                    )
+                if attempt + 1 >= tries and not _unavailable(exc):
+                    if len(batch) > 1:
+                        break
+                    ack = batch[0]
+                    log.error(
+                        "inbox acknowledgement refused; the entry stays pending",
+                        extra={"tenant": ack.tenant, "error": type(exc).__name__},
+                    )
+                    if isinstance(exc, redis.RedisError):
+                        return {id(ack): exc}
+                    return {id(ack): redis.RedisError(f"acknowledgement failed: {type(exc).__name__}")}
+                gevent.sleep(0.2)
+        failed: dict[int, redis.RedisError] = {}
+        for ack in batch:
+            failed.update(self._store([ack], tries=1))
+        return failed
+
     def _commit(self, batch: list[_Ack]) -> None:
         acks = [ack for ack in batch if ack.entry_id is not None]
         ack_keys = [
             k for ack in acks for k in (ack.stream, keys.backlog(self.shard_id, ack.tenant))
         ]
         ids = [ack.entry_id for ack in acks if ack.entry_id is not None]
-        writes = [ack.write for ack in batch if ack.write is not None]
-        if writes and self.cluster:
+        commands = [command for ack in batch if ack.writes for command in ack.writes.commands]
+        if commands and self.cluster:
             # The writes are of the tenants' slots, the acknowledgement of the shard's: no one
             # script holds both. Writes first (one pipeline, each node's part at once), then the
-            # acknowledgement: a write lost leaves its entry pending, never acknowledged.
+            # acknowledgement: a write lost leaves its entry pending, never acknowledged. A key
+            # of another type is passed over, as ack.lua does (no retry mends it).
             pipe = self.redis.pipeline(transaction=False)
-            for write in writes:
-                write(pipe)
-            pipe.execute()
-            writes = []
-        # One script call, one round trip: the writes, then the acknowledgements.
-        taken = _Writes()  # type: ignore[abstract]  # redis-py 8 declares an attribute it does not use here
-        for write in writes:
-            write(taken)
-        if not (acks or taken.names):
+            for command in commands:
+                pipe.execute_command(*command)
+            replies = pipe.execute(raise_on_error=False)
+            refused = [reply for reply in replies if isinstance(reply, Exception)]
+            for error in refused:
+                if not str(error).startswith("WRONGTYPE"):
+                    raise error
+            if refused:
+                log.error(
+                    "conversation writes refused: keys of another type",
+                    extra={"count": len(refused)},
+                )
+            commands = []
+        if not (acks or commands):
             return
-        _, passed = self._ack_script(
-            [*taken.names, *ack_keys], [GROUP, len(taken.names), *taken.args, *ids]
-        )
+        # One script call, one round trip: the writes, then the acknowledgements.
+        names = [command[1] for command in commands]
+        args: list[Any] = [GROUP, len(commands)]
+        for name, _, *rest in commands:
+            args += (len(rest), name, *rest)
+        args += ids
+        _, passed = self._ack_script([*names, *ack_keys], args)
         if passed:
             log.error("conversation writes refused: keys of another type", extra={"count": passed})
 
 
 class _Writes(CoreCommands):
     """Takes down the commands a conversation's writes would send to a pipeline
-    (``pipe.set(...)``), for ack.lua to run: redis-py's own command methods build them."""
+    (``pipe.set(...)``), for ack.lua (or the cluster's pipeline) to run: redis-py's own command
+    methods build them, and ``encoder`` (the client's) turns their arguments into bytes as the
+    client would, raising ``redis.DataError`` for one it would refuse (None, a bool)."""
 
-    def __init__(self) -> None:
-        self.names: list[Any] = []
-        self.args: list[Any] = []
+    def __init__(self, encoder: Any) -> None:
+        self._encode = encoder.encode
+        # Each command: its name, its first key, its further arguments.
+        self.commands: list[tuple[Any, ...]] = []
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
-        name, key, *rest = (repr(a) if isinstance(a, float) else a for a in args)
-        self.names.append(key)
-        self.args += (len(rest), name, *rest)
+        name, key, *rest = args  # a write names a key first
+        self.commands.append((name, *map(self._encode, (key, *rest))))
         return self
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """Redis cannot serve for now (no connection, a failover under way): an error of every
+    entry alike, which a retry mends."""
+    return isinstance(
+        exc,
+        redis.ConnectionError
+        | redis.TimeoutError
+        | redis.exceptions.ClusterDownError
+        | redis.exceptions.TryAgainError
+        | redis.exceptions.ReadOnlyError,
+    )
 
 
 def _text(value: Any) -> str:

@@ -12,6 +12,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import gevent
 import pytest
@@ -147,6 +148,58 @@ def test_a_commit_writes_over_the_tenants_slots_then_acknowledges(cluster: redis
     finally:
         for reader in readers:
             reader.stop()
+
+
+def test_a_write_refused_on_a_cluster_fails_only_its_own_conversation(
+    cluster: redis.Redis,
+) -> None:
+    """On a cluster the writes go as a pipeline: a key of another type is passed over there as
+    ack.lua does, and any other write Redis refuses fails only its own entry's commit, never the
+    other tenants' of the shard."""
+    names = [f"tw-{n}" for n in range(60)]
+    shard = ownership.owner(names[0], SHARDS)
+    wrongtype, refused, good = [t for t in names if ownership.owner(t, SHARDS) == shard][:3]
+    inbox = Inbox(cluster, SHARDS)
+    try:
+        inbox.accept(
+            [Entry(t, "wa.message", {"n": 1}, conversation="u1") for t in (wrongtype, refused, good)]
+        )
+    finally:
+        inbox.close()
+    got: list[Entry] = []
+    reader = InboxReader(cluster, shard, lambda e: got.append(e) or True)
+    reader.start()
+    cluster.set(keys.message_map(wrongtype, "wamid.x"), "x")  # an operator's edit, say
+
+    def run(entry: Entry) -> None:
+        tenant = entry.tenant_id
+        if tenant == refused:
+
+            def write(pipe: Any) -> None:
+                pipe.set(keys.dedupe(tenant, "done", "step"), "1")
+                pipe.execute_command("SET", keys.dedupe(tenant, "done", "x"))  # too few arguments
+
+            reader.commit(entry, write)
+            return
+        store = ConversationStore(cluster, tenant, write_behind=True)
+        store.mark_done("step")
+        store.map_message("wamid.x", "g1", "p1")
+        store.flush(lambda write: reader.commit(entry, write))
+
+    try:
+        wait_for(lambda: len(got) == 3)
+        runs = {entry.tenant_id: gevent.spawn(run, entry) for entry in got}
+        gevent.joinall(list(runs.values()), timeout=10)
+        assert runs[wrongtype].successful() and runs[good].successful()
+        assert isinstance(runs[refused].exception, redis.ResponseError)
+        for tenant in (wrongtype, refused, good):
+            assert cluster.get(keys.dedupe(tenant, "done", "step")) == b"1"
+        assert ConversationStore(cluster, good).mapped("wamid.x")[0] == "g1"
+        assert cluster.get(keys.message_map(wrongtype, "wamid.x")) == b"x"
+        [(_, fields)] = cluster.xrange(keys.inbox(shard))  # the refused one's, pending
+        assert fields[b"t"] == refused.encode()
+    finally:
+        reader.stop()
 
 
 def test_dead_letter_replay(cluster: redis.Redis) -> None:

@@ -1,11 +1,14 @@
+#!lua flags=allow-oom
 -- Store a batch of writes, then acknowledge a batch of entries, each exactly once.
 -- ARGV[1] = the consumer group, ARGV[2] = the number of writes w. Write j (from 1): KEYS[j] = the
 -- key it names first, then in ARGV its number of further arguments, its command, those arguments.
 -- Entry i (from 0): KEYS[w+2i+1..w+2i+2] = stream, tenant backlog counter, and the next ARGV = its
 -- id. An entry is deleted once acknowledged, and its tenant's backlog released.
--- A refused write (out of memory, say) ends the script before any entry is acknowledged: the
--- caller retries. Only a key holding another type (WRONGTYPE), which no retry mends, is passed
--- over. Returns {entries acknowledged, writes passed over}.
+-- allow-oom: at maxmemory (noeviction) the acknowledgements, which free memory, go through, and
+-- so do the few small writes that must go with them.
+-- A refused write ends the script before any entry is acknowledged: the caller retries, then
+-- tries each entry alone. Only a key holding another type (WRONGTYPE), which no retry mends, is
+-- passed over. Returns {entries acknowledged, writes passed over}.
 local group, writes = ARGV[1], tonumber(ARGV[2])
 local a, passed = 3, 0
 for j = 1, writes do
