@@ -253,8 +253,10 @@ class Shard:
             except pykka.Timeout:
                 stopped = False
                 log.error("tenants did not drain before the handover; the shard restarts")
-        if reader is not None:
+        if reader is not None and stopped:
             reader.stop(timeout=self.settings.shutdown_timeout)
+        # Else the late conversations keep the acknowledgements (and the writes going with
+        # them) until ``stop`` has stopped the actors.
         if not stopped:
             self.exit_code = RESTART_EXIT_CODE
             self.request_stop()

@@ -111,9 +111,22 @@ class Conversation(Actor):
                 # The writes still held back go with the acknowledgement, in a round trip shared
                 # with other conversations'; the next message waits for them, as it must see them.
                 store.flush(functools.partial(commit, work))
-            except redis.RedisError:
-                # The inbox stopped first: the message stays pending and comes back.
-                log.warning("message not acknowledged", extra={"tenant": context.tenant_id})
+            except redis.RedisError as exc:
+                # The inbox stopped first (a drain past its deadline), or Redis refused this
+                # entry's writes or acknowledgement: the message stays pending and comes back.
+                log.warning(
+                    "message not acknowledged",
+                    extra={"tenant": context.tenant_id, "error": type(exc).__name__},
+                )
+                try:
+                    # Its done markers at least, as before the acknowledgement carried them:
+                    # the next delivery then skips the calls made.
+                    store.flush()
+                except redis.RedisError as error:
+                    log.warning(
+                        "conversation writes not stored",
+                        extra={"tenant": context.tenant_id, "error": type(error).__name__},
+                    )
         return None
 
     def _handle(self, work: Entry, context: TenantContext) -> ConversationStore:
