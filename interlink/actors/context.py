@@ -2,8 +2,9 @@
 
 The tenant actor builds one :class:`TenantContext` per configuration and swaps it whole on reload;
 a conversation takes the current one when it starts a message and keeps it to the end of that
-message, so every message finishes on the configuration it started with: its Genesys client and
-its WhatsApp sender. What outlives a version is the tenant's: its token manager, its
+attempt, so every attempt finishes on the configuration it started with: its Genesys client and
+its WhatsApp sender (an attempt that failed in a way that may pass is retried on the current
+one, so a rotated credential reaches messages already waiting to be retried). What outlives a version is the tenant's: its token manager, its
 :class:`SendLane` (WhatsApp pacing and concurrency) and its Genesys pacer.
 """
 

@@ -2,7 +2,8 @@
 
 Its state lives in Redis (``interlink.store.conversations``), so the actor is cheap to retire when
 idle and to start again. Each message is carried to the other side by its flow
-(``interlink.actors.flows``) with the tenant configuration it started on; every provider call is
+(``interlink.actors.flows``) with the tenant configuration it started on (a retry, with the one
+of its time); every provider call is
 recorded as done once it succeeds, so a message that is redelivered after a crash skips what
 already happened. A failure that may pass (429, 5xx, a timeout) is retried here, holding the
 conversation's later messages back so order is kept; one that cannot pass becomes a dead letter,
@@ -174,8 +175,7 @@ class Conversation(Actor):
                     # the flow, which skips the steps this store knows are done.
                     store.flush()
                 return None
-            except (TransientError, redis.RedisError, pykka.ActorDeadError) as exc:
-                # pykka.ActorDeadError: the sender is between crash and restart.
+            except (TransientError, redis.RedisError) as exc:
                 reason = f"still failing after {attempt + 1} attempts: {describe(exc)}"
                 if time.monotonic() >= give_up_at:
                     return reason
@@ -190,6 +190,12 @@ class Conversation(Actor):
                     },
                 )
                 gevent.sleep(delay)
+                # The next attempt runs on the tenant's configuration of now: a credential
+                # rotated meanwhile (say, a revoked WhatsApp token) is what it must carry. It
+                # starts the flow over, skipping the steps already done, so nothing mixes two
+                # versions within one attempt.
+                if self.context is not None:
+                    context = self.context() or context
             except AuthError as exc:
                 return f"Genesys refused the tenant's credentials: {describe(exc)}"
             except (GiveUp, PermanentError, MetaError, MappingError) as exc:

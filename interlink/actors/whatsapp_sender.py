@@ -13,8 +13,8 @@ What the tenant's sends share, kept across configuration reloads (:class:`SendLa
   :class:`TransientError`, retried by the conversation).
 
 One :class:`WhatsAppSender` per configuration version, built with the tenant's
-:class:`interlink.actors.context.TenantContext`: a message finishes with the Graph client (number,
-token) it started with. Stopping the tenant closes the lane: sends already going finish in their
+:class:`interlink.actors.context.TenantContext`: an attempt at a message finishes with the Graph
+client (number, token) it started with; a retry takes the current one. Stopping the tenant closes the lane: sends already going finish in their
 conversations (which the tenant waits for, up to its stop timeout); a new one is refused as
 transient, so its entry stays pending for the next owner.
 """
