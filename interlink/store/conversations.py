@@ -44,6 +44,32 @@ return 1
 """
 
 
+# Both status scripts end by folding one part's outcome into its Genesys message's one final
+# receipt (KEYS[2]); before it they set the Lua locals it reads: outcome ('d' delivered, 'f' failed,
+# '' none yet), wamid (the part's), parts (how many the message went out as) and ttl (the receipt
+# hash's). Delivered once every part was delivered, Failed as soon as one failed, whichever comes
+# first, and nothing else after it; ``final`` is the receipt decided, if any.
+_FOLD_RECEIPT = """
+local final = redis.call('HGET', KEYS[2], 'final')
+if not final and outcome ~= '' then
+  redis.call('HSET', KEYS[2], 'p:' .. wamid, outcome)
+  if outcome == 'f' then
+    final = 'Failed'
+  else
+    local delivered = 0
+    local fields = redis.call('HGETALL', KEYS[2])
+    for i = 1, #fields, 2 do
+      if string.sub(fields[i], 1, 2) == 'p:' and fields[i + 1] == 'd' then
+        delivered = delivered + 1
+      end
+    end
+    if delivered >= parts then final = 'Delivered' end
+  end
+  if final then redis.call('HSET', KEYS[2], 'final', final) end
+  redis.call('EXPIRE', KEYS[2], ttl)
+end
+"""
+
 # A Meta status of one part of an agent's message: move the part's state (compare-and-set, as
 # above) and fold its outcome into the Genesys message's one final receipt. KEYS: the part's message
 # map, the Genesys message's receipt hash. ARGV: expected state, new state ('' keeps it), the
@@ -56,25 +82,8 @@ if ARGV[2] ~= '' then
   local current = redis.call('HGET', KEYS[1], 'state') or ''
   if current == ARGV[1] then redis.call('HSET', KEYS[1], 'state', ARGV[2]) end
 end
-local final = redis.call('HGET', KEYS[2], 'final')
-if not final and ARGV[4] ~= '' then
-  redis.call('HSET', KEYS[2], 'p:' .. ARGV[3], ARGV[4])
-  if ARGV[4] == 'f' then
-    final = 'Failed'
-  else
-    local delivered = 0
-    local fields = redis.call('HGETALL', KEYS[2])
-    for i = 1, #fields, 2 do
-      if string.sub(fields[i], 1, 2) == 'p:' and fields[i + 1] == 'd' then
-        delivered = delivered + 1
-      end
-    end
-    if delivered >= tonumber(ARGV[5]) then final = 'Delivered' end
-  end
-  if final then redis.call('HSET', KEYS[2], 'final', final) end
-  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[6]))
-end
-if final and not redis.call('HGET', KEYS[2], 'acked') then return final end
+local outcome, wamid, parts, ttl = ARGV[4], ARGV[3], tonumber(ARGV[5]), tonumber(ARGV[6])
+""" + _FOLD_RECEIPT + """if final and not redis.call('HGET', KEYS[2], 'acked') then return final end
 return false
 """
 
@@ -108,25 +117,8 @@ if new ~= state then
 end
 local parts = tonumber(map[4] or '1') or 1
 if parts < 1 then parts = 1 end
-local final = redis.call('HGET', KEYS[2], 'final')
-if not final and outcome ~= '' then
-  redis.call('HSET', KEYS[2], 'p:' .. ARGV[2], outcome)
-  if outcome == 'f' then
-    final = 'Failed'
-  else
-    local delivered = 0
-    local fields = redis.call('HGETALL', KEYS[2])
-    for i = 1, #fields, 2 do
-      if string.sub(fields[i], 1, 2) == 'p:' and fields[i + 1] == 'd' then
-        delivered = delivered + 1
-      end
-    end
-    if delivered >= parts then final = 'Delivered' end
-  end
-  if final then redis.call('HSET', KEYS[2], 'final', final) end
-  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
-end
-if not final or redis.call('HGET', KEYS[2], 'acked') then final = '' end
+local wamid, ttl = ARGV[2], tonumber(ARGV[3])
+""" + _FOLD_RECEIPT + """if not final or redis.call('HGET', KEYS[2], 'acked') then final = '' end
 return {'ok', final, map[2] or ''}
 """
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import pykka
 import pytest
 import requests
 
+from interlink.actors.conversation import Conversation
+from interlink.actors.supervision import ChildStatus
+from interlink.actors.tree import TreeSpec
 from interlink.actors.whatsapp_sender import SendLane, WhatsAppSender
 from interlink.inbox import Entry, Kind
 from interlink.mapping import read_meta_webhook
@@ -107,3 +112,23 @@ def sender_for(services: Services) -> Iterator[Any]:
     yield make
     for lane in lanes:
         assert lane.in_flight == 0, "a send slot was never given back"
+
+
+@contextmanager
+def conversation(
+    config: TenantConfig, spec: TreeSpec, context: Callable[[], Any], user: str = "16505551234"
+) -> Iterator[pykka.ActorRef[Any]]:
+    """A real conversation actor of ``config``'s tenant for ``user``, taking its tenant context
+    from ``context``; stopped on the way out."""
+    ref = Conversation.start(
+        config,
+        user,
+        spec=spec,
+        tenant=cast(pykka.ActorRef[Any], None),  # not asked while messages are handled
+        status=ChildStatus("conversation"),
+        context=context,
+    )
+    try:
+        yield ref
+    finally:
+        ref.stop()

@@ -7,16 +7,20 @@ import dataclasses
 from collections.abc import Iterator
 from typing import Any, cast
 
-import pykka
 import pytest
 import redis
 import responses
 
-from interlink.actors.conversation import Conversation
-from interlink.actors.supervision import ChildStatus
 from interlink.actors.tree import TreeSpec
 from interlink.services import Services
-from tests.actors.flows.conftest import GENESYS, FakeContext, entry, meta_update, tenant_config
+from tests.actors.flows.conftest import (
+    GENESYS,
+    FakeContext,
+    conversation,
+    entry,
+    meta_update,
+    tenant_config,
+)
 from tests.support.round_trips import RoundTrips, counting_client
 
 
@@ -44,22 +48,12 @@ def test_a_conversation_actor_looks_its_user_up_once(
         services=dataclasses.replace(services, redis=client),
     )
     post = responses.post(f"{GENESYS}/message", json={"id": "gc"})
-    ref = Conversation.start(
-        config,
-        "16505551234",
-        spec=spec,
-        tenant=cast(pykka.ActorRef[Any], None),  # not asked while messages are handled
-        status=ChildStatus("conversation"),
-        context=lambda: cast(Any, context),
-    )
-    try:
-        counts = []
+    counts = []
+    with conversation(config, spec, lambda: cast(Any, context)) as ref:
         for wamid in ("wamid.A1", "wamid.A2", "wamid.A3"):
             before = trips.count
             ref.ask(entry(config, "wa.message", text_from(wamid)))
             counts.append(trips.since(before))
-    finally:
-        ref.stop()
 
     assert post.call_count == 3
     # The lookup, the message with its step, the flush; then no lookup any more.

@@ -7,16 +7,20 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, cast
 
-import pykka
 import redis
 import responses
 
-from interlink.actors.conversation import Conversation
-from interlink.actors.supervision import ChildStatus
 from interlink.actors.tree import TreeSpec
 from interlink.inbox import InboxReader
 from interlink.services import Services
-from tests.actors.flows.conftest import GENESYS, FakeContext, entry, meta_update, tenant_config
+from tests.actors.flows.conftest import (
+    GENESYS,
+    FakeContext,
+    conversation,
+    entry,
+    meta_update,
+    tenant_config,
+)
 
 
 @responses.activate
@@ -32,18 +36,8 @@ def test_a_message_finished_after_the_reader_stopped_is_not_sent_again(
     work = entry(config, "wa.message", meta_update("meta_text.json"))
 
     def handle(spec: TreeSpec) -> None:
-        ref = Conversation.start(
-            config,
-            "16505551234",
-            spec=spec,
-            tenant=cast(pykka.ActorRef[Any], None),  # not asked while messages are handled
-            status=ChildStatus("conversation"),
-            context=lambda: cast(Any, context),
-        )
-        try:
+        with conversation(config, spec, lambda: cast(Any, context)) as ref:
             ref.ask(work, timeout=10)
-        finally:
-            ref.stop()
 
     base = TreeSpec(load_config=lambda tenant_id: config, services=services)
     handle(dataclasses.replace(base, commit=reader.commit))  # "message not acknowledged"

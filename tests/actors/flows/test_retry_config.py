@@ -6,16 +6,20 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-import pykka
 import pytest
 import responses
 
 from interlink.actors import conversation as conversation_module
-from interlink.actors.conversation import Conversation
-from interlink.actors.supervision import ChildStatus
 from interlink.actors.tree import TreeSpec
 from interlink.services import Services
-from tests.actors.flows.conftest import GENESYS, FakeContext, entry, meta_update, tenant_config
+from tests.actors.flows.conftest import (
+    GENESYS,
+    FakeContext,
+    conversation,
+    entry,
+    meta_update,
+    tenant_config,
+)
 
 
 class _Context(FakeContext):
@@ -46,16 +50,7 @@ def test_a_retry_after_a_credential_rotation_carries_the_new_credential(
         return 200, {}, '{"id": "gc"}'
 
     responses.add_callback(responses.POST, f"{GENESYS}/message", callback=genesys)
-    ref = Conversation.start(
-        config,
-        "16505551234",
-        spec=TreeSpec(load_config=lambda tenant_id: config, services=services),
-        tenant=cast(pykka.ActorRef[Any], None),  # not asked while messages are handled
-        status=ChildStatus("conversation"),
-        context=lambda: cast(Any, current[0]),
-    )
-    try:
+    spec = TreeSpec(load_config=lambda tenant_id: config, services=services)
+    with conversation(config, spec, lambda: cast(Any, current[0])) as ref:
         ref.ask(entry(config, "wa.message", meta_update("meta_text.json")), timeout=10)
-    finally:
-        ref.stop()
     assert seen == ["Bearer old-token", "Bearer new-token"]
