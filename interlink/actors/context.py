@@ -39,6 +39,7 @@ class TenantContext:
         self._sender = WhatsAppSender(config, send_lane, session, settings.meta_graph_url)
         self._token: str | None = None
         self._token_until = 0.0
+        self._token_generation = 0
         self.genesys: OpenMessagingClient | None = None
         if config.genesys is not None:
             self.genesys = OpenMessagingClient(
@@ -59,11 +60,20 @@ class TenantContext:
         time), else from the tenant's token manager, in this greenlet. A token another shard
         dropped in Redis is still used here until Genesys answers 401 to it, which drops it here
         too: only the owner shard delivers, so that is at most one refused call per ownership
-        change."""
-        if self._token is not None and time.monotonic() < self._token_until:
+        change. New credentials end the lease at once, here too: a context of the version before
+        (a message that started before the rotation, waiting for its turn at Genesys's pace)
+        would otherwise keep calling with the old client's token until its renewal time."""
+        manager = self._token_manager
+        if (
+            self._token is not None
+            and time.monotonic() < self._token_until
+            and self._token_generation == manager.generation
+        ):
             return self._token
-        lease = self._token_manager.lease()
+        generation = manager.generation
+        lease = manager.lease()
         self._token, self._token_until = lease.token, time.monotonic() + lease.fresh_for
+        self._token_generation = generation
         return lease.token
 
     def drop_token(self, token: str | None) -> None:

@@ -109,6 +109,12 @@ class TokenManager:
         self._refused, self._refused_until = None, 0.0
         self.store.drop(self.tenant_id, token)
 
+    @property
+    def generation(self) -> int:
+        """Counts the drops of whatever was cached (new credentials, ``invalidate-token``): a
+        lease taken under an older one is over, whatever its time said."""
+        return self._generation
+
     def lease(self) -> TokenLease:
         token = self.token()
         return TokenLease(token, max(0.0, self._lease_until - time.monotonic()))

@@ -40,7 +40,7 @@ from interlink.providers.pacing import (
     meta_number_pacer,
     pair_pacer,
 )
-from interlink.tenancy.config import TenantConfig
+from interlink.tenancy.config import TenantConfig, WhatsAppConfig
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ class SendLane:
         self.slots = gevent.lock.BoundedSemaphore(concurrency)
         self.number = _number(config)
         self.rate = _rate(config)
+        self.latest = config  # the newest configuration: its token is what a send carries
         self.number_pacer: Pacer = meta_number_pacer(self.rate, **self._timing)
         self.pair_pacer: KeyedPacer = pair_pacer(burst=PAIR_BURST, **self._timing)
         self.waiting = 0
@@ -85,6 +86,7 @@ class SendLane:
         if number != self.number or rate != self.rate:
             self.number_pacer = meta_number_pacer(rate, **self._timing)
         self.number, self.rate = number, rate
+        self.latest = config
 
     def close(self) -> None:
         """No send starts any more; those going finish in their own greenlets."""
@@ -133,13 +135,15 @@ class WhatsAppSender:
     was sent then).
     """
 
-    __slots__ = ("client", "config", "lane")
+    __slots__ = ("_graph_base", "_rotated", "_session", "client", "config", "lane")
 
     def __init__(
         self, config: TenantConfig, lane: SendLane, session: requests.Session, graph_base: str
     ) -> None:
         self.config = config
         self.lane = lane
+        self._session, self._graph_base = session, graph_base
+        self._rotated: tuple[WhatsAppConfig, GraphClient] | None = None
         whatsapp = config.whatsapp
         self.client: GraphClient | None = None
         if whatsapp is not None:
@@ -159,6 +163,25 @@ class WhatsAppSender:
             raise PermanentError(None, "not.configured", "the tenant has no WhatsApp configuration")
         return self.client
 
+    def _current(self, client: GraphClient) -> GraphClient:
+        """``client``, or the same number's client with the access token of the tenant's newest
+        configuration: a send that waited for its turn (pacing, a slot) across a token rotation
+        must not carry the token the rotation replaced (perhaps because it was revoked)."""
+        mine, latest = self.config.whatsapp, self.lane.latest.whatsapp
+        if mine is None or latest is None or latest.phone_number_id != mine.phone_number_id:
+            return client  # another number is another configuration's business
+        if latest.access_token == mine.access_token:
+            return client
+        rotated = self._rotated
+        if rotated is None or rotated[0] is not latest:
+            rotated = self._rotated = (
+                latest,
+                GraphClient(
+                    self._session, self._graph_base, latest.phone_number_id, latest.access_token
+                ),
+            )
+        return rotated[1]
+
     def send(self, body: Mapping[str, Any], recipient: str) -> str:
         """Send ``body`` (a Graph API message) to ``recipient``; its wamid."""
         client = self._graph()
@@ -170,7 +193,7 @@ class WhatsAppSender:
             lane.enter()
             try:
                 lane.number_pacer.acquire()
-                wamid = send_with_retry(client, body)
+                wamid = send_with_retry(self._current(client), body)
             except MetaError as exc:
                 if exc.kind != "pair_rate" or refusals >= MAX_PAIR_REFUSALS:
                     raise

@@ -257,3 +257,30 @@ def test_the_tenant_context_serves_the_token_from_memory_until_a_drop(
 def redis_reads(services: Services) -> int:
     stats = services.redis.info("commandstats")
     return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("get", "pttl"))
+
+
+def test_new_credentials_end_every_context_lease_at_once(
+    services: Services, login: responses.RequestsMock, secret: str
+) -> None:
+    # A context of the configuration before a rotation (a message started before it, waiting
+    # for its turn at Genesys) must not go on calling with the old client's token.
+    from interlink.actors.context import TenantContext
+    from interlink.actors.whatsapp_sender import SendLane
+
+    issued = grant(login)
+    manager = start(services, secret)
+    old = TenantContext(
+        config(secret),
+        services.settings,
+        token_manager=manager,
+        send_lane=SendLane(config(secret)),
+        genesys_pacer=None,  # type: ignore[arg-type]
+        session=services.http,
+    )
+    first = old.token()
+    rotated = config(secrets.token_urlsafe(24), version=2)
+    manager.configure(rotated, genesys_login_changed=True)
+    second = old.token()
+    assert second != first and issued == [first, second]
+    assert old.token() == second  # leased again, and kept
+    assert len(login.calls) == 2

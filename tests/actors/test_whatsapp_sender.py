@@ -284,3 +284,41 @@ def test_no_secret_in_a_senders_repr() -> None:
     cfg = config()
     text = repr(sender(cfg, SendLane(cfg)))
     assert cfg.whatsapp is not None and cfg.whatsapp.access_token not in text
+
+
+@responses.activate
+def test_a_send_made_after_a_token_rotation_carries_the_new_token() -> None:
+    import dataclasses
+
+    first = config()
+    assert first.whatsapp is not None
+    rotated = dataclasses.replace(
+        first,
+        version=2,
+        whatsapp=dataclasses.replace(first.whatsapp, access_token=secrets.token_urlsafe(16)),
+    )
+    assert rotated.whatsapp is not None
+    lane = SendLane(first)
+    sent = responses.post(SEND, json={"messages": [{"id": "wamid.1"}]})
+    # The sender of the version before the rotation: a message that started on it and was
+    # still waiting for its turn when the tenant's configuration changed.
+    sender = WhatsAppSender(first, lane, requests.Session(), DEFAULT_META_GRAPH_URL)
+    sender.send(BODY, "16505551234")
+    lane.configure(rotated)
+    sender.send(BODY, "16505551234")
+    sender.send(BODY, "16505551234")
+    tokens = [call.request.headers["Authorization"] for call in sent.calls]
+    assert (
+        tokens
+        == [f"Bearer {first.whatsapp.access_token}"]
+        + [f"Bearer {rotated.whatsapp.access_token}"] * 2
+    )
+    # Another number in the newest configuration is not this sender's to use.
+    other = dataclasses.replace(
+        rotated, whatsapp=dataclasses.replace(rotated.whatsapp, phone_number_id="999")
+    )
+    lane.configure(other)
+    sender.send(BODY, "16505551234")
+    assert (
+        sent.calls[-1].request.headers["Authorization"] == f"Bearer {first.whatsapp.access_token}"
+    )
