@@ -6,8 +6,9 @@ idle and to start again. Each message is carried to the other side by its flow
 of its time); every provider call is
 recorded as done once it succeeds, so a message that is redelivered after a crash skips what
 already happened. A failure that may pass (429, 5xx, a timeout) is retried here, holding the
-conversation's later messages back so order is kept; one that cannot pass becomes a dead letter,
-or for an agent's message a ``Failed`` receipt.
+conversation's later messages back so order is kept, for up to ``RETRY_FOR``. One that cannot pass,
+or still fails then, becomes a dead letter; an agent's message becomes a ``Failed`` receipt too,
+so that the agent knows it will not arrive.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import redis
 
 from interlink.actors.actor import Actor, describe
 from interlink.actors.context import TenantContext
-from interlink.actors.flows.agent_message import agent_message
+from interlink.actors.flows.agent_message import agent_message, gave_up
 from interlink.actors.flows.common import FlowContext, GiveUp
 from interlink.actors.flows.customer_message import customer_message
 from interlink.actors.flows.status import status as status_flow
@@ -106,6 +107,7 @@ class Conversation(Actor):
             store = self._handle(work, context)
             commit = self.spec.commit
             if commit is None:
+                store.flush()  # a dead letter's writes (its Failed receipt's record) too
                 self.spec.ack(work)
                 return None
             try:
@@ -140,14 +142,17 @@ class Conversation(Actor):
                 "unknown work kind dropped", extra={"tenant": context.tenant_id, "kind": work.kind}
             )
         else:
-            reason = self._with_retries(flow, context, store, work)
-            if reason is not None:
+            outcome = self._with_retries(flow, context, store, work)
+            if outcome is not None:
+                reason, genesys_answers = outcome
                 log.warning(
                     "dead letter",
                     extra={"tenant": context.tenant_id, "kind": work.kind, "reason": reason},
                 )
                 # Redis failing here raises: the entry stays pending and comes back, not lost.
                 store.dead_letter(work.kind, work.payload, work.conversation, reason)
+                if work.kind == "gc.message" and genesys_answers:
+                    gave_up(context, store, work)
             else:
                 metrics.delivered(work.kind, work.entry_id)
         return store
@@ -158,8 +163,9 @@ class Conversation(Actor):
         context: TenantContext,
         store: ConversationStore,
         work: Entry,
-    ) -> str | None:
-        """Carry one inbox entry through ``flow``; None when done, else the dead letter's reason.
+    ) -> tuple[str, bool] | None:
+        """Carry one inbox entry through ``flow``; None when done, else the dead letter's reason
+        and whether Genesys may still be told (not when it refused the tenant's credentials).
 
         The one rule for a poison entry: whatever ``flow`` raises (an Exception, not a stop of
         the actor) ends as a reason here, so the entry is dead-lettered and acknowledged and the
@@ -178,7 +184,7 @@ class Conversation(Actor):
             except (TransientError, redis.RedisError) as exc:
                 reason = f"still failing after {attempt + 1} attempts: {describe(exc)}"
                 if time.monotonic() >= give_up_at:
-                    return reason
+                    return reason, True
                 delay = backoff(attempt, base=RETRY_BASE, cap=RETRY_CAP)
                 log.info(
                     "retrying",
@@ -197,14 +203,14 @@ class Conversation(Actor):
                 if self.context is not None:
                     context = self.context() or context
             except AuthError as exc:
-                return f"Genesys refused the tenant's credentials: {describe(exc)}"
+                return f"Genesys refused the tenant's credentials: {describe(exc)}", False
             except (GiveUp, PermanentError, MetaError, MappingError) as exc:
-                return describe(exc)
+                return describe(exc), True
             except Exception as exc:
                 metrics.POISON.labels(work.kind).inc()
                 # A bug of ours met by this payload: the type and the start of the message say
                 # which (our messages carry no secrets; payload text is cut short).
-                return f"unexpected {describe(exc)[:UNEXPECTED_REASON]}"
+                return f"unexpected {describe(exc)[:UNEXPECTED_REASON]}", True
         return None  # not reached: the loop ends by returning
 
 

@@ -103,6 +103,7 @@ def test_the_limits_on_the_page_are_the_codes() -> None:
     assert f"A text over {inbound.GENESYS_TEXT_LIMIT} characters" in text
     assert f"at most once per {agent_message.TYPING_INTERVAL:g} s per conversation" in text
     assert f"for up to {conversation.RETRY_FOR:g} s" in text
+    assert f'Failed `GeneralError`, "{agent_message.NOT_SENT}"' in text
     for limit in outbound.MEDIA_LIMITS:
         assert f"≤ {limit.max_bytes // (1024 * 1024)} MB" in text, limit.kind
         if limit.kind != "document":  # documents are named by what they are, not by MIME type

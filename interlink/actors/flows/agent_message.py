@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import redis
 import requests
 
 from interlink.actors.actor import describe
@@ -47,6 +48,7 @@ from interlink.mapping.structured import Rendered, render_structured
 from interlink.providers.errors import (
     MetaError,
     PermanentError,
+    ProviderError,
     SendUncertain,
     TooLarge,
     TransientError,
@@ -64,6 +66,7 @@ OUTSIDE_WINDOW = (
 TYPING_INTERVAL = 5.0  # seconds between two typing indicators of one conversation
 NOTHING_TO_SHOW = "The message has no content WhatsApp can show."
 DOWNLOAD_REFUSED = "Genesys refused the download of an attachment, so it could not be sent."
+NOT_SENT = "The message could not be sent to WhatsApp; it waits for an operator as a dead letter."
 # The field a failure found before or while sending takes among the parts' outcomes in the
 # Genesys message's receipt hash (the parts themselves are named by their wamids).
 UNSENT_PART = "unsent"
@@ -244,6 +247,28 @@ def upload(
         raise DownloadRefused(f"attachment download {how}{where}") from None
     filename = (declared.filename if declared is not None else None) or f"{kind}"
     return sender.upload(data, mime.split(";")[0].strip(), filename)
+
+
+def gave_up(context: FlowContext, store: ConversationStore, work: Entry) -> None:
+    """An agent's message ends as a dead letter (a failure that outlasted its retries, a bug):
+    the agent learns it will not arrive through a ``Failed`` receipt, as for a refusal.
+
+    Best effort: Genesys may be what failed. Nothing is sent when the message already has its
+    final receipt (a refused download, a part that failed before)."""
+    try:
+        notification = parse_genesys_notification(work.payload)
+    except MappingError:
+        return  # refused before anything was sent: Genesys got a 400 for it
+    genesys_id, participant = notification.message_id, notification.user_id
+    if not notification.is_agent_message or genesys_id is None or participant is None:
+        return
+    try:
+        failed(context, store, genesys_id, participant, "GeneralError", NOT_SENT)
+    except (ProviderError, redis.RedisError) as exc:
+        log.warning(
+            "failed receipt not sent",
+            extra={"tenant": context.tenant_id, "error": type(exc).__name__},
+        )
 
 
 def failed(
