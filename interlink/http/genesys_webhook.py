@@ -117,8 +117,12 @@ class GenesysWebhook:
             else:
                 directory.forget_genesys_conversation(conversation_id)
             found = directory.by_genesys_conversation(conversation_id, self._mapping)
-            if found is not None:
+            if found is not None and directory.config(found) is not None:
                 return found, False
+            if found is not None:
+                # A mapping left behind by a deleted tenant (it lives 30 days): the integration
+                # may belong to a new tenant now, whose conversations these are.
+                directory.forget_genesys_conversation(conversation_id)
         for integration_id in route.integration_ids:
             owner = directory.by_integration(integration_id)
             if owner is not None:

@@ -371,6 +371,31 @@ def test_a_deleted_tenant_is_404(
     assert stored(redis_client) == []
 
 
+def test_a_deleted_tenants_conversation_mapping_yields_to_the_integrations_new_owner(
+    client: Client, services: Services, redis_client: redis.Redis, hidden: list[str]
+) -> None:
+    old = add_tenant(services, hidden, "acme")
+    body = sample("genesys_text", old.integration_id)
+    redis_client.set(keys.genesys_conversation(body["conversationId"]), "acme")
+    services.tenants.delete("acme")
+    services.directory.invalidate("acme")
+    # The same Genesys integration, moved to a tenant made afterwards.
+    new = add_tenant(services, hidden, "initech")
+    services.tenants.set_genesys(
+        "initech",
+        client_id="client-initech",
+        client_secret=new.client_secret,
+        region="mypurecloud.ie",
+        integration_id=old.integration_id,
+        webhook_secret=new.webhook_secret,
+    )
+    raw = encode(body)
+    assert post(client, raw, old.webhook_secret).status_code == 401
+    result = post(client, raw, new.webhook_secret)
+    assert (result.status_code, result.json["accepted"]) == (200, 1)
+    assert [work.tenant_id for work in stored(redis_client)] == ["initech"]
+
+
 # -- shapes and sizes ----------------------------------------------------------------------------
 @pytest.mark.parametrize("variant", ["integration", "path"])
 def test_malformed_bodies_are_400(
