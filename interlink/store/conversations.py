@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import redis
 
-from interlink.store import keys
+from interlink.store import keys, multiplex
 from interlink.store.dead_letters import DeadLetters
 from interlink.telemetry.metrics import REPEATED_AFTER_CRASH
 
@@ -274,7 +274,7 @@ class ConversationStore:
         if cached is not None:
             return cached
         # GETs in a pipeline, not an MGET: a user's aliases are in different slots of a cluster.
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = multiplex.pipeline(self.redis)
         for alias_key in alias_keys:
             pipe.get(keys.alias(self.tenant_id, alias_key))
         rewrites = rewrites_of(self.tenant_id)
@@ -393,7 +393,7 @@ class ConversationStore:
         now, at most once per ``interval`` seconds; else None. One round trip: the throttle is
         taken whether or not the user wrote (with nothing to show on, nothing is lost by it)."""
         throttle = keys.dedupe(self.tenant_id, "typing", participant)
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = multiplex.pipeline(self.redis)
         pipe.set(throttle, "1", nx=True, px=int(interval * 1000))
         pipe.hget(keys.conversation(self.tenant_id, participant), "last_wamid")
         taken, wamid = pipe.execute()
@@ -432,7 +432,7 @@ class ConversationStore:
         the new ``phone`` / ``bsuid``. One round trip."""
         key = keys.conversation(self.tenant_id, participant)
         fields: dict[Any, Any] = {k: v for k, v in (("phone", phone), ("bsuid", bsuid)) if v}
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = multiplex.pipeline(self.redis)
         for alias_key, owner in aliases.items():
             pipe.set(keys.alias(self.tenant_id, alias_key), owner, ex=ALIAS_TTL)
         if fields:
@@ -617,7 +617,7 @@ class ConversationStore:
         """One round trip: the writes waiting for one, ``commands``, then, with ``step`` (unless
         known done here), its check ahead. The results of ``commands``."""
         checking = step is not None and step not in self._done
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = multiplex.pipeline(self.redis)
         self._add_waiting(pipe)
         waiting = len(pipe)
         commands(pipe)
@@ -664,7 +664,7 @@ class ConversationStore:
         elif not waiting:
             return
         else:
-            pipe = self.redis.pipeline(transaction=False)
+            pipe = multiplex.pipeline(self.redis)
             self._add_waiting(pipe)
             pipe.execute()
         self._written()

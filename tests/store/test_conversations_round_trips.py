@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis
 
-from interlink.store import keys
+from interlink.store import keys, multiplex
 from interlink.store.conversations import AliasCache, ConversationStore
 from interlink.telemetry.metrics import REPEATED_AFTER_CRASH
 from tests.support.round_trips import RoundTrips, counting_client
@@ -360,18 +360,21 @@ def test_an_alias_answered_before_a_readdress_is_not_remembered_as_fresh(
     redis_client.set(keys.alias(tid, number), old_owner)
     hooks: list[Any] = []
 
-    class _Pipeline(redis.client.Pipeline):  # type: ignore[type-arg]
-        def execute(self, raise_on_error: bool = True) -> list[Any]:
-            results = super().execute(raise_on_error)
+    pool = redis.ConnectionPool.from_url(redis_url)
+    base: Any = pool.connection_class
+
+    class _Connection(base):  # type: ignore[misc, valid-type]
+        def read_response(self, *args: Any, **kwargs: Any) -> Any:
+            response = super().read_response(*args, **kwargs)
             while hooks:  # what other greenlets did while this one waited for its answer
                 hooks.pop()()
-            return results
+            return response
 
-    class _Client(redis.Redis):  # type: ignore[type-arg]
-        def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
-            return _Pipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
-
-    client = _Client.from_url(redis_url)
+    pool.connection_class = _Connection
+    client = redis.Redis(connection_pool=pool)
+    warm = multiplex.pipeline(client)  # connected before the hook is set
+    warm.ping()
+    warm.execute()
     try:
         cache = AliasCache()
         hooks.append(
