@@ -6,12 +6,15 @@ messages' delivery rate, the shard's open sockets (provider connections are pool
 they do not grow with the tenant count) and how long SIGTERM takes.
 
 ``python -m bench.active_tenants`` (``make bench-tenants``); ``make bench`` includes it.
+``BENCH_ACTIVE_PROFILE=DIR`` runs the shard under :mod:`bench.sampled` and writes each direction's
+first messages' collapsed stacks to ``DIR/first-{wa,gc}.collapsed`` (tenant creation excluded).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ from bench import delivery
 
 TENANTS = int(os.environ.get("BENCH_ACTIVE_TENANTS", "10000"))
 RATE = float(os.environ.get("BENCH_ACTIVE_RATE", "500"))
+PROFILE = os.environ.get("BENCH_ACTIVE_PROFILE", "")
 
 
 def open_sockets(pid: int) -> int:
@@ -37,7 +41,12 @@ def open_sockets(pid: int) -> int:
 
 def measure(tenants: int = TENANTS, rate: float = RATE) -> dict[str, Any]:
     made_at = time.monotonic()
-    with delivery.world(tenants=tenants, users=1) as w:
+    profile = Path(PROFILE).resolve() if PROFILE else None
+    if profile is not None:
+        profile.mkdir(parents=True, exist_ok=True)
+        os.environ["BENCH_PROFILE_OUT"] = str(profile / "shard.collapsed")
+    module = "bench.sampled" if profile is not None else "interlink"
+    with delivery.world(tenants=tenants, users=1, shard_module=module) as w:
         pid = w["pid"]
         out: dict[str, Any] = {
             "tenants": tenants,
@@ -46,11 +55,18 @@ def measure(tenants: int = TENANTS, rate: float = RATE) -> dict[str, Any]:
         }
         phases = delivery.Phases(w)
         for direction in ("wa", "gc"):
+            if profile is not None:
+                os.kill(pid, signal.SIGUSR1)  # only this direction's first messages
             row = phases.run(direction, rate, tenants / rate)
+            if profile is not None:
+                os.kill(pid, signal.SIGUSR2)
+                time.sleep(1.0)  # the shard writes between two greenlet switches
+                (profile / "shard.collapsed").replace(profile / f"first-{direction}.collapsed")
             out[direction] = {
                 k: row[k]
                 for k in ("acked", "delivered", "lost", "delivered_per_s", "ack_p99_ms",
-                          "e2e_p99_ms", "cpu_us_per_message")
+                          "e2e_p50_ms", "e2e_p99_ms", "drain_s", "cpu_us_per_message",
+                          "shard_cpu_s", "stand_in_cpu_s")
             }  # fmt: skip
         out["rss_after_mib"] = rss = delivery.rss_mib(pid)
         out["kib_per_active_tenant"] = round(

@@ -9,10 +9,12 @@ needed (which py-spy needs and containers often deny).
 
 import atexit
 import collections
+import gc
 import os
 import runpy
 import signal
 import sys
+import time
 from types import FrameType
 
 _stacks: collections.Counter[str] = collections.Counter()
@@ -33,6 +35,22 @@ def _sample(_signum: int, frame: FrameType | None) -> None:
         _stacks[";".join(reversed(names))] += 1
 
 
+_gc_started = [0.0]
+
+
+def _gc(phase: str, info: dict[str, int]) -> None:
+    """The cyclic collector's time, as a pseudo-stack ``[gc gen N]`` in samples of the timer's
+    rate (a signal arriving during a collection is otherwise charged to whatever frame ran)."""
+    if phase == "start":
+        _gc_started[0] = time.process_time()
+        return
+    spent = time.process_time() - _gc_started[0]
+    _gc_spent[info["generation"]] += spent
+
+
+_gc_spent = [0.0, 0.0, 0.0]
+
+
 def _write() -> None:
     signal.setitimer(signal.ITIMER_PROF, 0)
     _dump()
@@ -40,13 +58,18 @@ def _write() -> None:
 
 def _dump(*_: object) -> None:
     path = os.environ.get("BENCH_PROFILE_OUT", "shard.collapsed")
+    hz = float(os.environ.get("BENCH_PROFILE_HZ", "250"))
     with open(path, "w", encoding="utf-8") as out:
         for stack, count in _stacks.most_common():
             out.write(f"{stack} {count}\n")
+        for generation, spent in enumerate(_gc_spent):
+            if round(spent * hz):
+                out.write(f"[gc gen {generation}] {round(spent * hz)}\n")
 
 
 def _reset(*_: object) -> None:
     _stacks.clear()
+    _gc_spent[:] = [0.0, 0.0, 0.0]
 
 
 if __name__ == "__main__":
@@ -56,6 +79,7 @@ if __name__ == "__main__":
     signal.signal(signal.SIGUSR1, _reset)
     signal.signal(signal.SIGUSR2, _dump)
     signal.setitimer(signal.ITIMER_PROF, interval, interval)
+    gc.callbacks.append(_gc)
     atexit.register(_write)
     sys.argv = ["interlink", *sys.argv[1:]]
     runpy.run_module("interlink", run_name="__main__")
