@@ -134,15 +134,23 @@ class TokenManager:
         if self._token is not None and now < self._fresh_until:
             return self._token  # fetched by the greenlet before us
         generation, drops = self._generation, self._drops
-        cached = self.store.get(self.tenant_id)
-        if cached is not None and cached.remaining > cached.renew_at(REFRESH_AHEAD):
-            return self._remember(cached, drops)
         if self._refused is not None and now < self._refused_until:
+            # Refused credentials are not fetched again for a while: no lock to take.
+            cached = self.store.get(self.tenant_id)
+            if cached is not None and cached.remaining > cached.renew_at(REFRESH_AHEAD):
+                return self._remember(cached, drops)
             raise self._refused
+        # The read and, if the token is missing or due for renewal, the lock: one round trip.
+        asked = now
+        cached, owner = self.store.get_or_lock(self.tenant_id, REFRESH_AHEAD)
+        if (
+            owner is None
+            and cached is not None
+            and cached.remaining > cached.renew_at(REFRESH_AHEAD)
+        ):
+            return self._remember(cached, drops)
         deadline = now + LOCK_WAIT
         while True:
-            asked = time.monotonic()
-            owner = self.store.lock(self.tenant_id)
             if owner is not None:
                 return self._fetch_holding(owner, asked, generation)
             if cached is not None:
@@ -155,6 +163,8 @@ class TokenManager:
                 return self._remember(cached, drops)
             if time.monotonic() > deadline:
                 raise TransientError("another shard holds the token lock and no token appeared")
+            asked = time.monotonic()
+            owner = self.store.lock(self.tenant_id)
 
     def _fetch_holding(self, owner: str, locked_at: float, generation: int) -> str:
         """Fetch with the lock ``owner`` taken (asked for at ``locked_at``), then release it: in

@@ -3,16 +3,24 @@
 The key holds the bare access token and expires ``SAFETY_MARGIN`` seconds before Genesys says the
 token does, so no shard ever sends an expired one. The lock (``SET NX PX``) lets exactly one shard
 fetch a new token while the others wait for the key to appear.
+
+A tenant's first ask (nothing cached yet) reads the token and takes the lock in one round trip
+(:meth:`TokenStore.get_or_lock`, a script); the lock is only taken when the cached token is
+missing or due for renewal, so an ask that finds a good token costs no lock and no release.
 """
 
 from __future__ import annotations
 
 import secrets
+import weakref
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
+from redis.commands.core import Script
 
 from interlink.store import keys
+from interlink.store.connection import is_cluster
 
 SAFETY_MARGIN = 60  # seconds taken off Genesys's expires_in (at most 10% of a short lifetime)
 LOCK_TTL_MS = 15_000  # longer than a token request's timeout: a crashed holder frees it anyway
@@ -21,6 +29,39 @@ LOCK_TTL_MS = 15_000  # longer than a token request's timeout: a crashed holder 
 _DELETE_IF_EQUAL = (
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 )
+
+# The cached token as :meth:`TokenStore.get` reads it; when it is missing or due for renewal
+# (the rule of CachedToken.renew_at: less than min(ARGV[1], a tenth of its lifetime) remains),
+# also SET NX PX the fetch lock. Returns {token or false, pttl, lifetime or false, 1 if locked}.
+_GET_OR_LOCK = """
+local value = redis.call('GET', KEYS[1])
+local pttl = redis.call('PTTL', KEYS[1])
+local lifetime = redis.call('GET', KEYS[2])
+if value and pttl > 0 then
+  local life = tonumber(lifetime) or pttl / 1000
+  if pttl / 1000 > math.min(tonumber(ARGV[1]), life * 0.1) then
+    return {value, pttl, lifetime, 0}
+  end
+end
+if redis.call('SET', KEYS[3], ARGV[2], 'NX', 'PX', ARGV[3]) then
+  return {value, pttl, lifetime, 1}
+end
+return {value, pttl, lifetime, 0}
+"""
+
+# One set of script objects per client, not per tenant: a tenant's first message builds a
+# TokenStore, and hashing the scripts' sources each time is wasted work.
+_SCRIPTS: weakref.WeakKeyDictionary[Any, dict[str, Script]] = weakref.WeakKeyDictionary()
+
+
+def _script(client: Any, source: str) -> Script:
+    scripts = _SCRIPTS.get(client)
+    if scripts is None:
+        scripts = _SCRIPTS[client] = {}
+    script = scripts.get(source)
+    if script is None:
+        script = scripts[source] = client.register_script(source)
+    return script
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +79,9 @@ class CachedToken:
 class TokenStore:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
-        self._delete_if_equal = client.register_script(_DELETE_IF_EQUAL)
+
+    def _delete_if_equal(self, *, keys: list[str], args: list[str]) -> Any:
+        return _script(self.redis, _DELETE_IF_EQUAL)(keys=keys, args=args)
 
     def get(self, tenant_id: str) -> CachedToken | None:
         """The cached token, or None."""
@@ -47,10 +90,30 @@ class TokenStore:
         pipe.pttl(keys.token(tenant_id))
         pipe.get(keys.token_lifetime(tenant_id))
         value, pttl, lifetime = pipe.execute()
-        if value is None or pttl is None or pttl <= 0:
-            return None
-        remaining = pttl / 1000
-        return CachedToken(value.decode(), remaining, float(lifetime or remaining))
+        return _cached(value, pttl, lifetime)
+
+    def get_or_lock(
+        self, tenant_id: str, refresh_ahead: float
+    ) -> tuple[CachedToken | None, str | None]:
+        """The cached token (or None) and, when it is missing or due for renewal (see
+        :meth:`CachedToken.renew_at`), the fetch lock's owner value if this call took it (else
+        None), in one round trip. On a Redis Cluster the three keys may lie in different slots,
+        which a script cannot touch: :meth:`get`, then :meth:`lock` when it is needed."""
+        if is_cluster(self.redis):
+            cached = self.get(tenant_id)
+            if cached is not None and cached.remaining > cached.renew_at(refresh_ahead):
+                return cached, None
+            return cached, self.lock(tenant_id)
+        owner = secrets.token_hex(8)
+        value, pttl, lifetime, locked = _script(self.redis, _GET_OR_LOCK)(
+            keys=[
+                keys.token(tenant_id),
+                keys.token_lifetime(tenant_id),
+                keys.token_lock(tenant_id),
+            ],
+            args=[refresh_ahead, owner, LOCK_TTL_MS],
+        )
+        return _cached(value, pttl, lifetime), (owner if locked else None)
 
     def put(
         self, tenant_id: str, token: str, expires_in: float, *, unlock: bool = False
@@ -93,3 +156,10 @@ class TokenStore:
 
     def locked(self, tenant_id: str) -> bool:
         return bool(self.redis.exists(keys.token_lock(tenant_id)))
+
+
+def _cached(value: Any, pttl: Any, lifetime: Any) -> CachedToken | None:
+    if value is None or pttl is None or pttl <= 0:
+        return None
+    remaining = pttl / 1000
+    return CachedToken(value.decode(), remaining, float(lifetime or remaining))

@@ -21,6 +21,7 @@ from interlink.store import keys
 from interlink.store.tokens import TokenStore
 from interlink.telemetry import metrics
 from interlink.tenancy.config import GenesysCredentials, TenantConfig
+from tests.support.round_trips import counting_client
 
 TOKEN_URL = "https://login.mypurecloud.ie/oauth/token"
 
@@ -94,20 +95,43 @@ def test_one_request_for_many_concurrent_askers_on_two_shards(
         assert text not in caplog.text
 
 
-def test_the_fetch_lock_goes_with_the_token_in_one_round_trip(
+def test_a_first_token_costs_two_round_trips_and_a_cached_one_one_without_the_lock(
+    services: Services, login: responses.RequestsMock, secret: str, redis_url: str
+) -> None:
+    """A tenant's first token: the read and the lock in one round trip, the store and the
+    release in another (a plain DEL, no compare-and-delete of its own). A shard that then finds
+    it cached reads it in one round trip and takes no lock (it would block another's renewal)."""
+    client, trips = counting_client(redis_url)
+    try:
+        issued = grant(login)
+        first = TokenManager(config(secret), TokenStore(client), services.http, services.settings)
+        assert first.token() == issued[0]
+        assert trips.count == 2
+        assert not services.redis.exists(keys.token_lock("acme"))
+        other = TokenManager(config(secret), TokenStore(client), services.http, services.settings)
+        assert other.token() == issued[0]
+        assert trips.count == 3
+        assert not services.redis.exists(keys.token_lock("acme"))
+        assert len(login.calls) == 1
+    finally:
+        client.close()
+
+
+def test_a_token_due_for_renewal_is_renewed_by_the_shard_that_takes_the_lock(
     services: Services, login: responses.RequestsMock, secret: str
 ) -> None:
-    def scripts_run() -> int:
-        stats = services.redis.info("commandstats")
-        return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("eval", "evalsha"))
-
-    grant(login)
-    ref = start(services, secret)
-    before = scripts_run()
-    assert ref.token()
-    # Released by the DEL batched with storing the token, not by a compare-and-delete of its own.
-    assert not services.redis.exists(keys.token_lock("acme"))
-    assert scripts_run() == before
+    issued = grant(login, expires_in=30)  # cached for 27 s, renewed in its last 2.7 s
+    TokenStore(services.redis).put("acme", "old-token", 20)  # 18 s left of a 18 s lifetime
+    services.redis.set(keys.token_lifetime("acme"), "200")  # so 18 s left is due (< 20 s)
+    holder = TokenStore(services.redis)
+    cached, owner = holder.get_or_lock("acme", 120.0)
+    assert cached is not None and cached.token == "old-token" and owner is not None
+    # Another shard meanwhile: the old token is still valid, so it serves it, fetching nothing.
+    assert start(services, secret).token() == "old-token"
+    assert len(login.calls) == 0
+    holder.unlock("acme", owner)
+    assert start(services, secret).token() == issued[0]
+    assert len(login.calls) == 1
 
 
 def test_a_401_drops_the_token_everywhere_and_the_next_ask_fetches_once(

@@ -252,6 +252,13 @@ def test_conversation_state_receipts_and_tokens(cluster: redis.Redis) -> None:
     assert not tokens.locked("acme") and tokens.get("acme") is not None
     tokens.drop("acme")
     assert tokens.get("acme") is None
+    # A first ask: read, then lock (no script over three slots on a cluster).
+    cached, owner = tokens.get_or_lock("acme", 120.0)
+    assert cached is None and owner is not None and tokens.locked("acme")
+    tokens.put("acme", "third-token", 3600, unlock=True)
+    cached, owner = tokens.get_or_lock("acme", 120.0)  # a good token: no lock taken
+    assert cached is not None and cached.token == "third-token" and owner is None
+    assert not tokens.locked("acme")
 
 
 def test_the_shard_count_handover(cluster: redis.Redis) -> None:
