@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -34,7 +35,7 @@ from interlink.actors.messages import (
 )
 from interlink.actors.supervision import Children, ChildStatus
 from interlink.actors.token_manager import TokenManager
-from interlink.actors.tree import TreeSpec, http_session
+from interlink.actors.tree import TreeSpec, first_config, http_session
 from interlink.actors.whatsapp_sender import SendLane
 from interlink.inbox import Entry
 from interlink.providers.pacing import genesys_pacer
@@ -65,7 +66,7 @@ class TenantActor(Actor):
 
     # -- lifecycle ------------------------------------------------------------------------------
     def started(self) -> None:
-        config = self._load_config()
+        config = self._load_config(first_config(self.spec))
         if config is None:
             # Deleted or never created: stop quietly, this is no crash to restart.
             self.status.intended_stop = True
@@ -109,11 +110,15 @@ class TenantActor(Actor):
     def current_context(self) -> TenantContext | None:
         return self.context
 
-    def _load_config(self) -> TenantConfig | None:
-        """Redis may be briefly away (a restart): retry a little before counting it as a crash."""
+    def _load_config(
+        self, load: Callable[[str], TenantConfig | None] | None = None
+    ) -> TenantConfig | None:
+        """Redis may be briefly away (a restart): retry a little before counting it as a crash.
+        ``load``: how (default: the tree's ``load_config``, straight from the store)."""
+        load = load or self.spec.load_config
         for attempt in range(CONFIG_LOAD_ATTEMPTS):
             try:
-                return self.spec.load_config(self.tenant_id)
+                return load(self.tenant_id)
             except (redis.ConnectionError, redis.TimeoutError):
                 if attempt == CONFIG_LOAD_ATTEMPTS - 1:
                     raise

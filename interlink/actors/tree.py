@@ -64,3 +64,21 @@ def http_session(spec: TreeSpec) -> requests.Session:
     from interlink.providers.session import shared_session
 
     return shared_session()
+
+
+def first_config(spec: TreeSpec) -> Callable[[str], TenantConfig | None]:
+    """How a tenant actor reads its configuration when it starts: through the shard's tenant
+    directory (``Services.directory``) when ``load_config`` is the shard's own store, else
+    ``load_config`` (tests that hand a tree their own configuration).
+
+    The webhook that accepted a tenant's first message has just loaded and decrypted the same
+    configuration into the directory; reading Redis again would cost that tenant a round trip
+    and five AES-GCM decryptions more. Hot reload is unchanged: a change event drops the
+    directory's entry before it reaches the supervisor (``Shard._tenant_changed``), so a tree
+    that starts after it reads the new version, and one started before it gets the change
+    through its mailbox, which reloads from Redis itself (``load_config``), never from here."""
+    services = spec.services
+    if services is not None and spec.load_config == services.tenants.load_config:
+        directory_config: Callable[[str], TenantConfig | None] = services.directory.config
+        return directory_config
+    return spec.load_config
