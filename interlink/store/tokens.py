@@ -7,6 +7,10 @@ fetch a new token while the others wait for the key to appear.
 A tenant's first ask (nothing cached yet) reads the token and takes the lock in one round trip
 (:meth:`TokenStore.get_or_lock`, a script); the lock is only taken when the cached token is
 missing or due for renewal, so an ask that finds a good token costs no lock and no release.
+Those reads, the stores and the drops go through the shard's shared store connection
+(:mod:`interlink.store.multiplex`): when thousands of tenants get their first message at once (a
+restart, a burst), theirs share writes and reads instead of a pool loan and a round trip each, in
+the order they were asked (a drop asked after a store is applied after it).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 import redis
 from redis.commands.core import Script
 
-from interlink.store import keys
+from interlink.store import keys, multiplex
 from interlink.store.connection import is_cluster
 
 SAFETY_MARGIN = 60  # seconds taken off Genesys's expires_in (at most 10% of a short lifetime)
@@ -85,7 +89,7 @@ class TokenStore:
 
     def get(self, tenant_id: str) -> CachedToken | None:
         """The cached token, or None."""
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = multiplex.pipeline(self.redis)
         pipe.get(keys.token(tenant_id))
         pipe.pttl(keys.token(tenant_id))
         pipe.get(keys.token_lifetime(tenant_id))
@@ -105,14 +109,12 @@ class TokenStore:
                 return cached, None
             return cached, self.lock(tenant_id)
         owner = secrets.token_hex(8)
-        value, pttl, lifetime, locked = _script(self.redis, _GET_OR_LOCK)(
-            keys=[
-                keys.token(tenant_id),
-                keys.token_lifetime(tenant_id),
-                keys.token_lock(tenant_id),
-            ],
-            args=[refresh_ahead, owner, LOCK_TTL_MS],
-        )
+        names = (keys.token(tenant_id), keys.token_lifetime(tenant_id), keys.token_lock(tenant_id))
+        # EVAL, not EVALSHA: a script object would be loaded through the client's pool; Valkey
+        # keeps the compiled script by its hash, so only the source's bytes are sent again.
+        pipe = multiplex.pipeline(self.redis)
+        pipe.eval(_GET_OR_LOCK, 3, *names, refresh_ahead, owner, LOCK_TTL_MS)
+        ((value, pttl, lifetime, locked),) = pipe.execute()
         return _cached(value, pttl, lifetime), (owner if locked else None)
 
     def put(
@@ -127,7 +129,7 @@ class TokenStore:
         # Not a MULTI: the contract's key name has no hash tag, so on a Redis Cluster the two keys
         # may be in different slots. The lifetime goes first; a reader that finds the token
         # without it (a moment, at expiry) takes the time remaining instead.
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = multiplex.pipeline(self.redis)
         pipe.set(keys.token_lifetime(tenant_id), str(ttl), px=px)
         pipe.set(keys.token(tenant_id), token, px=px)
         if unlock:
@@ -136,20 +138,28 @@ class TokenStore:
         return CachedToken(token, ttl, ttl)
 
     def drop(self, tenant_id: str, token: str | None = None) -> None:
-        """Drop the cached token (only if it is still ``token``, when given)."""
+        """Drop the cached token (only if it is still ``token``, when given), after any store
+        of this shard asked for before it."""
         if token is None:
             # One DEL per key: they may be in different slots of a cluster.
-            self.redis.delete(keys.token(tenant_id))
-            self.redis.delete(keys.token_lifetime(tenant_id))
-        else:
+            pipe = multiplex.pipeline(self.redis)
+            pipe.delete(keys.token(tenant_id))
+            pipe.delete(keys.token_lifetime(tenant_id))
+            pipe.execute()
+        elif is_cluster(self.redis):
             self._delete_if_equal(keys=[keys.token(tenant_id)], args=[token])
+        else:
+            pipe = multiplex.pipeline(self.redis)
+            pipe.eval(_DELETE_IF_EQUAL, 1, keys.token(tenant_id), token)
+            pipe.execute()
 
     def lock(self, tenant_id: str) -> str | None:
         """Try to become the one shard that fetches; returns the lock's owner value or None."""
         owner = secrets.token_hex(8)
-        if self.redis.set(keys.token_lock(tenant_id), owner, nx=True, px=LOCK_TTL_MS):
-            return owner
-        return None
+        pipe = multiplex.pipeline(self.redis)
+        pipe.set(keys.token_lock(tenant_id), owner, nx=True, px=LOCK_TTL_MS)
+        (taken,) = pipe.execute()
+        return owner if taken else None
 
     def unlock(self, tenant_id: str, owner: str) -> None:
         self._delete_if_equal(keys=[keys.token_lock(tenant_id)], args=[owner])

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs
 
 import gevent
 import pytest
+import redis
 import responses
 
 from interlink.actors.token_manager import TokenManager
@@ -308,3 +309,69 @@ def test_new_credentials_end_every_context_lease_at_once(
     assert second != first and issued == [first, second]
     assert old.token() == second  # leased again, and kept
     assert len(login.calls) == 2
+
+
+def tenant_config(tenant_id: str) -> TenantConfig:
+    creds = GenesysCredentials(
+        client_id=f"client-{tenant_id}",
+        client_secret=secrets.token_urlsafe(24),
+        region="mypurecloud.ie",
+        integration_id=f"integration-{tenant_id}",
+        webhook_secret=secrets.token_urlsafe(24),
+    )
+    return TenantConfig(tenant_id=tenant_id, version=1, genesys=creds)
+
+
+def test_the_first_tokens_of_many_tenants_share_round_trips_each_its_own(
+    services: Services, login: responses.RequestsMock, redis_url: str
+) -> None:
+    """A burst of first messages: every tenant fetches its own token (its own client id), and
+    their Redis reads and stores go out together instead of two round trips each."""
+    by_client: dict[str, str] = {}
+
+    def callback(request: Any) -> tuple[int, dict[str, str], str]:
+        client_id = base64.b64decode(request.headers["Authorization"].split()[1]).decode()
+        by_client[client_id.split(":")[0]] = token = secrets.token_urlsafe(32)
+        gevent.sleep(0.01)
+        body = f'{{"access_token": "{token}", "expires_in": 86399}}'
+        return 200, {"Content-Type": "application/json"}, body
+
+    login.add_callback(responses.POST, TOKEN_URL, callback=callback)
+    client, trips = counting_client(redis_url)
+    try:
+        store = TokenStore(client)
+        managers = [
+            TokenManager(tenant_config(f"t{n}"), store, services.http, services.settings)
+            for n in range(40)
+        ]
+        askers = [gevent.spawn(m.token) for m in managers]
+        gevent.joinall(askers, timeout=10, raise_error=True)
+        for manager, asker in zip(managers, askers, strict=True):
+            assert asker.value == by_client[f"client-{manager.tenant_id}"]
+            cached = TokenStore(services.redis).get(manager.tenant_id)
+            assert cached is not None and cached.token == asker.value
+            assert not services.redis.exists(keys.token_lock(manager.tenant_id))
+        assert len(login.calls) == 40
+        assert trips.count <= 20  # 80 one by one
+    finally:
+        client.close()
+
+
+def test_a_failing_command_fails_only_its_own_caller(services: Services) -> None:
+    services.redis.hset(keys.token("broken"), "not", "a string")  # GET answers WRONGTYPE
+    store = TokenStore(services.redis)
+    broken = gevent.spawn(store.get_or_lock, "broken", 120.0)
+    fine = gevent.spawn(store.get_or_lock, "fine", 120.0)
+    gevent.joinall([broken, fine], timeout=5)
+    assert isinstance(broken.exception, redis.ResponseError)
+    cached, owner = fine.value
+    assert cached is None and owner is not None
+
+
+def test_a_drop_after_a_store_is_applied_after_it(services: Services) -> None:
+    store = TokenStore(services.redis)
+    put = gevent.spawn(store.put, "acme", "stored-then-dropped", 3600)
+    drop = gevent.spawn(store.drop, "acme")
+    gevent.joinall([put, drop], timeout=5, raise_error=True)
+    assert not services.redis.exists(keys.token("acme"))
+    assert not services.redis.exists(keys.token_lifetime("acme"))
