@@ -185,3 +185,25 @@ def test_a_read_timeout_is_a_requests_read_timeout() -> None:
         assert not request_not_sent(raised.value)
     finally:
         server.server.stop()
+
+
+def test_with_a_proxy_configured_posts_go_through_requests_and_the_proxy(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("http_proxy", server.url)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    answer = PooledSession().post("http://provider.invalid/m", json={"n": 1}, timeout=5)
+    assert answer.status_code == 200
+    assert isinstance(answer, requests.Response)
+    assert server.requests[0]["line"] == "POST http://provider.invalid/m HTTP/1.1"
+
+
+def test_a_url_the_lean_client_does_not_take_goes_through_requests(server: Server) -> None:
+    """Credentials in the URL: requests sends them as Basic auth; the lean client takes no
+    such URL and nothing reaches the server from it."""
+    url = server.url.replace("http://", "http://user:pw@") + "/m"
+    answer = PooledSession().post(url, json={}, timeout=5)
+    assert isinstance(answer, requests.Response)
+    (sent,) = server.requests
+    assert sent["headers"]["Authorization"] == "Basic dXNlcjpwdw=="
