@@ -50,15 +50,7 @@ class Urllib3Direct(PooledSession):
     ) -> FastResponse:
         end = url.find("/", url.find("//") + 2)
         pool = self._adapter.poolmanager.connection_from_url(url[:end])
-        sent = {
-            "User-Agent": self._user_agent,
-            "Accept-Encoding": "gzip, deflate",
-            "Accept": "*/*",
-            "Connection": "keep-alive",
-            "Content-Type": content_type,
-            **(headers or {}),
-            "Content-Length": str(len(body)),
-        }
+        sent = self.request_headers(headers, content_type, len(body))
         connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
         answer = pool.urlopen(
             "POST",

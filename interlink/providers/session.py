@@ -151,17 +151,23 @@ class PooledSession(requests.Session):
     ) -> FastResponse:
         """POST ``body`` as it is over a kept-alive connection to the host; the answer read
         whole."""
-        sent = {
+        sent = self.request_headers(headers, content_type, len(body))
+        status, fields, content = self._http.post(url, sent, body, timeout)
+        return FastResponse(status, fields, content, url)
+
+    def request_headers(
+        self, headers: dict[str, str] | None, content_type: str, length: int
+    ) -> dict[str, str]:
+        """The header fields of a POST, in the order ``requests`` sends them."""
+        return {
             "User-Agent": self._user_agent,
             "Accept-Encoding": "gzip, deflate",
             "Accept": "*/*",
             "Connection": "keep-alive",
             "Content-Type": content_type,
             **(headers or {}),
-            "Content-Length": str(len(body)),
+            "Content-Length": str(length),
         }
-        status, fields, content = self._http.post(url, sent, body, timeout)
-        return FastResponse(status, fields, content, url)
 
 
 def _plain_auth(auth: Any) -> bool:

@@ -25,6 +25,7 @@ from gevent.server import StreamServer
 
 from interlink.providers.errors import request_not_sent
 from interlink.providers.http11 import MAX_HEAD, Client, Headers
+from tests.support.http_requests import requests_on
 
 SECRET = "Bearer s3cret-token-value"
 OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok":true}'
@@ -58,23 +59,9 @@ class Server:
     def _handle(self, sock: socket.socket, _address: Any) -> None:
         self.connections += 1
         connection = self.connections
-        buffer, served = b"", 0
+        served = 0
         with sock:
-            while True:
-                while b"\r\n\r\n" not in buffer:
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        return
-                    buffer += chunk
-                head, _, buffer = buffer.partition(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    name, _, value = line.partition(b":")
-                    if name.lower() == b"content-length":
-                        length = int(value)
-                while len(buffer) < length:
-                    buffer += sock.recv(65536)
-                body, buffer = buffer[:length], buffer[length:]
+            for head, body in requests_on(sock):
                 self.requests.append((connection, head, body))
                 served += 1
                 answer = self.script(served, head)

@@ -17,6 +17,7 @@ from gevent.server import StreamServer
 
 from interlink.providers.errors import request_not_sent
 from interlink.providers.session import POOL_CONNECTIONS, PooledSession, new_session
+from tests.support.http_requests import requests_on
 
 
 class Server:
@@ -32,21 +33,11 @@ class Server:
         self.server = StreamServer(("127.0.0.1", 0), self._handle)
 
     def _handle(self, sock: socket.socket, address: Any) -> None:
-        buffer, served = b"", 0
+        served = 0
         with sock:
-            while True:
-                while b"\r\n\r\n" not in buffer:
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        return
-                    buffer += chunk
-                head, _, buffer = buffer.partition(b"\r\n\r\n")
+            for head, body in requests_on(sock):
                 lines = head.decode().split("\r\n")
                 headers = dict(line.split(": ", 1) for line in lines[1:])
-                length = int(headers.get("Content-Length", "0"))
-                while len(buffer) < length:
-                    buffer += sock.recv(65536)
-                body, buffer = buffer[:length], buffer[length:]
                 self.requests.append(
                     {"line": lines[0], "headers": headers, "body": body, "port": address[1]}
                 )

@@ -37,36 +37,46 @@ def short_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(conversation_module, "RETRY_CAP", 0.02)
 
 
-def _world(services: Services, redis_client: redis.Redis, sender_for: Any) -> tuple[Any, Any]:
-    config = tenant_config()
-    context = FakeContext(config, services.settings, sender_for(config))
-    ConversationStore(redis_client, config.tenant_id).user_wrote(
-        PARTICIPANT, time.time() - 60, PARTICIPANT, {}
-    )
-    return config, context
+class World:
+    """A tenant whose WhatsApp sends all fail with a 503, and the Genesys receipt endpoint."""
+
+    def __init__(
+        self, services: Services, redis_client: redis.Redis, sender_for: Any, receipts: int
+    ) -> None:
+        self.config = config = tenant_config()
+        self.context = FakeContext(config, services.settings, sender_for(config))
+        ConversationStore(redis_client, config.tenant_id).user_wrote(
+            PARTICIPANT, time.time() - 60, PARTICIPANT, {}, wamid="wamid.IN1"
+        )
+        self.sends = responses.post(
+            GRAPH_SEND, status=503, json={"error": {"message": "down", "code": 2}}
+        )
+        self.receipt = responses.post(f"{GENESYS}/receipt", status=receipts, json={})
+        self.spec = TreeSpec(load_config=lambda tenant_id: config, services=services)
+        self.letters = DeadLetters(redis_client, config.tenant_id)
+
+    def deliver(self, *payloads: dict[str, Any]) -> None:
+        with conversation(self.config, self.spec, lambda: self.context) as ref:
+            for payload in payloads:
+                ref.ask(entry(self.config, "gc.message", payload), timeout=10)
 
 
 @responses.activate
 def test_meta_failing_past_the_retries_fails_the_message_for_the_agent(
     services: Services, redis_client: redis.Redis, sender_for: Any, short_retries: None
 ) -> None:
-    config, context = _world(services, redis_client, sender_for)
-    sends = responses.post(GRAPH_SEND, status=503, json={"error": {"message": "down", "code": 2}})
-    receipt = responses.post(f"{GENESYS}/receipt", json={})
+    world = World(services, redis_client, sender_for, receipts=200)
     notification = load("genesys_text.json")
-    spec = TreeSpec(load_config=lambda tenant_id: config, services=services)
 
-    with conversation(config, spec, lambda: context) as ref:
-        ref.ask(entry(config, "gc.message", notification), timeout=10)
-        # The next message of the conversation: its own dead letter, its own one receipt.
-        ref.ask(entry(config, "gc.message", notification), timeout=10)
+    # The same message twice: its redelivery is its own dead letter, but no second receipt.
+    world.deliver(notification, notification)
 
-    assert sends.call_count >= 2  # retried before giving up
-    assert receipt.call_count == 1  # once per message, not again for its redelivery
-    body = json.loads(receipt.calls[0].request.body)
+    assert world.sends.call_count >= 2  # retried before giving up
+    assert world.receipt.call_count == 1
+    body = json.loads(world.receipt.calls[0].request.body)
     assert body["id"] == notification["id"] and body["status"] == "Failed"
     assert body["reasons"] == [{"code": "GeneralError", "message": NOT_SENT}]
-    letters = DeadLetters(redis_client, config.tenant_id).entries()
+    letters = world.letters.entries()
     assert len(letters) == 2 and "still failing after" in letters[0]["reason"]
 
 
@@ -74,33 +84,9 @@ def test_meta_failing_past_the_retries_fails_the_message_for_the_agent(
 def test_when_genesys_fails_too_the_dead_letter_stays_and_nothing_raises(
     services: Services, redis_client: redis.Redis, sender_for: Any, short_retries: None
 ) -> None:
-    config, context = _world(services, redis_client, sender_for)
-    responses.post(GRAPH_SEND, status=503, json={"error": {"message": "down", "code": 2}})
-    receipt = responses.post(f"{GENESYS}/receipt", status=503, json={})
-    spec = TreeSpec(load_config=lambda tenant_id: config, services=services)
+    world = World(services, redis_client, sender_for, receipts=503)
 
-    with conversation(config, spec, lambda: context) as ref:
-        ref.ask(entry(config, "gc.message", load("genesys_text.json")), timeout=10)
+    world.deliver(load("genesys_text.json"))
 
-    assert receipt.call_count >= 1
-    assert DeadLetters(redis_client, config.tenant_id).count() == 1
-
-
-@responses.activate
-def test_typing_that_fails_past_its_retries_sends_no_receipt(
-    services: Services, redis_client: redis.Redis, sender_for: Any, short_retries: None
-) -> None:
-    config, context = _world(services, redis_client, sender_for)
-    responses.post(GRAPH_SEND, status=503, json={"error": {"message": "down", "code": 2}})
-    receipt = responses.post(f"{GENESYS}/receipt", json={})
-    typing = load("genesys_typing.json")
-    typing["channel"]["to"]["id"] = PARTICIPANT
-    ConversationStore(redis_client, config.tenant_id).user_wrote(
-        PARTICIPANT, time.time() - 60, PARTICIPANT, {}, wamid="wamid.IN1"
-    )
-    spec = TreeSpec(load_config=lambda tenant_id: config, services=services)
-
-    with conversation(config, spec, lambda: context) as ref:
-        ref.ask(entry(config, "gc.message", typing), timeout=10)
-
-    assert receipt.call_count == 0
+    assert world.receipt.call_count >= 1
+    assert world.letters.count() == 1
