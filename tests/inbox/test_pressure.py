@@ -76,3 +76,23 @@ def test_a_hub_that_is_always_late_still_hands_over() -> None:
                 pressure.wait()
     finally:
         pressure.stop()
+
+
+def test_a_trickle_is_not_measured_and_a_flow_is_until_it_calms_down() -> None:
+    pressure = HubPressure(limit=0.5, interval=0.005, window=0.05)
+    pressure.start()
+    try:
+        for _ in range(pressure.burst):  # within one window: still a trickle
+            pressure.wait()
+        assert not pressure.measuring
+        pressure.wait()  # one more: a flow, measured from now on
+        assert pressure.measuring
+        gevent.sleep(0.2)  # nothing more handed over: no timer wakes the hub any more
+        assert not pressure.measuring
+        began = time.perf_counter()
+        pressure.wait()
+        assert time.perf_counter() - began < 0.05
+        assert not pressure.measuring
+    finally:
+        pressure.stop()
+    assert not pressure.measuring
