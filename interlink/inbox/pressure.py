@@ -9,7 +9,8 @@ sleeps a few milliseconds (its lag: the queue of runnable work) and lets the rea
 burst per measurement while the lag is under ``limit``, one while above, the burst growing by
 one while the hub keeps up and halving when it does not (as TCP finds its window). Delivery then
 takes what CPU the front end leaves; a backlog drains once the arrivals fall back. A tenant whose
-provider is slow costs no CPU and does not slow this down (only CPU queues the hub).
+provider is slow costs no CPU and does not slow this down (only CPU queues the hub). The hub's
+other stall of its own making, the cycle collector's full collections, is :mod:`collector`'s.
 """
 
 from __future__ import annotations

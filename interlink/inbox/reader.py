@@ -30,6 +30,7 @@ import msgpack
 import redis
 from redis.commands import CoreCommands
 
+from interlink.inbox import collector
 from interlink.inbox.entry import Entry, decode
 from interlink.inbox.pressure import HubPressure
 from interlink.store import keys
@@ -134,9 +135,15 @@ class InboxReader:
         self.healthy = False
         # Accept before delivery: hand over only while the hub keeps up (pressure.py).
         self.pressure = HubPressure()
+        # Full garbage collections only when the hub can afford them (collector.py).
+        self.collector = collector.SHARED
+        self._collecting = False
 
     def start(self) -> None:
         self.pressure.start()
+        if not self._collecting:
+            self._collecting = True
+            self.collector.start()
         self._greenlets = [gevent.spawn(self._read_loop), gevent.spawn(self._ack_loop)]
         for greenlet in self._greenlets:
             greenlet.link(self._loop_ended)
@@ -156,6 +163,9 @@ class InboxReader:
         """Take no new entries; what is in flight may still be acknowledged."""
         self._stopping = True
         self.pressure.stop()
+        if self._collecting:
+            self._collecting = False
+            self.collector.stop()
         if self._greenlets:
             self._greenlets[0].kill(block=True, timeout=timeout)
 
