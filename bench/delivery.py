@@ -14,6 +14,7 @@ at a time; the stand-in records each message's arrival. Measured per phase:
 - delivered messages per second, out-of-order and duplicate arrivals.
 
 ``python -m bench.delivery`` runs it alone (``make bench-delivery``); ``make bench`` includes it.
+``BENCH_STEADY=0`` leaves out the 200/s and 500/s phases (saturation and 2x only).
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ USERS = int(os.environ.get("BENCH_USERS", "4"))
 SECONDS = float(os.environ.get("BENCH_DELIVERY_SECONDS", "8"))
 DRAIN_TIMEOUT = 120.0
 CLOSE_EVERY = int(os.environ.get("BENCH_CLOSE_EVERY", "100"))  # stand-in keep-alive closes
+# "0": only the saturation and 2x phases of each direction (after the warm-up), for iterating
+# on overload behaviour in a third of the time.
+STEADY = os.environ.get("BENCH_STEADY", "1") != "0"
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -250,7 +254,7 @@ def measure(saturate: bool = True) -> dict[str, Any]:
         results["ceiling"] = ceil = ceiling(w)
         rows: dict[str, Any] = {}
         for direction in ("wa", "gc"):
-            for rate in (200, 500):
+            for rate in (200, 500) if STEADY else ():
                 rows[f"{direction}@{rate}"] = phases.run(direction, rate, SECONDS)
             if saturate:
                 sat = phases.run(direction, 1500, SECONDS)
