@@ -26,10 +26,13 @@ stopped by the last, which gives the process its own thresholds back.
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import time
 
 import gevent
+
+log = logging.getLogger(__name__)
 
 DEFAULT_QUIET_EVERY = 60.0  # seconds between full collections at the least, when quiet
 DEFAULT_EVERY = 600.0  # seconds between full collections at the most, however busy
@@ -85,12 +88,16 @@ class Collector:
                 gc.set_threshold(*self._thresholds)
                 self._thresholds = None
 
-    def collect(self) -> None:
+    def collect(self, reason: str = "asked") -> None:
         """One full collection now."""
         began = time.perf_counter()
-        gc.collect()
+        found = gc.collect()
         self.collections += 1
         self.last_pause = time.perf_counter() - began
+        log.debug(
+            "full garbage collection",
+            extra={"reason": reason, "seconds": round(self.last_pause, 4), "found": found},
+        )
 
     def _run(self) -> None:
         last = time.monotonic()
@@ -104,14 +111,17 @@ class Collector:
             if lag > self.quiet_lag:
                 quiet_since = now
             since = now - last
-            if (
-                since >= self.every
-                or (since >= self.quiet_every and now - quiet_since >= self.quiet_for)
-                or resident() > limit
-            ):
-                self.collect()
-                last = quiet_since = time.monotonic()
-                limit = self._limit()
+            if since >= self.quiet_every and now - quiet_since >= self.quiet_for:
+                reason = "quiet"
+            elif resident() > limit:
+                reason = "grown"
+            elif since >= self.every:
+                reason = "due"
+            else:
+                continue
+            self.collect(reason)
+            last = quiet_since = time.monotonic()
+            limit = self._limit()
 
     def _limit(self) -> float:
         """The resident memory past which the next full collection is due, however busy."""
