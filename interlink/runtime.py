@@ -50,6 +50,7 @@ ADMIN_TOKEN_FILE = "admin-token"
 RESTART_EXIT_CODE = 75
 READER_START_WAIT = 2.0  # seconds the start waits for the shard's stream to be handed over
 SECRET_KEY_FILE = "secret-key"
+YOUNG_COLLECTION = 10_000  # allocations between two collections of the youngest generation
 
 
 class Listener(Protocol):
@@ -110,6 +111,11 @@ class Shard:
     # -- start ----------------------------------------------------------------------------------
     def start(self) -> None:
         settings = self.settings
+        # The cycle collector's youngest generation every 10,000 allocations, not 700: a burst of
+        # tenant trees starting (their first messages) had it collect, and promote, constantly.
+        # Before the inbox reader starts: its collector keeps these for the young generations.
+        _, middle, oldest = gc.get_threshold()
+        gc.set_threshold(YOUNG_COLLECTION, middle, oldest)
         data_dir = settings.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         admin_token = settings.admin_token
@@ -186,6 +192,8 @@ class Shard:
             raise StartupError(
                 f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
             ) from None
+        # What start-up made lives as long as the process: no collection need walk it again.
+        gc.freeze()
         host, port = self.server.address[:2]
         log.info(
             "shard %s/%s listening on http://%s:%s",
