@@ -1,7 +1,7 @@
 """Many active tenants in one shard, through the public contract: ``BENCH_ACTIVE_TENANTS``
 (default 10,000) tenants made with the admin API, then each sends one WhatsApp message (delivered
 to the Genesys stand-in) and receives one agent message (delivered to the Meta stand-in), at
-``BENCH_ACTIVE_RATE`` per second each way. Measured: the shard's RSS before and after, the first
+``BENCH_ACTIVE_RATE`` per second each way (600: above the goal of 500, see RATE). Measured: the shard's RSS before and after, the first
 messages' delivery rate, the shard's open sockets (provider connections are pooled per host, so
 they do not grow with the tenant count) and how long SIGTERM takes.
 
@@ -24,7 +24,9 @@ import requests
 from bench import delivery
 
 TENANTS = int(os.environ.get("BENCH_ACTIVE_TENANTS", "10000"))
-RATE = float(os.environ.get("BENCH_ACTIVE_RATE", "500"))
+# Offered a little above the goal (500/s): the rate measured is delivered / (last arrival - first
+# send), which the drain's tail keeps under the offered rate even when the shard keeps up.
+RATE = float(os.environ.get("BENCH_ACTIVE_RATE", "600"))
 PROFILE = os.environ.get("BENCH_ACTIVE_PROFILE", "")
 
 
@@ -50,6 +52,7 @@ def measure(tenants: int = TENANTS, rate: float = RATE) -> dict[str, Any]:
         pid = w["pid"]
         out: dict[str, Any] = {
             "tenants": tenants,
+            "offered_per_s": rate,
             "created_in_s": round(time.monotonic() - made_at, 1),
             "rss_before_mib": delivery.rss_mib(pid),
         }
@@ -91,7 +94,8 @@ def table(out: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         (f"{n} active tenants: shard RSS", f"{out['rss_after_mib']} MiB", "<= 500 MiB",
          _ok(out["rss_after_mib"] <= 500)),
         ("  memory per active tenant", f"{out['kib_per_active_tenant']} KiB", "-", ""),
-        ("  first messages delivered (slower way)", f"{first}/s", ">= 500/s", _ok(first >= 500)),
+        (f"  first messages delivered (slower way; {out['offered_per_s']:g}/s offered)",
+         f"{first}/s", ">= 500/s", _ok(first >= 500)),
         ("  first messages lost", str(lost), "0", _ok(lost == 0)),
         ("  open sockets (pooled per host)", str(out["open_sockets"]), "-", ""),
         ("  stop the shard", f"{out['stop_s']} s", "<= 5 s", _ok(out["stop_s"] <= 5)),
@@ -105,7 +109,7 @@ def _ok(flag: bool) -> str:
 def main() -> None:
     out = measure()
     for name, value, target, ok in table(out):
-        print(f"{name:<44}  {value:>14}  {target:>10}  {ok}")
+        print(f"{name:<60}  {value:>14}  {target:>10}  {ok}")
     path = Path(__file__).resolve().parent / "active-tenants-results.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"\nwritten to {path}")
