@@ -15,6 +15,7 @@ import redis
 
 from interlink.inbox import InboxReader
 from interlink.inbox.collector import SHARED, UNREACHABLE, Collector, resident
+from tests.support.hub import busy
 
 
 class Node:
@@ -102,15 +103,6 @@ def test_a_quiet_hub_gets_its_full_collection(thresholds: tuple[int, int, int]) 
         assert collector.collections >= 1
     finally:
         collector.stop()
-
-
-def busy(until: float) -> None:
-    """Runnable work of 10 ms a turn: the hub runs late for every other greenlet."""
-    while time.perf_counter() < until:
-        deadline = time.perf_counter() + 0.01
-        while time.perf_counter() < deadline:
-            pass
-        gevent.sleep(0.001)
 
 
 def test_a_busy_hub_waits_for_its_full_collection_until_every(

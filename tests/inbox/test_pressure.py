@@ -7,6 +7,7 @@ import time
 import gevent
 
 from interlink.inbox.pressure import HubPressure
+from tests.support.hub import busy
 
 
 def test_an_idle_hub_hands_over_at_once() -> None:
@@ -37,15 +38,6 @@ def handed_in(pressure: HubPressure, seconds: float) -> int:
 def test_a_queued_hub_holds_the_hand_over_back() -> None:
     pressure = HubPressure(limit=0.002, interval=0.005)
     pressure.start()
-    def busy(until: float) -> None:
-        # Runnable work of 10 ms a turn: the hub runs late for every other greenlet. (It
-        # yields through a timer, as delivery yields through I/O: the hub goes round its loop.)
-        while time.perf_counter() < until:
-            deadline = time.perf_counter() + 0.01
-            while time.perf_counter() < deadline:
-                pass
-            gevent.sleep(0.001)
-
     try:
         gevent.sleep(0.05)
         idle = handed_in(pressure, 0.2)
