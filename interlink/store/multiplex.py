@@ -94,13 +94,13 @@ class Multiplexer:
     def execute(self, commands: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[Any]:
         request = _Request(commands)
         self._unsent.append(request)
-        if len(self._unsent) == 1:
-            # The writer runs once the greenlets made ready in this turn (a batch the inbox
-            # handed out) have added theirs: one write for all of them. Callers never touch the
-            # socket, so one killed while it waits costs nobody else their request.
-            if self._writer is None or self._writer.dead:
-                self._writer = gevent.spawn(self._write_loop)
-            self._unsent_due.set()
+        # The writer runs once the greenlets made ready in this turn (a batch the inbox handed
+        # out) have added theirs: one write for all of them. Callers never touch the socket, so
+        # one killed while it waits costs nobody else their request; a writer killed (a stop)
+        # is replaced by the next request, whatever waits already.
+        if self._writer is None or self._writer.dead:
+            self._writer = gevent.spawn(self._write_loop)
+        self._unsent_due.set()
         replies: list[Any] = request.result.get()
         return replies
 
