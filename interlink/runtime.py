@@ -192,7 +192,9 @@ class Shard:
             raise StartupError(
                 f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
             ) from None
-        # What start-up made lives as long as the process: no collection need walk it again.
+        # What start-up made lives as long as the process: no collection need walk it again
+        # (its garbage collected first, or frozen cycles would be kept for good).
+        gc.collect()
         gc.freeze()
         host, port = self.server.address[:2]
         log.info(

@@ -21,7 +21,6 @@ be made. No message carries a header value, a body or a path (they may hold secr
 
 from __future__ import annotations
 
-import gzip
 import re
 import select
 import socket
@@ -56,8 +55,9 @@ MAX_FIELDS = 100
 """Header fields (or trailer fields) in one response, as ``http.client`` allows."""
 MAX_INTERIM = 16
 """1xx answers skipped before the final one."""
-MAX_BODY = 64 * 1024 * 1024
-"""A provider's answer to a POST is a few hundred bytes; more than this is not an answer."""
+MAX_BODY = 4 * 1024 * 1024
+"""A provider's answer to a POST is a few hundred bytes; more than this, as sent or decoded, is
+not an answer."""
 
 _STATUS = re.compile(r"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: [^\x00-\x08\x0a-\x1f\x7f]*)?")
 # Greedy, stripped after: a lazy value before optional blanks backtracks quadratically.
@@ -111,9 +111,10 @@ class _Broken(Exception):
 class _Origin:
     """One (scheme, host, port): its idle connections, the most recently used last."""
 
-    __slots__ = ("closed", "host", "host_header", "idle", "label", "port", "tls")
+    __slots__ = ("closed", "host", "host_header", "idle", "key", "label", "port", "tls")
 
     def __init__(self, tls: bool, host: str, port: int) -> None:
+        self.key = (tls, host, port)
         self.tls = tls
         self.host = host
         self.port = port
@@ -127,7 +128,7 @@ class _Origin:
 class Client:
     """Kept-alive connections per origin, shared by every caller of :meth:`post`; at most
     ``max_idle`` idle connections per origin (a burst's surplus is closed after use) and at most
-    ``max_origins`` origins pooled (the least recently added one is dropped beyond).
+    ``max_origins`` origins pooled (the least recently used one is dropped beyond).
     ``cafile``: the certificates trusted, ``requests``' bundle unless told (tests)."""
 
     def __init__(self, max_idle: int, max_origins: int, cafile: str | None = None) -> None:
@@ -197,6 +198,10 @@ class Client:
         origin = self._prefixes.get(url[:end])
         if origin is None or origin.closed:
             origin = self._origin(url[:end])
+        else:
+            # The most recently used last: past ``max_origins`` the least recently used goes,
+            # never a busy host for a rare one (a tenant's first token at its login host).
+            self._origins[origin.key] = self._origins.pop(origin.key)
         target = url[end:]
         if target.startswith("?"):
             target = "/" + target
@@ -226,8 +231,10 @@ class Client:
             raise requests.exceptions.InvalidURL("not an http(s) URL this client sends to")
         tls = scheme == "https"
         key = (tls, host.lower(), int(port) if port else (443 if tls else 80))
-        origin = self._origins.get(key)
-        if origin is None:
+        origin = self._origins.pop(key, None)
+        if origin is not None:
+            self._origins[key] = origin  # the most recently used last
+        else:
             while len(self._origins) >= self.max_origins:
                 oldest = next(iter(self._origins))
                 _drop(self._origins.pop(oldest))
@@ -402,7 +409,7 @@ def _fill_until(
 
 def _fill(sock: socket.socket, buf: bytearray, size: int) -> None:
     while len(buf) < size:
-        chunk = sock.recv(max(65536, size - len(buf)))
+        chunk = sock.recv(min(1 << 20, max(65536, size - len(buf))))
         if not chunk:
             raise _Broken("Connection broken: closed mid-body")
         buf += chunk
@@ -446,12 +453,12 @@ def _decode(coding: str | None, content: bytes) -> bytes:
         for name in reversed(coding.lower().split(",")):
             name = name.strip()
             if name in ("gzip", "x-gzip"):
-                content = gzip.decompress(content)
+                content = _inflate(content, 16 + zlib.MAX_WBITS)
             elif name == "deflate":
                 try:
-                    content = zlib.decompress(content)
+                    content = _inflate(content, zlib.MAX_WBITS)
                 except zlib.error:  # raw deflate, as some servers send it
-                    content = zlib.decompress(content, -zlib.MAX_WBITS)
+                    content = _inflate(content, -zlib.MAX_WBITS)
             elif name != "identity":
                 return content
     except (OSError, EOFError, zlib.error):
@@ -477,3 +484,15 @@ def _drop(origin: _Origin) -> None:
     origin.closed = True
     while origin.idle:
         origin.idle.pop().close()
+
+
+def _inflate(content: bytes, wbits: int) -> bytes:
+    """``content`` decompressed, at most ``MAX_BODY`` bytes of it: a few kilobytes of zeros
+    inflate a thousandfold."""
+    inflater = zlib.decompressobj(wbits)
+    out = inflater.decompress(content, MAX_BODY + 1)
+    if len(out) > MAX_BODY or inflater.unconsumed_tail:
+        raise zlib.error("larger than MAX_BODY once decoded")
+    if not inflater.eof:
+        raise zlib.error("cut short")
+    return out

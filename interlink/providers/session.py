@@ -34,7 +34,7 @@ import requests.auth
 from interlink.providers.http11 import Client
 
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
-POOL_HOSTS = 32
+POOL_HOSTS = 64
 """Provider hosts kept pooled per process (Graph, Genesys login and API per region)."""
 POOL_CONNECTIONS = 128
 """Kept-alive connections per host (per origin on the hot path). More may be open at once under

@@ -24,7 +24,7 @@ from cryptography.x509.oid import NameOID
 from gevent.server import StreamServer
 
 from interlink.providers.errors import request_not_sent
-from interlink.providers.http11 import MAX_HEAD, Client, Headers
+from interlink.providers.http11 import MAX_BODY, MAX_HEAD, Client, Headers
 from tests.support.http_requests import requests_on
 
 SECRET = "Bearer s3cret-token-value"
@@ -220,6 +220,20 @@ def test_a_body_that_does_not_decode_is_a_content_decoding_error(serve: Any) -> 
         post(client(), server.url())
 
 
+@pytest.mark.parametrize("coding", [b"gzip", b"deflate"])
+def test_a_body_that_inflates_past_the_bound_is_refused(serve: Any, coding: bytes) -> None:
+    zeros = bytes(MAX_BODY + 1)
+    body = gzip.compress(zeros) if coding == b"gzip" else zlib.compress(zeros)
+    assert len(body) < 10_000  # what the server sends is small
+    server = serve(
+        lambda n, head: b"HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\nContent-Length: %d\r\n\r\n"
+        % (coding, len(body))
+        + body
+    )
+    with pytest.raises(requests.exceptions.ContentDecodingError):
+        post(client(), server.url())
+
+
 def test_interim_answers_are_skipped(serve: Any) -> None:
     early = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
     server = serve(lambda n, head: [early, OK])
@@ -410,6 +424,18 @@ def test_origins_beyond_the_bound_drop_the_oldest(serve: Any) -> None:
     assert len(http._origins) == 4
     post(http, many[0].url())
     assert many[0].used == [1, 2]
+
+
+def test_a_busy_origin_stays_pooled_and_the_least_recently_used_goes(serve: Any) -> None:
+    http = client()  # four origins at most
+    busy, *others = [serve() for _ in range(5)]
+    for server in others:
+        post(http, busy.url())  # used between every other origin's first call
+        post(http, server.url())
+    post(http, busy.url())
+    assert busy.used == [1] * 5  # its connection was never dropped
+    post(http, others[0].url())  # the least recently used, dropped for the fifth origin
+    assert others[0].used == [1, 2]
 
 
 # TLS: a CA of the test's own, and a server certificate for "localhost" it signed.
