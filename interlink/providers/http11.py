@@ -416,9 +416,14 @@ def _fill(sock: socket.socket, buf: bytearray, size: int) -> None:
 
 
 def _read_chunked(sock: socket.socket, buf: bytearray) -> bytes:
-    parts = []
-    at = total = 0
+    # One buffer for the body, and what was read of it dropped as it goes: a body of 1-byte
+    # chunks would otherwise cost a bytes object per byte and keep its framing (6x) in memory.
+    body = bytearray()
+    at = 0
     while True:
+        if at > 65536:
+            del buf[:at]
+            at = 0
         end = _fill_until(sock, buf, b"\r\n", at)
         size_line = _CHUNK_SIZE.fullmatch(buf, at, end)
         if size_line is None:
@@ -427,19 +432,18 @@ def _read_chunked(sock: socket.socket, buf: bytearray) -> bytes:
         at = end + 2
         if size == 0:
             break
-        total += size
-        if total > MAX_BODY:
+        if len(body) + size > MAX_BODY:
             raise _Broken("malformed answer: body too large")
         _fill(sock, buf, at + size + 2)
         if buf[at + size : at + size + 2] != b"\r\n":
             raise _Broken("malformed answer: chunk end")
-        parts.append(bytes(buf[at : at + size]))
+        body += buf[at : at + size]
         at += size + 2
     for _ in range(MAX_FIELDS + 1):  # trailer fields, read and dropped
         end = _fill_until(sock, buf, b"\r\n", at)
         if end == at:
             del buf[: at + 2]
-            return b"".join(parts)
+            return bytes(body)
         at = end + 2
     raise _Broken("malformed answer: too many trailer fields")
 

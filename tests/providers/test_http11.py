@@ -220,6 +220,20 @@ def test_a_body_that_does_not_decode_is_a_content_decoding_error(serve: Any) -> 
         post(client(), server.url())
 
 
+def test_a_body_of_many_tiny_chunks_is_read_whole(serve: Any) -> None:
+    # Past 64 KiB of framing the reader drops what it read: the chunks after that still count.
+    chunks = b"".join(b"1\r\n%c\r\n" % (48 + n % 10) for n in range(30_000))
+    server = serve(
+        lambda n, head: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + chunks
+        + b"0\r\n\r\n"
+    )
+    http = client()
+    assert post(http, server.url())[2] == bytes(48 + n % 10 for n in range(30_000))
+    assert post(http, server.url())[2][:3] == b"012"  # the connection kept its place
+    assert server.used == [1, 1]
+
+
 @pytest.mark.parametrize("coding", [b"gzip", b"deflate"])
 def test_a_body_that_inflates_past_the_bound_is_refused(serve: Any, coding: bytes) -> None:
     zeros = bytes(MAX_BODY + 1)
